@@ -1,0 +1,160 @@
+"""The engine's configuration: typed sections, their defaults, and loading with validation.
+
+The defaults here are the *embedded defaults*: ``config/config.yaml`` restates them for people
+to edit. :func:`load_config` reads a YAML file (or nothing), validates every key, applies the
+environment overrides ``SEAMLESS_DB_PATH`` and ``SEAMLESS_LOG_LEVEL``, and returns one frozen
+:class:`SeamlessConfig` that the kernel hands to components. Nothing else reads config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.config_schema import build, meta, to_dict
+from streams.errors import ConfigError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "config.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineConfig:
+    """Identity and logging of this engine instance."""
+
+    name: str = dataclasses.field(default="seamless-paper", metadata=meta(help="instance name"))
+    log_level: str = dataclasses.field(
+        default="INFO", metadata=meta(choices=LOG_LEVELS, help="log level (env SEAMLESS_LOG_LEVEL)")
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class StorageConfig:
+    """The DuckDB event log and snapshots."""
+
+    db_path: str = dataclasses.field(
+        default="data/runtime/seamless.duckdb",
+        metadata=meta(help="DuckDB file, relative to the working directory (env SEAMLESS_DB_PATH)"),
+    )
+    snapshot_interval_s: float = dataclasses.field(
+        default=300.0, metadata=meta(min=1.0, max=86_400.0, help="seconds between snapshots")
+    )
+    batch_size: int = dataclasses.field(
+        default=5_000, metadata=meta(min=1, max=1_000_000, help="non-critical events per write")
+    )
+    flush_interval_s: float = dataclasses.field(
+        default=0.05,
+        metadata=meta(min=0.001, max=60.0, help="longest wait before a batch is written"),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BusConfig:
+    """The in-process event bus."""
+
+    capacity: int = dataclasses.field(
+        default=100_000,
+        metadata=meta(min=16, max=10_000_000, help="inbox size before back-pressure"),
+    )
+    max_batch: int = dataclasses.field(
+        default=1_024, metadata=meta(min=1, max=100_000, help="events dispatched per group commit")
+    )
+
+
+def _default_owners() -> dict[str, tuple[str, ...]]:
+    return {
+        "engine": ("",),
+        "operator": ("risk", "strategies", "feed", "notes"),
+        "risk": ("risk",),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class StateConfig:
+    """The state store: starting account and who may write which paths."""
+
+    starting_cash: float = dataclasses.field(
+        default=100_000.0, metadata=meta(min=0.0, help="cash deposited on a brand-new log")
+    )
+    view_interval_s: float = dataclasses.field(
+        default=0.5, metadata=meta(min=0.0, max=60.0, help="refresh interval of throttled views")
+    )
+    owners: dict[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=_default_owners,
+        metadata=meta(help="actor -> state path prefixes it may write ('' = everything)"),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SeamlessConfig:
+    """The whole configuration, one section per component."""
+
+    engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)
+    storage: StorageConfig = dataclasses.field(default_factory=StorageConfig)
+    bus: BusConfig = dataclasses.field(default_factory=BusConfig)
+    state: StateConfig = dataclasses.field(default_factory=StateConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain, YAML-ready form of this configuration."""
+        result: dict[str, Any] = to_dict(self)
+        return result
+
+    def config_hash(self) -> str:
+        """A short stable hash of the effective configuration, recorded with every run."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_config(
+    data: Mapping[str, Any] | None, env: Mapping[str, str] | None = None
+) -> SeamlessConfig:
+    """Validate an already-parsed mapping and apply environment overrides."""
+    config = build(SeamlessConfig, data or {})
+    env = os.environ if env is None else env
+    if env.get("SEAMLESS_DB_PATH"):
+        config = dataclasses.replace(
+            config, storage=dataclasses.replace(config.storage, db_path=env["SEAMLESS_DB_PATH"])
+        )
+    if env.get("SEAMLESS_LOG_LEVEL"):
+        level = env["SEAMLESS_LOG_LEVEL"].upper()
+        if level not in LOG_LEVELS:
+            raise ConfigError(
+                f"SEAMLESS_LOG_LEVEL: expected one of {', '.join(LOG_LEVELS)}, got {level!r}"
+            )
+        config = dataclasses.replace(
+            config, engine=dataclasses.replace(config.engine, log_level=level)
+        )
+    return config
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> SeamlessConfig:
+    """Load and validate a YAML config file; ``None`` means the embedded defaults.
+
+    Raises ConfigError naming the file, the key path and the bad value.
+    """
+    if path is None:
+        return parse_config({}, env)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {file}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{file}: the top level must be a mapping, got {type(data).__name__}")
+    try:
+        return parse_config(data, env)
+    except ConfigError as exc:
+        raise ConfigError(f"{file}: {exc}") from exc

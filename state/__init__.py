@@ -1,0 +1,54 @@
+"""The trading state: pure folds over events, schema versions, and the ``StateStore``.
+
+* :mod:`state.model` — the state as an immutable value (:class:`FrozenDict` tree), its shape,
+  :data:`SCHEMA_VERSION`, :func:`initial_state`, :func:`state_to_dict` / :func:`state_from_dict`
+  and :func:`get_path`.
+* :mod:`state.fold` — :func:`apply` (one event) and :func:`replay` (many), pure; one fold per
+  aggregate in :mod:`state.positions`, :mod:`state.account`, :mod:`state.market`,
+  :mod:`state.trading`, :mod:`state.orders` and :mod:`state.values`.
+* :mod:`state.migrations` — :func:`migrate` old snapshot dicts to the current schema.
+* :mod:`state.journal` — the :class:`Journal` port the store makes events durable through, and
+  :class:`MemoryJournal`.
+* :mod:`state.store` — :class:`StateStore`, the single source of truth the dashboard reads.
+
+This package imports only the standard library, ``param`` and ``streams``.
+"""
+
+from state.fold import apply, apply_traced, replay
+from state.journal import Journal, MemoryJournal
+from state.migrations import MIGRATIONS, SchemaVersionError, migrate
+from state.model import (
+    DOMAIN_SECTIONS,
+    SCHEMA_VERSION,
+    FrozenDict,
+    State,
+    StateSchemaError,
+    freeze,
+    get_path,
+    initial_state,
+    state_from_dict,
+    state_to_dict,
+    thaw,
+)
+
+__all__ = [
+    "DOMAIN_SECTIONS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "FrozenDict",
+    "Journal",
+    "MemoryJournal",
+    "SchemaVersionError",
+    "State",
+    "StateSchemaError",
+    "apply",
+    "apply_traced",
+    "freeze",
+    "get_path",
+    "initial_state",
+    "migrate",
+    "replay",
+    "state_from_dict",
+    "state_to_dict",
+    "thaw",
+]

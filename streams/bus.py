@@ -1,0 +1,338 @@
+"""The event bus: Rx Subjects per topic pattern, fed by one dispatcher that alone calls on_next.
+
+Threading model. ``Subject.on_next`` is not thread-safe, so exactly one thread dispatches:
+
+* threaded mode (live): ``publish`` from any thread puts the event into a bounded
+  :class:`~streams.inbox.Inbox`; one dispatcher thread takes batches and dispatches them;
+* synchronous mode (backtests, tests, notebooks): ``publish`` dispatches in the caller's
+  thread before it returns.
+
+In both modes an event published *while* dispatching (a strategy reacting to a tick) is queued
+locally and dispatched after the current round, breadth first, so the order in which events
+are applied is the order in which they were committed.
+
+Before subscribers see a batch, an optional :class:`DispatchHook` (the state store, wired by
+the kernel) commits it to the journal and then applies each event to state: durable before
+visible. Subscribers are isolated: one that raises is counted and reported as an
+``error_raised`` event; every other subscriber still receives every event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+from reactivex.subject import Subject
+
+from streams import topics
+from streams.errors import BusClosed
+from streams.events import ErrorRaised, Event
+from streams.inbox import Inbox
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Event], None]
+
+
+class DispatchHook(Protocol):
+    """What the dispatcher runs around fan-out (implemented by the state store)."""
+
+    def commit(self, events: Sequence[Event]) -> list[Event]:
+        """Make ``events`` durable as needed; return them with ``seq`` set, duplicates removed."""
+        ...
+
+    def apply(self, event: Event) -> None:
+        """Fold one committed event into state, just before subscribers see it."""
+        ...
+
+    def idle(self) -> None:
+        """Called when the dispatcher has nothing left to do (flush throttled views)."""
+        ...
+
+
+@dataclass
+class BusStats:
+    """Counters for health pages and benchmarks (read them from any thread)."""
+
+    published: int = 0
+    dispatched: int = 0
+    duplicates: int = 0
+    subscriber_errors: dict[str, int] = field(default_factory=dict)
+    hook_errors: int = 0
+
+    @property
+    def errors_total(self) -> int:
+        """All subscriber failures counted so far."""
+        return sum(self.subscriber_errors.values())
+
+
+class EventBus:
+    """Publish/subscribe over topic patterns, with Rx observables for composition.
+
+    ``subscribe(pattern, callback)`` and ``observe(pattern)`` take patterns with ``*`` (one
+    segment) and a trailing ``>`` (the rest), e.g. ``fills.*`` or ``data.>``.
+    """
+
+    def __init__(
+        self,
+        *,
+        threaded: bool = True,
+        capacity: int = 100_000,
+        max_batch: int = 1024,
+        hook: DispatchHook | None = None,
+        name: str = "bus",
+    ) -> None:
+        self.name = name
+        self.threaded = threaded
+        self.stats = BusStats()
+        self._hook = hook
+        self._max_batch = max_batch
+        self._inbox = Inbox(capacity)
+        self._subjects: dict[str, Subject[Event]] = {}
+        self._counts: dict[str, int] = {}
+        self._routes: dict[str, tuple[Subject[Event], ...]] = {}
+        self._lock = threading.RLock()  # guards subscription tables, not dispatch
+        self._local: deque[Event] = deque()
+        self._dispatcher_id: int | None = None
+        self._dispatching = False
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._closed = False
+        self._sync_lock = threading.RLock()
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def set_hook(self, hook: DispatchHook | None) -> None:
+        """Install the commit/apply hook; do this before the first publish."""
+        self._hook = hook
+
+    def start(self) -> EventBus:
+        """Start the dispatcher thread (threaded mode); a no-op in synchronous mode."""
+        if self.threaded and self._thread is None:
+            self._running = True
+            self._thread = threading.Thread(
+                target=self._run, name=f"{self.name}-dispatch", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Dispatch what is queued, then stop; later publishes raise :class:`BusClosed`."""
+        if self._closed:
+            return
+        if self.threaded and self._thread is not None:
+            self.join(timeout)
+            self._running = False
+            self._closed = True
+            self._inbox.close()
+            self._thread.join(timeout)
+            self._thread = None
+        self._closed = True
+
+    def __enter__(self) -> EventBus:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def on_dispatch_thread(self) -> bool:
+        """True when called from inside dispatch (the engine thread in threaded mode)."""
+        return self._dispatcher_id == threading.get_ident()
+
+    # -- publishing ----------------------------------------------------------------------
+    def publish(self, event: Event) -> None:
+        """Hand ``event`` to the bus. Safe from any thread; never blocks for long except when
+        the inbox is full and ``event`` may not be conflated (see :mod:`streams.inbox`)."""
+        if self._closed:
+            raise BusClosed(f"bus {self.name!r} is stopped; cannot publish {event.type}")
+        self.stats.published += 1
+        if self._dispatcher_id == threading.get_ident():
+            self._local.append(event)
+            return
+        if self.threaded:
+            if self._thread is None:
+                raise BusClosed(f"bus {self.name!r} is not started; call start() first")
+            try:
+                self._inbox.put(event)
+            except RuntimeError:
+                raise BusClosed(f"bus {self.name!r} is stopped") from None
+            return
+        with self._sync_lock:
+            self._dispatcher_id = threading.get_ident()
+            try:
+                self._dispatch_round([event])
+            finally:
+                self._dispatcher_id = None
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait until everything published so far has been dispatched; False on timeout."""
+        if not self.threaded:
+            return True
+        if self.on_dispatch_thread:
+            raise RuntimeError("join() called from the dispatcher thread would deadlock")
+        return self._inbox.join(timeout)
+
+    # -- subscribing ---------------------------------------------------------------------
+    def subscribe(
+        self, pattern: str, callback: Callback, *, name: str | None = None
+    ) -> abc.DisposableBase:
+        """Call ``callback(event)`` for every event on a topic matching ``pattern``.
+
+        Returns a disposable; ``dispose()`` stops delivery. A callback that raises is isolated.
+        """
+        label: str = name or getattr(callback, "__qualname__", None) or repr(callback)
+
+        def guarded(event: Event) -> None:
+            try:
+                callback(event)
+            except Exception as exc:  # isolation is the point: report, never propagate
+                self._subscriber_failed(label, event, exc)
+
+        subject = self._acquire(pattern)
+        inner = subject.subscribe(on_next=guarded)
+        return Disposable(lambda: self._release(pattern, inner))
+
+    def observe(self, pattern: str, *, name: str | None = None) -> Observable[Event]:
+        """An Observable of the events matching ``pattern``, for Rx composition.
+
+        Each subscriber's ``on_next`` is isolated like a callback subscriber's.
+        """
+        label = name or f"observer:{pattern}"
+
+        def subscribe(
+            observer: abc.ObserverBase[Event], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(event: Event) -> None:
+                try:
+                    observer.on_next(event)
+                except Exception as exc:
+                    self._subscriber_failed(label, event, exc)
+
+            subject = self._acquire(pattern)
+            inner = subject.subscribe(
+                on_next=on_next, on_error=observer.on_error, on_completed=observer.on_completed
+            )
+            return Disposable(lambda: self._release(pattern, inner))
+
+        return reactivex.create(subscribe)
+
+    def subscriber_count(self, pattern: str | None = None) -> int:
+        """How many live subscriptions there are (for one pattern, or in all)."""
+        with self._lock:
+            if pattern is not None:
+                return self._counts.get(pattern, 0)
+            return sum(self._counts.values())
+
+    # -- internals -----------------------------------------------------------------------
+    def _acquire(self, pattern: str) -> Subject[Event]:
+        topics.validate_pattern(pattern)
+        with self._lock:
+            subject = self._subjects.get(pattern)
+            if subject is None:
+                subject = Subject()
+                self._subjects[pattern] = subject
+                self._routes = {}  # copy-on-write: the dispatcher keeps reading the old dict
+            self._counts[pattern] = self._counts.get(pattern, 0) + 1
+            return subject
+
+    def _release(self, pattern: str, inner: abc.DisposableBase) -> None:
+        with self._lock:
+            if self._counts.get(pattern, 0) <= 0:
+                return  # already released: dispose() is idempotent
+            inner.dispose()
+            self._counts[pattern] -= 1
+            if self._counts[pattern] == 0:
+                del self._counts[pattern]
+                del self._subjects[pattern]
+                self._routes = {}
+
+    def _route(self, topic: str) -> tuple[Subject[Event], ...]:
+        routes = self._routes
+        found = routes.get(topic)
+        if found is None:
+            with self._lock:
+                found = tuple(s for p, s in self._subjects.items() if topics.matches(p, topic))
+                if self._routes is routes:
+                    routes[topic] = found
+        return found
+
+    def _run(self) -> None:
+        self._dispatcher_id = threading.get_ident()
+        inbox = self._inbox
+        while self._running or len(inbox):
+            batch = inbox.take(self._max_batch, timeout=0.1)
+            if batch:
+                try:
+                    self._dispatch_round(batch)
+                finally:
+                    inbox.task_done(len(batch))
+            if not len(inbox):
+                self._call_idle()
+
+    def _dispatch_round(self, batch: list[Event]) -> None:
+        local = self._local
+        while True:
+            self._dispatch_batch(batch)
+            if not local:
+                return
+            batch = list(local)
+            local.clear()
+
+    def _dispatch_batch(self, batch: list[Event]) -> None:
+        hook = self._hook
+        if hook is not None:
+            try:
+                committed = hook.commit(batch)
+            except Exception as exc:
+                self.stats.hook_errors += 1
+                log.exception("bus %s: commit failed for %d events", self.name, len(batch))
+                raise exc
+            self.stats.duplicates += len(batch) - len(committed)
+            batch = committed
+        stats = self.stats
+        for event in batch:
+            if hook is not None:
+                hook.apply(event)
+            for subject in self._route(event.topic):
+                subject.on_next(event)
+            stats.dispatched += 1
+        if hook is not None and not self.threaded and not self._local:
+            self._call_idle()
+
+    def _call_idle(self) -> None:
+        hook = self._hook
+        if hook is not None:
+            try:
+                hook.idle()
+            except Exception:
+                self.stats.hook_errors += 1
+                log.exception("bus %s: idle hook failed", self.name)
+
+    def _subscriber_failed(self, label: str, event: Event, exc: Exception) -> None:
+        errors = self.stats.subscriber_errors
+        errors[label] = errors.get(label, 0) + 1
+        log.warning("subscriber %s failed on %s: %r", label, event.type, exc)
+        if isinstance(event, ErrorRaised) and event.component.startswith("subscriber:"):
+            return  # a failure while handling a failure report: count it, do not loop
+        details: dict[str, Any] = {
+            "event_type": event.type,
+            "topic": event.topic,
+            "event_id": event.event_id,
+        }
+        self.publish(
+            ErrorRaised(
+                component=f"subscriber:{label}",
+                message=str(exc) or type(exc).__name__,
+                error_type=type(exc).__name__,
+                details=details,
+                ts_event=event.ts_event,
+                causation_id=event.event_id,
+            )
+        )

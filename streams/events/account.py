@@ -1,0 +1,95 @@
+"""Account and risk events: cash, P&L figures, the daily-loss breach and trading state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from streams import topics
+from streams.events.base import Event
+
+ACTIVE = "active"
+HALTED = "halted"
+REDUCING = "reducing"
+TRADING_STATES = (ACTIVE, HALTED, REDUCING)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class CashAdjusted(Event):
+    """Cash added to or taken from the account outside trading (deposit, fee, reconciliation)."""
+
+    TYPE = "cash_adjusted"
+    CRITICAL = True
+
+    amount: float
+    reason: str = ""
+
+    def default_topic(self) -> str:
+        return topics.PNL
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PnlUpdated(Event):
+    """P&L figures after marking positions to the latest prices (frequent, not critical)."""
+
+    TYPE = "pnl_updated"
+
+    realized: float
+    unrealized: float
+    daily: float
+    equity: float
+    drawdown: float = 0.0
+    max_drawdown: float = 0.0
+
+    def default_topic(self) -> str:
+        return topics.PNL
+
+    def conflation_key(self) -> str | None:
+        return self.topic
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class DailyLossBreached(Event):
+    """Daily P&L fell below the configured limit; ``action`` is what the engine did about it."""
+
+    TYPE = "daily_loss_breached"
+    CRITICAL = True
+
+    daily_pnl: float
+    limit: float
+    action: str
+
+    def default_topic(self) -> str:
+        return topics.RISK
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TradingStateChanged(Event):
+    """Trading became active, halted or reducing-only; ``actor`` is who or what decided."""
+
+    TYPE = "trading_state_changed"
+    CRITICAL = True
+
+    state: str
+    previous: str = ""
+    reason: str = ""
+    actor: str = ""
+
+    def default_topic(self) -> str:
+        return topics.RISK
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class ReconciliationAdjusted(Event):
+    """A difference between engine and broker found at start-up, and the broker's truth taken."""
+
+    TYPE = "reconciliation_adjusted"
+    CRITICAL = True
+
+    symbol: str
+    engine_qty: float
+    broker_qty: float
+    broker_avg_price: float
+    note: str = ""
+
+    def default_topic(self) -> str:
+        return topics.RECONCILIATION
