@@ -1,0 +1,50 @@
+"""Rx operators for consumers: time-based views of fast streams, on an injected clock.
+
+Each operator lives in its own module and is re-exported here. All of them are functions
+that return an operator for ``Observable.pipe`` (``heartbeat``/``heartbeats`` are sources),
+take durations as float seconds or ``timedelta`` (validated when built: a bad value raises
+:class:`~streams.errors.ConfigError`), and take an optional ``scheduler`` that wins over the
+subscriber's (``TestScheduler``/``HistoricalScheduler`` in tests and backtests).
+
+Shared rules: an operator never raises into its source; failures of user callbacks go to
+``on_error``. Emissions are serialized per subscription, so timers on other threads are
+safe. On completion, held values are flushed before ``on_completed``; on error they are
+dropped and the error is forwarded at once.
+
+Operators:
+
+- :func:`throttled` -- at most one value per interval, first at once, and the latest held
+  value always emitted at the end of its window (leading + trailing throttle).
+  For P&L every 5 s.
+- :func:`sampled` -- the latest value on a fixed clock grid, only if something new arrived.
+- :func:`debounced` -- emit when a burst goes quiet; ``max_wait`` caps how long a value is
+  held so a never-ending flood still updates.
+- :func:`conflate_latest` -- per interval, the latest value of each key (e.g. symbol), one by
+  one in first-arrival key order; ``on_conflated`` / :class:`ConflationCounter` count drops.
+- :func:`staleness` -- FRESH/STALE status changes (:class:`Staleness`) for a stale badge.
+- :func:`heartbeat` / :func:`heartbeats` -- periodic beats / ``Heartbeat`` events on the
+  injected clock.
+"""
+
+from __future__ import annotations
+
+from streams.operators._common import Interval
+from streams.operators._conflate_latest import ConflationCounter, conflate_latest
+from streams.operators._debounced import debounced
+from streams.operators._heartbeat import heartbeat, heartbeats
+from streams.operators._sampled import sampled
+from streams.operators._staleness import Staleness, staleness
+from streams.operators._throttled import throttled
+
+__all__ = [
+    "ConflationCounter",
+    "Interval",
+    "Staleness",
+    "conflate_latest",
+    "debounced",
+    "heartbeat",
+    "heartbeats",
+    "sampled",
+    "staleness",
+    "throttled",
+]
