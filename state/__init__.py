@@ -9,7 +9,8 @@
 * :mod:`state.migrations` — :func:`migrate` old snapshot dicts to the current schema.
 * :mod:`state.journal` — the :class:`Journal` port the store makes events durable through, and
   :class:`MemoryJournal`.
-* :mod:`state.store` — :class:`StateStore`, the single source of truth the dashboard reads.
+* :mod:`state.store` — :class:`StateStore`, the single source of truth the dashboard reads;
+  path subscriptions live in :mod:`state.subscriptions`.
 
 This package imports only the standard library, ``param`` and ``streams``.
 """
@@ -30,6 +31,8 @@ from state.model import (
     state_to_dict,
     thaw,
 )
+from state.store import StateStore
+from state.subscriptions import Subscription
 
 __all__ = [
     "DOMAIN_SECTIONS",
@@ -41,6 +44,8 @@ __all__ = [
     "SchemaVersionError",
     "State",
     "StateSchemaError",
+    "StateStore",
+    "Subscription",
     "apply",
     "apply_traced",
     "freeze",
