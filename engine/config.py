@@ -18,7 +18,11 @@ from typing import Any
 
 import yaml
 
+from engine.broker import BrokerConfig
 from engine.config_schema import build, meta, to_dict
+from engine.dashboard_config import DashboardConfig
+from engine.pnl import PnlConfig
+from engine.risk import RiskConfig
 from streams.errors import ConfigError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -92,6 +96,86 @@ class StateConfig:
     )
 
 
+FEED_KINDS = ("sample", "csv", "parquet", "synthetic", "websocket", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedConfig:
+    """Where live market data comes from."""
+
+    kind: str = dataclasses.field(
+        default="sample",
+        metadata=meta(choices=FEED_KINDS, help="sample = real daily bars from bokeh-sampledata"),
+    )
+    symbols: tuple[str, ...] = dataclasses.field(
+        default=("AAPL", "MSFT", "GOOG", "IBM"), metadata=meta(help="symbols to feed and accept")
+    )
+    path: str = dataclasses.field(
+        default="", metadata=meta(help="file for csv/parquet (bars: timestamp,open,high,low,close)")
+    )
+    speed: float = dataclasses.field(
+        default=172_800.0,
+        metadata=meta(min=0.0, help="replay speed x real time (172800 = 2 daily bars/s); 0 = max"),
+    )
+    loop: bool = dataclasses.field(
+        default=True, metadata=meta(help="replay again from the start (time keeps increasing)")
+    )
+    rate: float = dataclasses.field(
+        default=20.0, metadata=meta(min=0.0, help="synthetic ticks per second (0 = max)")
+    )
+    seed: int = dataclasses.field(default=7, metadata=meta(help="synthetic feed seed"))
+    url: str = dataclasses.field(default="", metadata=meta(help="websocket feed URL"))
+    stale_after_s: float = dataclasses.field(
+        default=10.0, metadata=meta(min=0.1, help="feed counted stale after this long quiet")
+    )
+
+
+def _default_strategies() -> tuple[StrategyConfig, ...]:
+    return (
+        StrategyConfig(
+            name="sma_aapl",
+            strategy="sma_crossover",
+            symbols=("AAPL",),
+            params={"fast": 10, "slow": 30, "qty": 100.0},
+        ),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyConfig:
+    """One strategy instance: a class (short name or dotted path), its symbols and parameters."""
+
+    name: str = dataclasses.field(default="strategy", metadata=meta(help="unique name"))
+    strategy: str = dataclasses.field(
+        default="sma_crossover",
+        metadata=meta(help="sma_crossover, zscore or a dotted path package.module.Class"),
+    )
+    symbols: tuple[str, ...] = dataclasses.field(default=(), metadata=meta(help="symbols traded"))
+    params: dict[str, Any] = dataclasses.field(
+        default_factory=dict, metadata=meta(help="parameters, validated by the strategy's param")
+    )
+
+
+def _default_operators() -> tuple[str, ...]:
+    return ("engine", "operator", "cli", "risk")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    """The live runner: heartbeats, autostart and who may command it."""
+
+    heartbeat_interval_s: float = dataclasses.field(
+        default=1.0, metadata=meta(min=0.05, max=3_600.0, help="seconds between heartbeats")
+    )
+    autostart: bool = dataclasses.field(
+        default=True, metadata=meta(help="start trading when the engine starts")
+    )
+    operators: tuple[str, ...] = dataclasses.field(
+        default_factory=_default_operators,
+        metadata=meta(help="actors allowed to command the runner (the dashboard adds its users)"),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class SeamlessConfig:
     """The whole configuration, one section per component."""
@@ -100,6 +184,13 @@ class SeamlessConfig:
     storage: StorageConfig = dataclasses.field(default_factory=StorageConfig)
     bus: BusConfig = dataclasses.field(default_factory=BusConfig)
     state: StateConfig = dataclasses.field(default_factory=StateConfig)
+    feed: FeedConfig = dataclasses.field(default_factory=FeedConfig)
+    strategies: tuple[StrategyConfig, ...] = dataclasses.field(default_factory=_default_strategies)
+    broker: BrokerConfig = dataclasses.field(default_factory=BrokerConfig)
+    risk: RiskConfig = dataclasses.field(default_factory=RiskConfig)
+    pnl: PnlConfig = dataclasses.field(default_factory=PnlConfig)
+    runner: RunnerConfig = dataclasses.field(default_factory=RunnerConfig)
+    dashboard: DashboardConfig = dataclasses.field(default_factory=DashboardConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML-ready form of this configuration."""

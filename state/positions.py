@@ -63,19 +63,16 @@ def apply_trade(state: State, event: TradeExecuted) -> dict[str, Any]:
 
 
 def apply_position_updated(state: State, event: PositionUpdated) -> dict[str, Any]:
-    """Set the position to the carried values (idempotent confirmation after a fill)."""
-    pos = FrozenDict(
-        qty=float(event.qty),
-        avg_price=float(event.avg_price),
-        realized_pnl=float(event.realized_pnl),
-    )
-    return {"positions": assoc(state["positions"], event.symbol, pos)}
+    """A notification derived from the state after a fill: it changes nothing.
+
+    Positions move only with fills and reconciliation. Setting them from this event would wind
+    a position back when two fills of one symbol are applied before their notifications."""
+    return {}
 
 
 def apply_position_closed(state: State, event: PositionClosed) -> dict[str, Any]:
-    """The position is flat; ``realized_pnl`` becomes the event's lifetime total."""
-    pos = FrozenDict(qty=0.0, avg_price=0.0, realized_pnl=float(event.realized_pnl))
-    return {"positions": assoc(state["positions"], event.symbol, pos)}
+    """A notification that a fill took the position to zero: it changes nothing (see above)."""
+    return {}
 
 
 def apply_reconciliation(state: State, event: ReconciliationAdjusted) -> dict[str, Any]:

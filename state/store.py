@@ -103,6 +103,8 @@ class StateStore(param.Parameterized):
         owners: Mapping[str, Sequence[str]] | None = None,
         initial: State | Mapping[str, Any] | None = None,
         view_interval_s: float = 0.5,
+        live_views: bool = True,
+        durable_before_visible: bool = True,
         publish: Callable[[Event], Any] | None = None,
         on_error: ErrorHook | None = None,
         **params: Any,
@@ -116,6 +118,8 @@ class StateStore(param.Parameterized):
         self._publish = publish
         self._on_error = on_error
         self._interval_ns = int(view_interval_s * 1e9)
+        self._live_views = live_views
+        self._durable_before_visible = durable_before_visible
         self._subscriptions = SubscriptionRegistry(self._report)
         self.subscriber_errors = 0
         # (state, version): one reference, swapped whole so readers never see a mix.
@@ -262,7 +266,7 @@ class StateStore(param.Parameterized):
             stored.append(kept)
             if kept.critical:
                 critical_seq = kept.seq
-        if critical_seq:
+        if critical_seq and self._durable_before_visible:
             self._journal.wait_durable(critical_seq)
         return stored
 
@@ -277,6 +281,8 @@ class StateStore(param.Parameterized):
 
         The threaded bus calls this at least every 0.1 s while idle, so a throttled view is
         never more than ``view_interval_s`` + 0.1 s behind the state."""
+        if not self._live_views:
+            return
         now = self._clock()
         last = self._last_fast_ns
         if last is None or now - last >= self._interval_ns:
@@ -410,6 +416,8 @@ class StateStore(param.Parameterized):
                 log.exception("state store: on_error hook failed")
 
     def _after_fold(self, now: int, *, critical: bool) -> None:
+        if not self._live_views:
+            return
         last = self._last_fast_ns
         if last is None or now - last >= self._interval_ns:
             self._refresh_views(now, fast=True)

@@ -271,6 +271,9 @@ class EventBus:
             if batch:
                 try:
                     self._dispatch_round(batch)
+                except Exception:  # the dispatcher must survive anything a batch does
+                    self._local.clear()
+                    log.exception("bus %s: a dispatch round failed; not delivered", self.name)
                 finally:
                     inbox.task_done(len(batch))
             if not len(inbox):
@@ -290,10 +293,10 @@ class EventBus:
         if hook is not None:
             try:
                 committed = hook.commit(batch)
-            except Exception as exc:
+            except Exception:
                 self.stats.hook_errors += 1
                 log.exception("bus %s: commit failed for %d events", self.name, len(batch))
-                raise exc
+                raise
             self.stats.duplicates += len(batch) - len(committed)
             batch = committed
         stats = self.stats

@@ -14,6 +14,14 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from engine.broker import BrokerConfig, PaperBroker
+from engine.core import Core, build_core
+from engine.pnl import PnlConfig, PnlTracker
+from engine.portfolio import Portfolio
+from engine.risk import RiskConfig, RiskEngine
+from state.fold import replay
+from state.journal import MemoryJournal
+from streams.clock import ManualClock
 from streams.events import (
     BUY,
     HALTED,
@@ -318,3 +326,133 @@ def event_lists(
         ]
 
     return st.lists(events if events is not None else any_events(), max_size=max_size).map(number)
+
+
+# -- a wired trading engine (broker, risk, portfolio, P&L) on a synchronous core ---------------
+#: 2024-01-02 14:30:00 UTC (a Tuesday), in ns: a realistic clock start for engine tests.
+T0 = 1_704_205_800 * 1_000_000_000
+
+
+@dataclasses.dataclass
+class TradingRig:
+    """Real engine components on a synchronous core with a manual clock, plus test helpers."""
+
+    core: Core
+    clock: ManualClock
+    broker: PaperBroker
+    risk: RiskEngine
+    portfolio: Portfolio
+    pnl: PnlTracker
+
+    @property
+    def store(self) -> Any:
+        """The state store."""
+        return self.core.store
+
+    @property
+    def journal(self) -> MemoryJournal:
+        """The in-memory journal (every committed event, in order)."""
+        journal = self.core.journal
+        assert isinstance(journal, MemoryJournal)
+        return journal
+
+    def events(self, kind: type[Event] = Event) -> list[Any]:
+        """The committed events of one type, in log order."""
+        return [e for e in self.journal.events if isinstance(e, kind)]
+
+    def position(self, symbol: str = "AAPL") -> float:
+        """The engine's signed position in ``symbol``."""
+        pos = self.store.get_state(f"positions.{symbol}", None)
+        return float(pos["qty"]) if pos else 0.0
+
+    def bar(
+        self, symbol: str = "AAPL", open: float = 100.0, close: float | None = None, **kw: Any
+    ) -> BarReceived:
+        """Advance the clock one minute and publish a bar (high/low span open and close)."""
+        self.clock.advance(60)
+        close = open if close is None else close
+        kw.setdefault("high", max(open, close))
+        kw.setdefault("low", min(open, close))
+        event = BarReceived(
+            symbol=symbol, open=open, close=close, ts_event=self.clock.now_ns(), **kw
+        )
+        self.core.publish(event)
+        return event
+
+    def quote(
+        self, symbol: str = "AAPL", bid: float = 99.9, ask: float = 100.1, **kw: Any
+    ) -> TickReceived:
+        """Advance the clock 100 ms and publish a quote tick."""
+        self.clock.advance(0.1)
+        event = TickReceived(symbol=symbol, bid=bid, ask=ask, ts_event=self.clock.now_ns(), **kw)
+        self.core.publish(event)
+        return event
+
+    def order(
+        self, side: str = BUY, qty: float = 10.0, symbol: str = "AAPL", **kw: Any
+    ) -> OrderSubmitted:
+        """Publish an order as a strategy would; it goes through risk to the broker."""
+        kw.setdefault("order_id", _id("ord"))
+        kw.setdefault("strategy", "test")
+        event = OrderSubmitted(
+            symbol=symbol, side=side, qty=qty, ts_event=self.clock.now_ns(), **kw
+        )
+        self.core.publish(event)
+        return event
+
+
+def trading_rig(
+    *,
+    broker_config: BrokerConfig | None = None,
+    risk_config: RiskConfig | None = None,
+    pnl_config: PnlConfig | None = None,
+    account_path: Any = None,
+    starting_cash: float = 100_000.0,
+    start_ns: int = T0,
+    initial_state: Any = None,
+    journal: MemoryJournal | None = None,
+) -> TradingRig:
+    """Build and attach broker, risk, portfolio and P&L tracker the way the kernel does.
+
+    Limits default to off (risk checks only the trading state) so tests switch on the one they
+    test; the broker's account is in memory unless ``account_path`` is given.
+    """
+    clock = ManualClock(start_ns)
+    core = build_core(
+        clock=clock,
+        journal=journal,
+        starting_cash=starting_cash,
+        initial_state=initial_state,
+    )
+    broker = PaperBroker(
+        core.publish,
+        clock,
+        broker_config or BrokerConfig(account_path=""),
+        account_path=account_path,
+        starting_cash=starting_cash,
+    )
+    off = RiskConfig(
+        max_position=0.0, max_order_notional=0.0, max_orders_per_second=0, daily_loss_limit=0.0
+    )
+    risk = RiskEngine(core.publish, core.store, clock, broker, risk_config or off)
+    portfolio = Portfolio(core.publish, core.store, clock)
+    pnl = PnlTracker(core.publish, core.store, clock, pnl_config)
+    for component in (broker, risk, portfolio, pnl):
+        component.attach(core.bus)
+    return TradingRig(core, clock, broker, risk, portfolio, pnl)
+
+
+def restarted_rig(rig: TradingRig, *, advance_s: float = 0.0, **kw: Any) -> TradingRig:
+    """A new rig restored from ``rig``'s log (replayed from scratch), as after a restart.
+
+    The journal is shared, so the log goes on; ``advance_s`` is the downtime on the clock.
+    Pass the same ``account_path`` to keep the broker's books.
+    """
+    state = replay(rig.journal.events)
+    kw.setdefault("pnl_config", rig.pnl.config)
+    return trading_rig(
+        journal=rig.journal,
+        initial_state=state,
+        start_ns=rig.clock.now_ns() + int(advance_s * 1e9),
+        **kw,
+    )

@@ -29,7 +29,11 @@ class CashAdjusted(Event):
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class PnlUpdated(Event):
-    """P&L figures after marking positions to the latest prices (frequent, not critical)."""
+    """P&L figures after marking positions to the latest prices (frequent, not critical).
+
+    ``daily`` is measured from the equity at ``session_start`` (ns since the epoch; 0 when
+    unknown), so a restarted engine can tell whether the stored figure belongs to today.
+    """
 
     TYPE = "pnl_updated"
 
@@ -39,6 +43,7 @@ class PnlUpdated(Event):
     equity: float
     drawdown: float = 0.0
     max_drawdown: float = 0.0
+    session_start: int = 0
 
     def default_topic(self) -> str:
         return topics.PNL

@@ -21,6 +21,8 @@ from streams.errors import EventError
 
 _REGISTRY: dict[str, type[Event]] = {}
 _HINTS: dict[type, dict[str, Any]] = {}
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_set = object.__setattr__
 
 #: Fields every event carries, in the order they appear in ``to_dict``.
 ENVELOPE_FIELDS = (
@@ -38,9 +40,28 @@ ENVELOPE_FIELDS = (
 E = TypeVar("E", bound="Event")
 
 
+_ID_POOL: list[str] = []  # fresh random ids, taken with list.pop (atomic under the GIL)
+_ID_BATCH = 1024
+
+
+def _refill_ids() -> None:
+    # One os.urandom call per batch, not per event: each call releases the GIL, and on a busy
+    # engine (the event-log writer thread) getting it back can cost a whole switch interval.
+    raw = os.urandom(16 * _ID_BATCH).hex()
+    _ID_POOL.extend([raw[i : i + 32] for i in range(0, 32 * _ID_BATCH, 32)])
+
+
+if hasattr(os, "register_at_fork"):  # a forked child must never hand out its parent's ids
+    os.register_at_fork(after_in_child=_ID_POOL.clear)
+
+
 def new_event_id() -> str:
     """A fresh random event id (32 hex chars); pass your own where replay must be deterministic."""
-    return os.urandom(16).hex()
+    while True:
+        try:
+            return _ID_POOL.pop()
+        except IndexError:
+            _refill_ids()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -100,8 +121,17 @@ class Event:
         return None
 
     def with_seq(self: E, seq: int) -> E:
-        """A copy of this event with its log sequence number set."""
-        return dataclasses.replace(self, seq=seq)
+        """A copy of this event with its log sequence number set (a hot path: no re-validation)."""
+        cls = type(self)
+        names = _FIELD_NAMES.get(cls)
+        if names is None:
+            names = tuple(f.name for f in dataclasses.fields(cls))
+            _FIELD_NAMES[cls] = names
+        new = object.__new__(cls)
+        for name in names:
+            _set(new, name, getattr(self, name))
+        _set(new, "seq", seq)
+        return new
 
     # -- serialization ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

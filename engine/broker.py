@@ -1,0 +1,400 @@
+"""The paper broker: takes orders that passed risk, fills them against market data, books them.
+
+Runs on the engine thread. :meth:`PaperBroker.submit` accepts a valid order (``order_accepted``)
+or refuses it (``order_rejected`` naming the field and value); working orders then fill by the
+rules of :mod:`engine.fill_rules`:
+
+* bars: on the next bar of the order's symbol after acceptance (at its open for a market order;
+  when price crosses for a limit order), never on the bar the strategy decided on;
+* quotes: buys at the ask, sells at the bid. When the broker has already seen a quote for the
+  symbol, an order is checked against it at once on acceptance (``fill_on_known_quote``, the
+  live behaviour: the quote is what the market offers now); otherwise, and for limit orders
+  that do not cross yet, on each following tick.
+
+Every fill is booked in the broker's own :class:`~engine.broker_account.BrokerLedger` (and its
+file saved) *before* ``trade_executed`` is published: a real broker fills first and tells you
+afterwards, so a crash in between leaves the broker ahead of the engine, which reconciliation
+repairs on the next start. Fills are complete (``leaves_qty`` 0) with the deterministic id
+``{order_id}-f1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+
+from reactivex import abc
+
+from engine.broker_account import (
+    BrokerAccount,
+    BrokerAccountError,
+    BrokerFill,
+    BrokerLedger,
+)
+from engine.config_schema import meta
+from engine.fill_rules import (
+    LIMIT,
+    bar_fill_price,
+    commission,
+    tick_fill_price,
+    validate_order,
+    with_slippage,
+)
+from streams.bus import EventBus
+from streams.clock import Clock
+from streams.events import (
+    SIDES,
+    BarReceived,
+    ErrorRaised,
+    Event,
+    OrderAccepted,
+    OrderCancelled,
+    OrderRejected,
+    OrderSubmitted,
+    TickReceived,
+    TradeExecuted,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokerConfig:
+    """The paper broker: costs, where its account lives, and when quotes fill."""
+
+    slippage_bps: float = dataclasses.field(
+        default=0.0,
+        metadata=meta(min=0.0, max=1_000.0, help="price moved against the trader, in bps"),
+    )
+    commission_per_unit: float = dataclasses.field(
+        default=0.0, metadata=meta(min=0.0, help="commission per unit traded")
+    )
+    commission_bps: float = dataclasses.field(
+        default=0.0, metadata=meta(min=0.0, max=1_000.0, help="commission in bps of notional")
+    )
+    commission_min: float = dataclasses.field(
+        default=0.0, metadata=meta(min=0.0, help="minimum commission per fill")
+    )
+    account_path: str = dataclasses.field(
+        default="data/runtime/paper_broker.json",
+        metadata=meta(help="the broker's own account file; '' keeps it in memory"),
+    )
+    fill_on_known_quote: bool = dataclasses.field(
+        default=True,
+        metadata=meta(help="check a new order against the last quote at once (else next tick)"),
+    )
+    max_fills_kept: int = dataclasses.field(
+        default=1_000, metadata=meta(min=1, max=10_000_000, help="recent fills kept in the file")
+    )
+
+
+@dataclasses.dataclass(slots=True)
+class _Working:
+    order: OrderSubmitted
+    after_bar: int  # bars of the symbol seen before acceptance: fills only on a later one
+
+
+class PaperBroker:
+    """A simulated broker with its own persisted account (see the module doc for fill rules).
+
+    ``account_path`` is the account file (None = in memory, for backtests); an existing file
+    is loaded and wins over ``starting_cash``. If the file cannot be read the broker is
+    *unavailable*: :meth:`account` raises :class:`BrokerAccountError` (so reconciliation
+    fails and the engine starts halted) and every order is rejected.
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[Event], None],
+        clock: Clock,
+        config: BrokerConfig | None = None,
+        *,
+        account_path: str | os.PathLike[str] | None = None,
+        starting_cash: float = 0.0,
+    ) -> None:
+        self._publish = publish
+        self._clock = clock
+        self.config = config if config is not None else BrokerConfig()
+        self._account_path = account_path
+        self._starting_cash = starting_cash
+        self._ledger: BrokerLedger | None = None
+        self._load_error: BrokerAccountError | None = None
+        self._working: dict[str, dict[str, _Working]] = {}  # symbol -> order_id -> order
+        self._bars_seen: dict[str, int] = {}
+        self._quotes: dict[str, tuple[float | None, float | None, float | None]] = {}
+        self._seen_ids: set[str] = set()
+        self._load()
+
+    # -- wiring -------------------------------------------------------------------------------
+    def attach(self, bus: EventBus) -> list[abc.DisposableBase]:
+        """Listen to bars and ticks (fill triggers) and to cancellations published by others."""
+        return [
+            bus.subscribe("data.bars.*", self._on_bar_event, name="broker.bars"),
+            bus.subscribe("data.ticks.*", self._on_tick_event, name="broker.ticks"),
+            bus.subscribe("orders.*", self._on_order_event, name="broker.orders"),
+        ]
+
+    # -- orders -------------------------------------------------------------------------------
+    def submit(self, order: OrderSubmitted) -> bool:
+        """Accept ``order`` (filling it at once on a known quote) or reject it; True if accepted."""
+        reason = self._refusal(order)
+        if reason is None:
+            try:
+                self._require_ledger().add_order(order)
+            except BrokerAccountError as exc:
+                reason = f"cannot record the order: {exc}"
+        if reason is not None:
+            self._publish(
+                OrderRejected(
+                    order_id=order.order_id,
+                    strategy=order.strategy,
+                    symbol=order.symbol,
+                    reason=f"broker: {reason}",
+                    ts_event=self._clock.now_ns(),
+                    correlation_id=order.correlation_id,
+                    causation_id=order.event_id,
+                )
+            )
+            return False
+        self._seen_ids.add(order.order_id)
+        self._track(order)
+        self._publish(
+            OrderAccepted(
+                order_id=order.order_id,
+                strategy=order.strategy,
+                symbol=order.symbol,
+                ts_event=self._clock.now_ns(),
+                correlation_id=order.correlation_id,
+                causation_id=order.event_id,
+            )
+        )
+        quote = self._quotes.get(order.symbol)
+        if quote is not None and self.config.fill_on_known_quote:
+            self._try_quote_fill(self._working[order.symbol][order.order_id], quote, order)
+        return True
+
+    def cancel(self, order_id: str, reason: str = "") -> bool:
+        """Cancel a working order (``order_cancelled``); False if no such order is working."""
+        if self._ledger is None:
+            return False
+        for orders in self._working.values():
+            working = orders.get(order_id)
+            if working is None:
+                continue
+            try:
+                self._ledger.remove_order(order_id)
+            except BrokerAccountError as exc:
+                log.error("paper broker could not cancel %s: %s", order_id, exc)
+                return False
+            del orders[order_id]
+            order = working.order
+            self._publish(
+                OrderCancelled(
+                    order_id=order_id,
+                    strategy=order.strategy,
+                    symbol=order.symbol,
+                    reason=reason,
+                    ts_event=self._clock.now_ns(),
+                    correlation_id=order.correlation_id,
+                )
+            )
+            return True
+        return False
+
+    def open_orders(self, symbol: str | None = None) -> list[OrderSubmitted]:
+        """The working orders (of one symbol, or all), oldest first."""
+        if symbol is not None:
+            return [w.order for w in self._working.get(symbol, {}).values()]
+        return [w.order for orders in self._working.values() for w in orders.values()]
+
+    # -- the account --------------------------------------------------------------------------
+    def account(self) -> BrokerAccount:
+        """A snapshot of the broker's books; raises BrokerAccountError if they cannot be read."""
+        return self._require_ledger().snapshot()
+
+    def inject_external_fill(
+        self, symbol: str, side: str, qty: float, price: float, commission: float = 0.0
+    ) -> BrokerFill:
+        """Book a trade done at the broker outside the engine (e.g. by hand while it was down).
+
+        Changes only the broker's account: nothing is published; reconciliation finds it.
+        """
+        if side not in SIDES:
+            raise ValueError(f"side {side!r} is not one of {', '.join(SIDES)}")
+        if not qty > 0 or not price > 0 or not commission >= 0:
+            raise ValueError(
+                f"external fill needs qty > 0, price > 0, commission >= 0; "
+                f"got qty={qty!r} price={price!r} commission={commission!r}"
+            )
+        ledger = self._require_ledger()
+        fill = BrokerFill(
+            fill_id=f"ext-{ledger.fill_count + 1}",
+            order_id="",
+            symbol=symbol,
+            side=side,
+            qty=float(qty),
+            price=float(price),
+            commission=float(commission),
+            ts=self._clock.now_ns(),
+            external=True,
+        )
+        ledger.book_fill(fill)
+        return fill
+
+    # -- market data --------------------------------------------------------------------------
+    def on_bar(self, bar: BarReceived) -> None:
+        """Fill the symbol's working orders placed before this bar (see module doc)."""
+        count = self._bars_seen.get(bar.symbol, 0) + 1
+        self._bars_seen[bar.symbol] = count
+        orders = self._working.get(bar.symbol)
+        if not orders:
+            return
+        for working in list(orders.values()):
+            if working.after_bar >= count:
+                continue
+            price = bar_fill_price(working.order, bar)
+            if price is not None:
+                self._fill(working.order, price, bar)
+
+    def on_tick(self, tick: TickReceived) -> None:
+        """Remember the quote and fill the symbol's working orders it crosses."""
+        old = self._quotes.get(tick.symbol)
+        bid, ask, last = tick.bid, tick.ask, tick.last
+        if old is not None:
+            bid = bid if bid is not None else old[0]
+            ask = ask if ask is not None else old[1]
+            last = last if last is not None else old[2]
+        quote = (bid, ask, last)
+        self._quotes[tick.symbol] = quote
+        orders = self._working.get(tick.symbol)
+        if not orders:
+            return
+        for working in list(orders.values()):
+            self._try_quote_fill(working, quote, tick)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _on_bar_event(self, event: Event) -> None:
+        if isinstance(event, BarReceived):
+            self.on_bar(event)
+
+    def _on_tick_event(self, event: Event) -> None:
+        if isinstance(event, TickReceived):
+            self.on_tick(event)
+
+    def _on_order_event(self, event: Event) -> None:
+        # A cancel published straight to the bus (e.g. by a strategy's context) must stop the
+        # order here too, or it would still fill; our own cancels find nothing left to drop.
+        if not isinstance(event, OrderCancelled) or self._ledger is None:
+            return
+        orders = self._working.get(event.symbol, {})
+        if event.order_id in orders:
+            try:
+                self._ledger.remove_order(event.order_id)
+            except BrokerAccountError as exc:
+                log.error("paper broker could not drop cancelled %s: %s", event.order_id, exc)
+                return
+            del orders[event.order_id]
+
+    def _load(self) -> None:
+        try:
+            self._ledger = BrokerLedger(
+                self._account_path or None,
+                starting_cash=self._starting_cash,
+                max_fills_kept=self.config.max_fills_kept,
+            )
+        except BrokerAccountError as exc:
+            log.error("paper broker unavailable: %s", exc)
+            self._load_error = exc
+            return
+        for order in self._ledger.open_orders.values():
+            self._seen_ids.add(order.order_id)
+            self._track(order)
+
+    def _require_ledger(self) -> BrokerLedger:
+        if self._ledger is None:
+            self._load()  # the file may have been repaired since
+        if self._ledger is None:
+            assert self._load_error is not None
+            raise self._load_error
+        return self._ledger
+
+    def _refusal(self, order: OrderSubmitted) -> str | None:
+        if self._ledger is None:
+            self._load()  # the file may have been repaired since
+        if self._ledger is None:
+            return f"account unavailable ({self._load_error})"
+        if order.order_id in self._seen_ids:
+            return f"order_id {order.order_id!r} was already submitted"
+        return validate_order(order)
+
+    def _track(self, order: OrderSubmitted) -> None:
+        working = _Working(order, self._bars_seen.get(order.symbol, 0))
+        self._working.setdefault(order.symbol, {})[order.order_id] = working
+
+    def _try_quote_fill(
+        self,
+        working: _Working,
+        quote: tuple[float | None, float | None, float | None],
+        cause: Event,
+    ) -> None:
+        price = tick_fill_price(working.order, *quote)
+        if price is not None:
+            self._fill(working.order, price, cause)
+
+    def _fill(self, order: OrderSubmitted, raw_price: float, cause: Event) -> None:
+        cfg = self.config
+        limit = order.limit_price if order.order_type == LIMIT else None
+        price = with_slippage(order.side, raw_price, cfg.slippage_bps, limit)
+        fee = commission(
+            order.qty,
+            price,
+            per_unit=cfg.commission_per_unit,
+            bps=cfg.commission_bps,
+            minimum=cfg.commission_min,
+        )
+        now = self._clock.now_ns()
+        fill = BrokerFill(
+            fill_id=f"{order.order_id}-f1",
+            order_id=order.order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=float(order.qty),
+            price=price,
+            commission=fee,
+            ts=now,
+        )
+        try:
+            self._require_ledger().book_fill(fill)  # booked and saved before anyone hears of it
+        except BrokerAccountError as exc:
+            # Not booked, so not filled: the order stays working and the next price retries.
+            log.error("paper broker could not book fill %s: %s", fill.fill_id, exc)
+            self._publish(
+                ErrorRaised(
+                    component="broker",
+                    message=str(exc),
+                    error_type=type(exc).__name__,
+                    details={"order_id": order.order_id, "fill_id": fill.fill_id},
+                    ts_event=now,
+                    causation_id=cause.event_id,
+                )
+            )
+            return
+        self._working.get(order.symbol, {}).pop(order.order_id, None)
+        self._publish(
+            TradeExecuted(
+                fill_id=fill.fill_id,
+                order_id=order.order_id,
+                strategy=order.strategy,
+                symbol=order.symbol,
+                side=order.side,
+                qty=fill.qty,
+                price=price,
+                commission=fee,
+                leaves_qty=0.0,
+                ts_event=now,
+                correlation_id=order.correlation_id,
+                causation_id=cause.event_id,
+            )
+        )

@@ -1,0 +1,105 @@
+"""The ``seamless`` command line: demo, run, backtest, events, state (``serve`` is added by
+``panel_app.cli``, the console script, since the engine may not import the dashboard).
+
+Every sub-command has ``--help``; bad arguments or files give a one-line error naming what is
+wrong and a non-zero exit status (2 for usage, 1 for a failure), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from streams.errors import SeamlessError
+
+log = logging.getLogger("seamless")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="seamless", description="Seamless: a reactive, event-sourced trading engine."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="write a short session to a DuckDB log, restore it, print it"
+    )
+    demo.add_argument("--db", default="data/runtime/demo.duckdb", help="DuckDB file to (re)create")
+
+    events = sub.add_parser("events", help="print events from an event log no engine holds open")
+    events.add_argument("--db", required=True, help="DuckDB event log file")
+    events.add_argument("--topic", help="topic pattern, e.g. 'fills.*' or 'data.>'")
+    events.add_argument("--since", type=_non_negative, default=0, help="only events after this seq")
+    events.add_argument("--limit", type=_non_negative, help="at most this many events")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    state = sub.add_parser("state", help="print the state restored from an event log")
+    state.add_argument("--db", required=True, help="DuckDB event log file")
+    state.add_argument("--at", type=_non_negative, help="state as of this seq (time travel)")
+    state.add_argument("--json", action="store_true", help="print JSON")
+
+    _add_engine_commands(sub)
+    return parser
+
+
+def _add_engine_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from engine import cli_engine
+
+    cli_engine.add_commands(sub)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    out = out or sys.stdout
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return _dispatch(args, out)
+    except SeamlessError as exc:
+        print(f"seamless {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
+    if args.command == "demo":
+        from engine.demo import run_demo
+
+        summary = run_demo(args.db, out)
+        return 0 if summary["restore_equals_live"] and summary["restore_equals_full_replay"] else 1
+    if args.command == "events":
+        from engine.cli_inspect import show_events
+
+        show_events(
+            args.db, out, topic=args.topic, since=args.since, limit=args.limit, as_json=args.json
+        )
+        return 0
+    if args.command == "state":
+        from engine.cli_inspect import show_state
+
+        show_state(args.db, out, at=args.at, as_json=args.json)
+        return 0
+    from engine import cli_engine
+
+    return cli_engine.dispatch(args, out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

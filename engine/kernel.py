@@ -1,0 +1,277 @@
+"""The composition root: builds every engine component from config, in a readable order.
+
+``Kernel.from_config(config)`` opens the event log, restores the state (snapshot + replay),
+wires the bus, store, broker, risk, portfolio, P&L, strategies, feed and runner, and starts
+nothing. ``start()`` records the run, reconciles with the broker (a failure starts the engine
+halted, never trading on a wrong position), starts heartbeats and housekeeping (snapshots,
+durability watch) and, if configured, the runner. ``stop()`` is a clean stop: runner stopped,
+everything dispatched, a final snapshot, the run marked ended, the log closed.
+
+This is the one place that reads config; components receive their collaborators.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from reactivex import abc
+
+from engine.broker import PaperBroker
+from engine.config import SeamlessConfig
+from engine.core import build_core
+from engine.feeds import build_feed
+from engine.pnl import PnlTracker
+from engine.portfolio import Portfolio
+from engine.reconcile import Reconciler, ReconciliationFailed, ReconciliationResult
+from engine.risk import RiskEngine
+from engine.runner import LiveStrategyRunner
+from engine.strategy_host import StrategyHost, build_strategy
+from persistence import CLEAN, EventLog, RestoreResult, Snapshotter, restore
+from streams.clock import NS_PER_S, Clock, LiveClock
+from streams.events import ACTIVE, CommandIssued, Event, Heartbeat
+from streams.sources import FeedBase
+
+log = logging.getLogger(__name__)
+
+Authorizer = Callable[[str, str], bool]
+
+
+class Kernel:
+    """One engine instance: the facade the CLI, the dashboard and notebooks use.
+
+    Public collaborators: ``config``, ``clock``, ``log`` (EventLog), ``bus``, ``store``,
+    ``broker``, ``risk``, ``portfolio``, ``pnl``, ``host`` (strategies), ``runner``.
+    """
+
+    def __init__(
+        self,
+        config: SeamlessConfig,
+        *,
+        clock: Clock | None = None,
+        authorize: Authorizer | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or LiveClock()
+        self._extra_authorize = authorize
+        logging.getLogger().setLevel(config.engine.log_level)
+
+        db_path = Path(config.storage.db_path)
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = EventLog(
+            db_path,
+            batch_size=config.storage.batch_size,
+            flush_interval_s=config.storage.flush_interval_s,
+        ).open()
+        try:
+            self.restored: RestoreResult = restore(self.log)
+            self._build()
+        except BaseException:
+            self.log.close()
+            raise
+        self.run_id: str | None = None
+        self.reconciliation: ReconciliationResult | None = None
+        self._subscriptions: list[abc.DisposableBase] = []
+        self._housekeeping: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._last_heartbeat_ns = 0
+        self._started = False
+
+    @classmethod
+    def from_config(cls, config: SeamlessConfig, **kwargs: Any) -> Kernel:
+        """Build an engine from a validated config (see :func:`engine.config.load_config`)."""
+        return cls(config, **kwargs)
+
+    def _build(self) -> None:
+        config = self.config
+        self.core = build_core(
+            journal=self.log,
+            clock=self.clock,
+            threaded=True,
+            starting_cash=config.state.starting_cash,
+            owners=config.state.owners,
+            view_interval_s=config.state.view_interval_s,
+            capacity=config.bus.capacity,
+            max_batch=config.bus.max_batch,
+            initial_state=self.restored.state,
+        )
+        self.bus = self.core.bus
+        self.store = self.core.store
+        self.bus.join(10)  # the starting-cash deposit of a new log is folded before anyone reads
+        publish = self.bus.publish
+        self.broker = PaperBroker(
+            publish,
+            self.clock,
+            config.broker,
+            account_path=config.broker.account_path or None,
+            starting_cash=config.state.starting_cash,
+        )
+        self.risk = RiskEngine(publish, self.store, self.clock, self.broker, config.risk)
+        self.portfolio = Portfolio(publish, self.store, self.clock)
+        self.pnl = PnlTracker(publish, self.store, self.clock, config.pnl)
+        strategies = [
+            build_strategy(s.strategy, s.name, s.symbols, s.params) for s in config.strategies
+        ]
+        self.host = StrategyHost(publish, self.store, self.clock, strategies)
+        self.runner = LiveStrategyRunner(
+            publish=publish,
+            clock=self.clock,
+            host=self.host,
+            risk=self.risk,
+            feed_factory=lambda: build_feed(config.feed, publish, self.clock),
+            authorize=self.authorize,
+            heartbeat_interval_s=config.runner.heartbeat_interval_s,
+            trading_state=lambda: str(self.store.get_state("trading.state", ACTIVE)),
+        )
+        self.snapshotter = Snapshotter(
+            self.log, self._snapshot_source, interval_s=config.storage.snapshot_interval_s
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Kernel:
+        """Record the run, attach components, reconcile, start heartbeats and the runner."""
+        if self._started:
+            return self
+        self._started = True
+        self.run_id = self.log.start_run(self.config.config_hash())
+        for component in (self.broker, self.risk, self.portfolio, self.pnl, self.host, self.runner):
+            self._subscriptions.extend(component.attach(self.bus))
+        self._subscriptions.append(
+            self.bus.subscribe("system.*", self._on_system, name="kernel.heartbeats")
+        )
+        self._reconcile()
+        self.runner.start_heartbeats()
+        self._housekeeping = threading.Thread(
+            target=self._housekeep, name="kernel-housekeeping", daemon=True
+        )
+        self._housekeeping.start()
+        if self.config.runner.autostart:
+            self.command("start", "engine")
+        self.bus.join(10)
+        return self
+
+    def stop(self, how: str = CLEAN) -> None:
+        """Stop cleanly: runner stopped, queue drained, final snapshot, run ended, log closed."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        try:
+            if self._started and self.runner.lifecycle.allowed("stop"):
+                self.command("stop", "engine")
+            self.bus.join(10)
+            self.runner.stop_heartbeats()
+            if self.runner.feed is not None:
+                self.runner.feed.stop()
+            self.bus.join(10)
+            if self._housekeeping is not None:
+                self._housekeeping.join(5)
+            for sub in self._subscriptions:
+                sub.dispose()
+            self.bus.stop()
+            self.snapshotter.snapshot_now(created_at_ns=self.clock.now_ns())
+            if self.run_id is not None:
+                self.log.end_run(self.run_id, how)
+        finally:
+            self.log.close()
+
+    def __enter__(self) -> Kernel:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- facade ----------------------------------------------------------------------------
+    def command(self, command: str, actor: str, **args: Any) -> CommandIssued:
+        """Publish an operator command as ``actor`` (audited; refused without the right)."""
+        return self.runner.command(command, actor, **args)
+
+    def authorize(self, actor: str, command: str) -> bool:
+        """May ``actor`` issue ``command``? Configured operators, then the dashboard's users."""
+        if actor in self.config.runner.operators:
+            return True
+        return self._extra_authorize is not None and self._extra_authorize(actor, command)
+
+    def set_authorizer(self, authorize: Authorizer | None) -> None:
+        """Install the dashboard's user/role check (see engine.access_config)."""
+        self._extra_authorize = authorize
+
+    def publish(self, event: Event) -> None:
+        """Publish an event through the bus (committed, folded, then delivered)."""
+        self.bus.publish(event)
+
+    def health(self) -> dict[str, Any]:
+        """Engine, bus, event log and feed status with heartbeat ages, for monitors."""
+        now = self.clock.now_ns()
+        feed = self.runner.feed
+        seq, version, _ = self.store.snapshot()
+        feed_info: dict[str, Any] = {"status": "none"}
+        if isinstance(feed, FeedBase):
+            last = feed.last_event_ns
+            feed_info = {
+                "status": feed.status,
+                "last_event_age_s": (now - last) / NS_PER_S if last else None,
+                "published": feed.published,
+                "errors": feed.errors,
+            }
+        beat_age = (now - self._last_heartbeat_ns) / NS_PER_S if self._last_heartbeat_ns else None
+        stats = self.bus.stats
+        return {
+            "engine": {
+                "name": self.config.engine.name,
+                "runner": self.runner.status,
+                "trading": self.store.get_state("trading.state", ACTIVE),
+                "heartbeat_age_s": beat_age,
+                "run_id": self.run_id,
+            },
+            "bus": {
+                "queue_depth": len(self.bus._inbox),
+                "published": stats.published,
+                "dispatched": stats.dispatched,
+                "subscriber_errors": stats.errors_total,
+                "subscribers": self.bus.subscriber_count(),
+            },
+            "event_log": {
+                "healthy": self.log.healthy,
+                "last_error": self.log.last_error,
+                "last_seq": self.log.last_seq,
+                "committed_seq": self.log.committed_seq,
+            },
+            "state": {"seq": seq, "version": version},
+            "feed": feed_info,
+        }
+
+    # -- internals -------------------------------------------------------------------------
+    def _snapshot_source(self) -> tuple[int, dict[str, Any]]:
+        seq, _, state = self.store.snapshot()
+        return seq, state
+
+    def _reconcile(self) -> None:
+        self.bus.join(10)
+        try:
+            self.reconciliation = Reconciler(
+                self.bus.publish, self.store, self.broker, self.clock
+            ).run()
+        except ReconciliationFailed as exc:
+            log.error("reconciliation failed, starting halted: %s", exc)
+            self.bus.join(10)
+            self.risk.halt("engine", f"reconciliation failed: {exc}")
+        self.bus.join(10)
+
+    def _on_system(self, event: Event) -> None:
+        if isinstance(event, Heartbeat):
+            self._last_heartbeat_ns = event.ts_event
+
+    def _housekeep(self) -> None:
+        """Snapshots on schedule, and a halt when the event log cannot write (own thread)."""
+        while not self._stopping.wait(1.0):
+            try:
+                self.snapshotter.maybe_snapshot(self.clock.now_ns())
+            except Exception:
+                log.exception("periodic snapshot failed; the log is intact, will retry")
+            if not self.log.healthy:
+                log.error("event log unhealthy (%s): trading must not go on", self.log.last_error)
+            time.sleep(0)

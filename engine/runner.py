@@ -1,0 +1,249 @@
+"""The live strategy runner: lifecycle, operator commands, feeds and heartbeats.
+
+Commands arrive as ``command_issued`` events (from the CLI, the dashboard or the kernel) and
+are handled on the engine thread. Each carries the actor; an actor without the right, or a
+command the lifecycle table does not allow now, gets a ``command_refused`` event (audited) and
+nothing changes. Every lifecycle move is a ``runner_status_changed`` event.
+
+A background thread publishes a heartbeat every ``heartbeat_interval_s`` so dashboards and
+monitors can tell a quiet engine from a dead one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from reactivex import abc
+
+from engine.lifecycle import FAULTED, HALTED, RUNNER_TRANSITIONS, RUNNING, Lifecycle
+from engine.strategy_host import StrategyHost
+from streams import topics
+from streams.bus import EventBus
+from streams.clock import Clock
+from streams.errors import InvalidTransition, SeamlessError
+from streams.events import (
+    ACTIVE,
+    CommandIssued,
+    CommandRefused,
+    ErrorRaised,
+    Event,
+    Heartbeat,
+    RunnerStatusChanged,
+    TradingStateChanged,
+)
+
+COMMANDS = ("start", "pause", "resume", "stop", "flatten", "reset", "set_params", "set_speed")
+COMPONENT = "runner"
+
+
+class Feed(Protocol):
+    """What the runner needs of a market-data feed."""
+
+    def start(self) -> object: ...
+    def stop(self) -> object: ...
+
+
+class RiskControls(Protocol):
+    """What the runner needs of the risk engine."""
+
+    def reset(self, actor: str) -> Any: ...
+    def flatten_all(self, actor: str, reason: str = "") -> Any: ...
+
+
+class LiveStrategyRunner:
+    """Drives strategies and feeds through an explicit lifecycle, on operator commands."""
+
+    def __init__(
+        self,
+        *,
+        publish: Callable[[Event], None],
+        clock: Clock,
+        host: StrategyHost,
+        risk: RiskControls,
+        feed_factory: Callable[[], Feed | None] | None = None,
+        authorize: Callable[[str, str], bool] = lambda actor, command: True,
+        heartbeat_interval_s: float = 1.0,
+        initial_status: str = "stopped",
+        trading_state: Callable[[], str] = lambda: ACTIVE,
+    ) -> None:
+        self._publish = publish
+        self._clock = clock
+        self.host = host
+        self.risk = risk
+        self._feed_factory = feed_factory
+        self.feed: Feed | None = None
+        self._authorize = authorize
+        self._trading_state = trading_state
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self.lifecycle = Lifecycle(RUNNER_TRANSITIONS, initial_status)
+        self._beats = 0
+        self._stop_beating = threading.Event()
+        self._beat_thread: threading.Thread | None = None
+
+    @property
+    def status(self) -> str:
+        """The runner's lifecycle state."""
+        return self.lifecycle.state
+
+    def attach(self, bus: EventBus) -> list[abc.DisposableBase]:
+        """Listen for commands and for trading-state changes from risk."""
+        return [
+            bus.subscribe(topics.COMMANDS, self._on_command, name="runner:commands"),
+            bus.subscribe(topics.RISK, self._on_risk, name="runner:risk"),
+        ]
+
+    def command(self, command: str, actor: str, **args: Any) -> CommandIssued:
+        """Publish a command as ``actor`` (any thread); it is handled on the engine thread."""
+        event = CommandIssued(
+            command=command, actor=actor, args=args, ts_event=self._clock.now_ns()
+        )
+        self._publish(event)
+        return event
+
+    # -- heartbeats (own thread) -----------------------------------------------------------
+    def start_heartbeats(self) -> None:
+        """Start the heartbeat thread (live engines; backtests do without)."""
+        if self._beat_thread is None and self._heartbeat_interval_s > 0:
+            self._stop_beating.clear()
+            self._beat_thread = threading.Thread(
+                target=self._beat, name="runner-heartbeat", daemon=True
+            )
+            self._beat_thread.start()
+
+    def stop_heartbeats(self) -> None:
+        """Stop the heartbeat thread and wait for it."""
+        self._stop_beating.set()
+        if self._beat_thread is not None:
+            self._beat_thread.join(5)
+            self._beat_thread = None
+
+    def _beat(self) -> None:
+        while not self._stop_beating.wait(self._heartbeat_interval_s):
+            self._beats += 1
+            try:
+                self._publish(
+                    Heartbeat(component=COMPONENT, count=self._beats, ts_event=self._clock.now_ns())
+                )
+            except SeamlessError:
+                return  # the bus is closed: the engine is stopping
+
+    # -- command handling (engine thread) --------------------------------------------------
+    def _on_command(self, event: Event) -> None:
+        if not isinstance(event, CommandIssued):
+            return
+        if event.command not in COMMANDS:
+            self._refuse(event, f"unknown command {event.command!r} (known: {', '.join(COMMANDS)})")
+            return
+        if not self._authorize(event.actor, event.command):
+            self._refuse(event, f"actor {event.actor!r} may not {event.command!r}")
+            return
+        try:
+            getattr(self, f"_do_{event.command}")(event)
+        except (InvalidTransition, SeamlessError, ValueError) as exc:
+            self._refuse(event, str(exc))
+
+    def _do_start(self, event: CommandIssued) -> None:
+        self._transition("start", event)
+        try:
+            self.host.start()
+            if self._feed_factory is not None:
+                self.feed = self._feed_factory()  # a feed runs once: each start gets a new one
+                if self.feed is not None:
+                    self.feed.start()
+        except Exception as exc:
+            self._fault(exc, event)
+            return
+        self._transition("started", event)
+        trading = self._trading_state()
+        if trading != ACTIVE:
+            self._transition("halt", event, reason=f"trading is {trading} (restored)")
+
+    def _do_pause(self, event: CommandIssued) -> None:
+        self._transition("pause", event)
+        self.host.paused = True
+
+    def _do_resume(self, event: CommandIssued) -> None:
+        self._transition("resume", event)
+        self.host.paused = False
+
+    def _do_stop(self, event: CommandIssued) -> None:
+        self._transition("stop", event)
+        if self.feed is not None:
+            self.feed.stop()
+        self.host.stop()
+        self._transition("stopped", event)
+
+    def _do_flatten(self, event: CommandIssued) -> None:
+        self.risk.flatten_all(event.actor, reason=str(event.args.get("reason", "operator flatten")))
+
+    def _do_reset(self, event: CommandIssued) -> None:
+        if self.status == FAULTED:
+            self._transition("reset", event)
+            return
+        if self.status != HALTED:
+            raise InvalidTransition(f"cannot 'reset' while {self.status!r} (nothing is halted)")
+        self.risk.reset(event.actor)  # its trading_state_changed(active) moves us to running
+
+    def _do_set_params(self, event: CommandIssued) -> None:
+        name = event.args.get("strategy")
+        params = event.args.get("params")
+        if not isinstance(name, str) or not isinstance(params, dict):
+            raise ValueError("set_params needs args {'strategy': name, 'params': {...}}")
+        self.host.set_params(name, params)
+
+    def _do_set_speed(self, event: CommandIssued) -> None:
+        speed = event.args.get("speed")
+        set_speed = getattr(self.feed, "set_speed", None)
+        if set_speed is None:
+            raise ValueError("no running feed has an adjustable speed")
+        set_speed(speed)
+
+    # -- reactions to risk -----------------------------------------------------------------
+    def _on_risk(self, event: Event) -> None:
+        if not isinstance(event, TradingStateChanged):
+            return
+        if event.state != ACTIVE and self.lifecycle.allowed("halt") and self.status != HALTED:
+            self._transition("halt", None, reason=event.reason)
+        elif event.state == ACTIVE and self.status == HALTED:
+            self._transition("reset", None, reason=f"trading resumed by {event.actor}")
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _transition(self, trigger: str, cause: CommandIssued | None, reason: str = "") -> None:
+        previous, status = self.lifecycle.fire(trigger)
+        self._publish(
+            RunnerStatusChanged(
+                component=COMPONENT,
+                status=status,
+                previous=previous,
+                reason=reason or (f"{cause.command} by {cause.actor}" if cause else trigger),
+                ts_event=self._clock.now_ns(),
+                causation_id=cause.event_id if cause else None,
+            )
+        )
+        if status == RUNNING:
+            self.host.paused = False
+
+    def _refuse(self, event: CommandIssued, reason: str) -> None:
+        self._publish(
+            CommandRefused(
+                command=event.command,
+                actor=event.actor,
+                reason=reason,
+                ts_event=self._clock.now_ns(),
+                causation_id=event.event_id,
+            )
+        )
+
+    def _fault(self, exc: Exception, cause: CommandIssued) -> None:
+        self._publish(
+            ErrorRaised(
+                component=COMPONENT,
+                message=f"{type(exc).__name__}: {exc}",
+                error_type=type(exc).__name__,
+                ts_event=self._clock.now_ns(),
+                causation_id=cause.event_id,
+            )
+        )
+        self._transition("fault", cause, reason=str(exc))

@@ -1,0 +1,69 @@
+"""The documentation's examples run: code in docs/ that claims behaviour is executed here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+def test_strategy_guide_marble_example_passes() -> None:
+    blocks = [b for b in _python_blocks(ROOT / "docs" / "strategies.md") if "marbles_testing" in b]
+    assert blocks, "the marble example disappeared from docs/strategies.md"
+    namespace: dict[str, object] = {}
+    exec(compile(blocks[0], "docs/strategies.md", "exec"), namespace)
+    test = namespace["test_throttled_price_view_keeps_the_latest"]
+    assert callable(test)
+    test()
+
+
+def test_strategy_guide_breakout_example_trades_in_a_backtest() -> None:
+    import pandas as pd
+
+    from engine.backtest import run_backtest
+
+    source = next(
+        b for b in _python_blocks(ROOT / "docs" / "strategies.md") if "class Breakout" in b
+    )
+    namespace: dict[str, object] = {"__name__": "docs_breakout"}
+    exec(compile(source, "docs/strategies.md", "exec"), namespace)
+    import sys
+    import types
+
+    module = types.ModuleType("docs_breakout")
+    module.__dict__.update(namespace)
+    sys.modules["docs_breakout"] = module
+    closes = [10, 10, 10, 11, 12, 13, 12, 11, 9, 8, 8, 8]
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2024-01-01", periods=len(closes), freq="D", tz="UTC"),
+            "open": closes,
+            "high": [c + 0.5 for c in closes],
+            "low": [c - 0.5 for c in closes],
+            "close": closes,
+        }
+    )
+    result = run_backtest(
+        frame, strategy="docs_breakout.Breakout", symbol="AAPL", params={"lookback": 3}
+    )
+    assert result.round_trips == 1
+    assert result.fills == 2
+
+
+def test_configuration_reference_is_current() -> None:
+    from engine.config_docs import render
+
+    assert (ROOT / "docs" / "configuration.md").read_text() == render(), (
+        "docs/configuration.md is stale: run python -m engine.config_docs > docs/configuration.md"
+    )
+
+
+def test_default_config_file_restates_the_embedded_defaults() -> None:
+    from engine.config import load_config
+
+    assert load_config(ROOT / "config" / "config.yaml", env={}) == load_config(None, env={})
