@@ -86,21 +86,21 @@ def test_sell_receives_proceeds_minus_commission_and_books_realized() -> None:
     assert account["commissions"] == pytest.approx(2.0)
 
 
-def test_position_updated_sets_carried_values_and_is_idempotent() -> None:
-    event = position_updated("MSFT", qty=-3.0, avg_price=250.0, realized_pnl=12.0)
-    once = apply(initial_state(), event)
+def test_position_notifications_never_move_a_position() -> None:
+    """Two fills applied before their notifications: the notifications must not wind back."""
+    state = replay([buy(10, 100.0), buy(5, 102.0)])
+    before = state["positions"]["AAPL"]
 
-    twice = apply(once, event)
+    after = replay(
+        [
+            position_updated("AAPL", qty=10.0, avg_price=100.0, realized_pnl=0.0),
+            position_closed("AAPL", realized_pnl=0.0),
+        ],
+        state,
+    )
 
-    expected = {"qty": -3.0, "avg_price": 250.0, "realized_pnl": 12.0}
-    assert once["positions"]["MSFT"] == expected
-    assert twice["positions"] == once["positions"]
-
-
-def test_position_closed_ensures_flat_and_keeps_lifetime_realized() -> None:
-    state = replay([buy(10, 100.0), position_closed("AAPL", realized_pnl=33.0)])
-
-    assert state["positions"]["AAPL"] == {"qty": 0.0, "avg_price": 0.0, "realized_pnl": 33.0}
+    assert after["positions"]["AAPL"] == before
+    assert before["qty"] == 15.0
 
 
 def test_reconciliation_takes_broker_truth_keeps_realized_history() -> None:
