@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--at", type=_non_negative, help="state as of this seq (time travel)")
     state.add_argument("--json", action="store_true", help="print JSON")
 
+    hashing = sub.add_parser("hash-password", help="hash a password for access.users (asks twice)")
+    hashing.add_argument("--method", choices=("scrypt", "pbkdf2_sha256"), default="scrypt")
+    sub.add_parser(
+        "new-api-token", help="make an API token and the hash to put in access.api_tokens"
+    )
+
     _add_engine_commands(sub)
     return parser
 
@@ -84,6 +90,15 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
 
         summary = run_demo(args.db, out)
         return 0 if summary["restore_equals_live"] and summary["restore_equals_full_replay"] else 1
+    if args.command == "hash-password":
+        return _hash_password(args.method, out)
+    if args.command == "new-api-token":
+        from engine.access_config import new_api_token
+
+        token, token_hash = new_api_token()
+        out.write(f"token (give to the client, shown once): {token}\n")
+        out.write(f"hash (put under access.api_tokens):     {token_hash}\n")
+        return 0
     if args.command == "events":
         from engine.cli_inspect import show_events
 
@@ -99,6 +114,22 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     from engine import cli_engine
 
     return cli_engine.dispatch(args, out)
+
+
+def _hash_password(method: str, out: TextIO) -> int:
+    import getpass
+
+    from engine.access_config import hash_password
+
+    first = getpass.getpass("password: ")
+    if first != getpass.getpass("again: "):
+        print("seamless hash-password: error: the two passwords differ", file=sys.stderr)
+        return 1
+    if len(first) < 8:
+        print("seamless hash-password: error: use at least 8 characters", file=sys.stderr)
+        return 1
+    out.write(hash_password(first, method=method) + "\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from engine.access_config import AccessConfig
 from engine.broker import BrokerConfig
 from engine.config_schema import build, meta, to_dict
 from engine.dashboard_config import DashboardConfig
@@ -157,7 +158,7 @@ class StrategyConfig:
 
 
 def _default_operators() -> tuple[str, ...]:
-    return ("engine", "operator", "cli", "risk")
+    return ("engine", "cli", "risk")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +173,7 @@ class RunnerConfig:
     )
     operators: tuple[str, ...] = dataclasses.field(
         default_factory=_default_operators,
-        metadata=meta(help="actors allowed to command the runner (the dashboard adds its users)"),
+        metadata=meta(help="system actors allowed to command the runner (users: access.users)"),
     )
 
 
@@ -185,12 +186,18 @@ class SeamlessConfig:
     bus: BusConfig = dataclasses.field(default_factory=BusConfig)
     state: StateConfig = dataclasses.field(default_factory=StateConfig)
     feed: FeedConfig = dataclasses.field(default_factory=FeedConfig)
-    strategies: tuple[StrategyConfig, ...] = dataclasses.field(default_factory=_default_strategies)
+    strategies: tuple[StrategyConfig, ...] = dataclasses.field(
+        default_factory=_default_strategies,
+        metadata=meta(
+            help="Strategies: name, strategy (short name or dotted path), symbols, params."
+        ),
+    )
     broker: BrokerConfig = dataclasses.field(default_factory=BrokerConfig)
     risk: RiskConfig = dataclasses.field(default_factory=RiskConfig)
     pnl: PnlConfig = dataclasses.field(default_factory=PnlConfig)
     runner: RunnerConfig = dataclasses.field(default_factory=RunnerConfig)
     dashboard: DashboardConfig = dataclasses.field(default_factory=DashboardConfig)
+    access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML-ready form of this configuration."""

@@ -21,6 +21,7 @@ from typing import Any
 
 from reactivex import abc
 
+from engine.access_config import make_authorizer
 from engine.broker import PaperBroker
 from engine.config import SeamlessConfig
 from engine.core import build_core
@@ -57,7 +58,9 @@ class Kernel:
     ) -> None:
         self.config = config
         self.clock = clock or LiveClock()
-        self._extra_authorize = authorize
+        self._extra_authorize = (
+            authorize if authorize is not None else make_authorizer(config.access)
+        )
         logging.getLogger().setLevel(config.engine.log_level)
 
         db_path = Path(config.storage.db_path)
@@ -190,7 +193,7 @@ class Kernel:
         return self.runner.command(command, actor, **args)
 
     def authorize(self, actor: str, command: str) -> bool:
-        """May ``actor`` issue ``command``? Configured operators, then the dashboard's users."""
+        """May ``actor`` issue ``command``? System actors, then users with the operator role."""
         if actor in self.config.runner.operators:
             return True
         return self._extra_authorize is not None and self._extra_authorize(actor, command)

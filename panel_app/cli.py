@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = next(
         a
         for a in parser._actions
-        if isinstance(a, argparse._SubParsersAction)  # noqa: SLF001
+        if isinstance(a, argparse._SubParsersAction)
     )
     serve = sub.add_parser("serve", help="run the engine with the Panel dashboard")
     serve.add_argument("--config", help="YAML config file (default: embedded defaults)")

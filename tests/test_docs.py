@@ -67,3 +67,11 @@ def test_default_config_file_restates_the_embedded_defaults() -> None:
     from engine.config import load_config
 
     assert load_config(ROOT / "config" / "config.yaml", env={}) == load_config(None, env={})
+
+
+def test_default_config_file_is_generated_from_the_code() -> None:
+    from engine.config_docs import render_yaml
+
+    assert (ROOT / "config" / "config.yaml").read_text() == render_yaml(), (
+        "config/config.yaml is stale: run python -m engine.config_docs --yaml > config/config.yaml"
+    )

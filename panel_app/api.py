@@ -1,0 +1,399 @@
+"""HTTP endpoints next to the dashboard, for notebooks, scripts and uptime monitors.
+
+* ``GET /api/state[?path=a.b]`` - the state snapshot: ``{seq, version, age_s, state}``.
+* ``GET /api/health`` - engine, bus, event log and feed status with heartbeat ages and ``ok``
+  (HTTP 503 when not ok).
+* ``GET /api/events[?topic=pattern]`` - Server-Sent Events of bus events matching the topic
+  pattern (default ``>``, everything). ``id:`` is the event's seq; with ``Last-Event-ID`` (or
+  ``?last_event_id=``) the stream first replays matching events with a larger seq from the
+  event log, then continues live with no gap and no duplicate. A ``: heartbeat`` comment is
+  sent when idle. A client that falls ``sse_queue_size`` events behind is sent an
+  ``event: overflow`` and disconnected: it reconnects with its last id and catches up from
+  the log. The engine thread only appends to a bounded buffer; it never waits for a client.
+* ``POST /api/command`` - ``{"command": ..., "args": {...}}`` as the caller (operators only;
+  a refusal is audited as ``command_refused``).
+
+Every endpoint needs a session cookie or ``Authorization: Bearer <token>`` (401 otherwise);
+errors are JSON ``{"error": message}``, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import tornado.web
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+
+from engine.access_config import Identity
+from panel_app.auth import AccessGate, issue_command
+from streams import topics
+from streams.errors import EventError, SeamlessError
+from streams.events import Event
+
+log = logging.getLogger(__name__)
+
+KernelProvider = Callable[[], Any]
+_REPLAY_PAGE = 1_000
+_MAX_BODY = 64 * 1024
+
+
+def api_routes(
+    kernel: KernelProvider, gate: AccessGate, prefix: str = "/api"
+) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
+    """Tornado routes for ``pn.serve(extra_patterns=...)`` / ``panel serve --plugins``.
+
+    ``kernel`` is called per request and returns the process's engine.
+    """
+    opts = {"kernel": kernel, "gate": gate}
+    return [
+        (f"{prefix}/state", StateHandler, opts),
+        (f"{prefix}/health", HealthHandler, opts),
+        (f"{prefix}/events", EventsHandler, opts),
+        (f"{prefix}/command", CommandHandler, opts),
+    ]
+
+
+class ApiError(tornado.web.HTTPError):
+    """An HTTP error whose ``message`` is safe to show the client (it goes in the JSON)."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(status_code)
+        self.message = message[:300]
+
+
+class ApiHandler(tornado.web.RequestHandler):
+    """Authenticates in ``prepare`` and turns every error into a JSON body."""
+
+    def initialize(self, kernel: KernelProvider, gate: AccessGate) -> None:
+        self._kernel_provider = kernel
+        self.gate = gate
+        self.identity: Identity | None = None
+
+    def prepare(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.identity = self.gate.identify(self)
+        if self.identity is None:
+            raise ApiError(401, "authentication required")
+
+    @property
+    def kernel(self) -> Any:
+        """The engine, or 503 if there is none."""
+        try:
+            kernel = self._kernel_provider()
+        except Exception as exc:
+            log.exception("api: no engine")
+            raise ApiError(503, "engine unavailable") from exc
+        if kernel is None:
+            raise ApiError(503, "engine unavailable")
+        return kernel
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        """Send ``data`` as JSON (non-finite floats become null)."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(_dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Only the reason we chose (or the standard phrase): never exception text.
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="seamless"')
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = exc.message if isinstance(exc, ApiError) else self._reason
+        self.finish(json.dumps({"error": message, "status": status_code}))
+
+    def bad_request(self, message: str) -> ApiError:
+        """A 400 whose message names the parameter and the bad value."""
+        return ApiError(400, message)
+
+
+class StateHandler(ApiHandler):
+    """``GET /api/state``: the consistent state snapshot with its seq, version and age."""
+
+    def get(self) -> None:
+        store = self.kernel.store
+        path = self.get_query_argument("path", "")
+        seq, version, state = store.snapshot()
+        updated_ns = _updated_ns(store)
+        body: dict[str, Any] = {
+            "seq": seq,
+            "version": version,
+            "updated_at_ns": updated_ns or None,
+            "age_s": round((time.time_ns() - updated_ns) / 1e9, 3) if updated_ns else None,
+        }
+        if path:
+            if len(path) > 200 or not all(path.split(".")):
+                raise self.bad_request(f"path: invalid value {path[:50]!r}")
+            node: Any = state
+            for part in path.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    raise ApiError(404, f"no state at {path!r}")
+                node = node[part]
+            body["path"] = path
+            body["value"] = node
+        else:
+            body["state"] = state
+        self.write_json(body)
+
+
+class HealthHandler(ApiHandler):
+    """``GET /api/health``: the kernel's health report plus ``ok``; 503 when not ok (the event
+    log cannot write or the runner faulted), so plain uptime monitors can alarm on status."""
+
+    def get(self) -> None:
+        report = dict(self.kernel.health())
+        if "ok" not in report:
+            event_log = report.get("event_log") or {}
+            engine = report.get("engine") or {}
+            report["ok"] = event_log.get("healthy") is not False and engine.get("runner") != (
+                "faulted"
+            )
+        self.write_json(report, 200 if report["ok"] else 503)
+
+
+class CommandHandler(ApiHandler):
+    """``POST /api/command``: issue a runner command as the authenticated caller."""
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # JSON-only plus the Origin check below does the job for cookie sessions
+
+    def post(self) -> None:
+        assert self.identity is not None
+        if "json" not in self.request.headers.get("Content-Type", ""):
+            raise ApiError(415, "expected Content-Type: application/json")
+        origin = self.request.headers.get("Origin")
+        if origin and origin.split("://", 1)[-1] != self.request.host:
+            raise ApiError(403, "cross-origin command refused")
+        if len(self.request.body) > _MAX_BODY:
+            raise ApiError(413, "request body too large")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise self.bad_request("body: expected a JSON object") from None
+        command = body.get("command") if isinstance(body, dict) else None
+        args = body.get("args", {}) if isinstance(body, dict) else None
+        if not isinstance(command, str) or not command or not isinstance(args, dict):
+            raise self.bad_request("body: expected {'command': str, 'args': {...}}")
+        if not all(isinstance(k, str) and k.isidentifier() for k in args):
+            raise self.bad_request("args: keys must be identifiers")
+        if not issue_command(self.kernel, self.identity, command, **args):
+            raise tornado.web.HTTPError(
+                403, reason=f"role {self.identity.role!r} may not issue commands"
+            )
+        self.write_json({"accepted": True, "command": command, "actor": self.identity.user}, 202)
+
+
+class _Mailbox:
+    """A bounded hand-off from the engine thread to one SSE client on the IOLoop.
+
+    ``put`` (engine thread) appends under a short lock and wakes the loop at most once per
+    drain; when full it marks the client overflowed and stops buffering.
+    """
+
+    def __init__(self, loop: IOLoop, capacity: int, on_overflow: Callable[[], None]) -> None:
+        self._loop = loop
+        self._capacity = capacity
+        self._on_overflow = on_overflow
+        self._items: deque[Event] = deque()
+        self._lock = threading.Lock()
+        self._signalled = False
+        self.overflowed = False
+        self.ready = asyncio.Event()
+
+    def put(self, event: Event) -> None:
+        with self._lock:
+            if self.overflowed:
+                return
+            if len(self._items) >= self._capacity:
+                self.overflowed = True
+                self._items.clear()
+                wake, overflow = True, True
+            else:
+                self._items.append(event)
+                wake, overflow = not self._signalled, False
+                self._signalled = True
+        if overflow:
+            self._loop.add_callback(self._on_overflow)
+        if wake:
+            self._loop.add_callback(self.ready.set)
+
+    def reset(self) -> None:
+        """Forget an overflow and start buffering again."""
+        with self._lock:
+            self._items.clear()
+            self.overflowed = False
+            self._signalled = False
+            self.ready.clear()
+
+    def drain(self) -> list[Event]:
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+            self._signalled = False
+            self.ready.clear()
+        return items
+
+
+class EventsHandler(ApiHandler):
+    """``GET /api/events``: the SSE stream (see the module docstring for the protocol)."""
+
+    def initialize(self, kernel: KernelProvider, gate: AccessGate) -> None:
+        super().initialize(kernel, gate)
+        self._closed = False
+        self._live = False
+        self._wake: asyncio.Event | None = None
+
+    def on_connection_close(self) -> None:
+        self._closed = True
+        if self._wake is not None:
+            self._wake.set()
+
+    async def get(self) -> None:
+        pattern = self.get_query_argument("topic", ">")
+        try:
+            topics.validate_pattern(pattern)
+        except EventError as exc:
+            raise self.bad_request(f"topic: {exc}") from None
+        last_id = self._last_event_id()
+        kernel = self.kernel
+        access = self.gate.access
+        loop = IOLoop.current()
+        mailbox = _Mailbox(loop, access.sse_queue_size, self._overflowed)
+        self._wake = mailbox.ready
+        # Subscribe before reading the log, so nothing falls between replay and live.
+        subscription = kernel.bus.subscribe(pattern, mailbox.put, name=f"sse:{id(self)}")
+        try:
+            self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+            self.set_header("X-Accel-Buffering", "no")
+            self.write(f"retry: 2000\n: seamless events {pattern}\n\n")
+            await self.flush()
+            last_sent = 0
+            if last_id is not None:
+                last_sent = await self._catch_up(kernel, pattern, last_id, mailbox)
+            self._live = True
+            await self._stream_live(mailbox, last_sent, access.sse_heartbeat_s)
+        except StreamClosedError:
+            pass
+        finally:
+            subscription.dispose()
+        if not self._finished and not self._closed:
+            self.finish()
+
+    def _last_event_id(self) -> int | None:
+        raw = self.request.headers.get("Last-Event-ID") or self.get_query_argument(
+            "last_event_id", ""
+        )
+        if not raw:
+            return None
+        if not raw.isdigit() or len(raw) > 19:
+            raise self.bad_request(f"Last-Event-ID: expected a non-negative seq, got {raw[:40]!r}")
+        return int(raw)
+
+    async def _catch_up(self, kernel: Any, pattern: str, last_id: int, mailbox: _Mailbox) -> int:
+        # The log holds everything a full buffer drops, so overflow while replaying only means
+        # "read the log again" - the client is not slow, the replay is long.
+        last_sent = last_id
+        while True:
+            last_sent = await self._replay(kernel, pattern, last_sent)
+            if not mailbox.overflowed:
+                return last_sent
+            mailbox.reset()
+
+    async def _replay(self, kernel: Any, pattern: str, last_id: int) -> int:
+        last_sent = last_id
+        loop = IOLoop.current()
+        while not self._closed:
+            try:
+                page = await loop.run_in_executor(
+                    None,
+                    lambda since=last_sent: kernel.log.read(
+                        since_seq=since, topic=pattern, limit=_REPLAY_PAGE
+                    ),
+                )
+            except SeamlessError:
+                log.exception("sse: replay from the event log failed")
+                self.write('event: error\ndata: {"error": "event log unavailable"}\n\n')
+                await self.flush()
+                raise StreamClosedError() from None
+            for event in page:
+                self.write(_frame(event))
+                last_sent = event.seq
+            await self.flush()
+            if len(page) < _REPLAY_PAGE:
+                break
+        return last_sent
+
+    async def _stream_live(self, mailbox: _Mailbox, last_sent: int, heartbeat_s: float) -> None:
+        while not self._closed:
+            try:
+                await asyncio.wait_for(mailbox.ready.wait(), timeout=heartbeat_s)
+            except TimeoutError:
+                self.write(": heartbeat\n\n")
+                await self.flush()
+                continue
+            if self._closed:
+                return
+            if mailbox.overflowed:
+                self.write('event: overflow\ndata: {"error": "client too slow; reconnect"}\n\n')
+                await self.flush()
+                return
+            for event in mailbox.drain():
+                if event.seq and event.seq <= last_sent:
+                    continue  # already sent from the log replay
+                self.write(_frame(event))
+                last_sent = max(last_sent, event.seq)
+            await self.flush()
+
+    def _overflowed(self) -> None:
+        if not self._live:
+            return  # replaying: _catch_up reads the log again
+        log.warning("sse client %s fell behind; disconnecting", self.request.remote_ip)
+        self._wake_up()
+        # A blocked flush only ends when the connection does: close it if nothing drains.
+        IOLoop.current().call_later(5.0, self._force_close)
+
+    def _wake_up(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def _force_close(self) -> None:
+        if not self._finished and self.request.connection is not None:
+            stream = getattr(self.request.connection, "stream", None)
+            if stream is not None:
+                stream.close()
+
+
+def _frame(event: Event) -> str:
+    data = _dumps(event.to_dict())
+    return f"id: {event.seq}\ndata: {data}\n\n" if event.seq else f"data: {data}\n\n"
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(_finite(data), default=str, separators=(",", ":"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _updated_ns(store: Any) -> int:
+    updated_at = getattr(store, "updated_at", None)
+    if callable(updated_at):
+        return int(updated_at(""))
+    return int(getattr(store, "last_update_ns", 0) or 0)

@@ -1,0 +1,187 @@
+"""Shared builders for the auth and API tests: a real kernel on DuckDB and a real server.
+
+The server runs on a free loopback port in a background thread; tests talk to it over real
+HTTP with ``http.client``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.access_config import AccessConfig, ApiTokenConfig, UserConfig, hash_password
+from engine.config import parse_config
+from engine.kernel import Kernel
+from panel_app.server import DashboardServer
+
+PASSWORDS = {"alice": "alice-operator-pw", "bob": "bob-viewer-pw"}
+OPERATOR_TOKEN = "op-token-0123456789abcdef0123456789abcdef"
+VIEWER_TOKEN = "viewer-token-0123456789abcdef0123456789ab"
+SECRET = "test-cookie-secret-0123456789abcdef0123456789"
+#: (pn.state.user, current_role()) as seen inside each Panel session the test server created.
+SESSIONS_SEEN: list[tuple[str | None, str | None]] = []
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_access(**overrides: Any) -> AccessConfig:
+    """A non-dev access config: alice operator, bob viewer, one token per role."""
+    from engine.access_config import hash_token
+
+    values: dict[str, Any] = {
+        "dev_mode": False,
+        "cookie_secret": SECRET,
+        "login_failure_delay_s": 0.0,
+        "users": {
+            "alice": UserConfig(role="operator", password_hash=hash_password(PASSWORDS["alice"])),
+            "bob": UserConfig(role="viewer", password_hash=hash_password(PASSWORDS["bob"])),
+        },
+        "api_tokens": {
+            hash_token(OPERATOR_TOKEN): ApiTokenConfig(user="ops-bot", role="operator"),
+            hash_token(VIEWER_TOKEN): ApiTokenConfig(user="notebook", role="viewer"),
+        },
+    }
+    values.update(overrides)
+    return AccessConfig(**values)
+
+
+def make_kernel(tmp_path: Path) -> Kernel:
+    """A started kernel on a DuckDB file in ``tmp_path``, no feed, runner not started."""
+    config = parse_config(
+        {
+            "storage": {"db_path": str(tmp_path / "seamless.duckdb")},
+            "feed": {"kind": "none"},
+            "runner": {"autostart": False},
+            "broker": {"account_path": str(tmp_path / "paper_broker.json")},
+        },
+        env={},
+    )
+    return Kernel.from_config(config).start()
+
+
+def start_server(kernel: Kernel, access: AccessConfig) -> DashboardServer:
+    """A dashboard server over ``kernel`` on a free port; its app records who is signed in."""
+    import panel as pn
+
+    from panel_app.auth import current_role, current_user
+
+    def app() -> Any:
+        SESSIONS_SEEN.append((current_user(), current_role()))
+        return pn.pane.Markdown(f"whoami={current_user()}/{current_role()}")
+
+    server = DashboardServer(kernel.config, port=free_port(), kernel=kernel, access=access, app=app)
+    return server.start_background()
+
+
+@dataclass
+class Reply:
+    """One HTTP response, fully read."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def cookies(self) -> dict[str, str]:
+        out = {}
+        for header in self.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            out[name.strip()] = rest.split(";", 1)[0]
+        return out
+
+
+@dataclass
+class Client:
+    """A tiny HTTP client for one server, keeping cookies like a browser would."""
+
+    port: int
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 15.0,
+    ) -> Reply:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        all_headers = dict(headers or {})
+        if self.cookies:
+            all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        conn.request(method, path, body=body, headers=all_headers)
+        resp = conn.getresponse()
+        reply = Reply(resp.status, resp.headers, resp.read())
+        conn.close()
+        return reply
+
+    def login(self, user: str, password: str) -> Reply:
+        form = urllib.parse.urlencode({"username": user, "password": password, "next": "/"})
+        reply = self.request(
+            "POST",
+            "/login",
+            form.encode(),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        self.cookies.update({k: v for k, v in reply.cookies().items() if v})
+        return reply
+
+
+class SseStream:
+    """A Server-Sent Events connection read frame by frame."""
+
+    def __init__(self, port: int, path: str, headers: dict[str, str], timeout: float = 10.0):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        self.conn.request("GET", path, headers=headers)
+        self.response = self.conn.getresponse()
+        self.status = self.response.status
+
+    def frames(self) -> Iterator[dict[str, str]]:
+        """Frames as {field: value}; comments appear as {'comment': text}."""
+        frame: dict[str, str] = {}
+        while True:
+            raw = self.response.fp.readline()
+            if not raw:
+                return
+            line = raw.decode().rstrip("\n")
+            if not line:
+                if frame:
+                    yield frame
+                frame = {}
+            elif line.startswith(":"):
+                yield {"comment": line[1:].strip()}
+            else:
+                name, _, value = line.partition(":")
+                frame[name] = value.removeprefix(" ")
+
+    def collect(
+        self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Data frames (id + decoded event) until ``until(frames)`` or ``timeout``."""
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        for frame in self.frames():
+            if "data" in frame and "event" not in frame:
+                got.append({"id": frame.get("id"), "event": json.loads(frame["data"])})
+                if until(got):
+                    return got
+            if time.monotonic() > deadline:
+                break
+        raise AssertionError(f"stream ended or timed out after {len(got)} events")
+
+    def close(self) -> None:
+        self.conn.close()
