@@ -58,7 +58,7 @@ class Kernel:
     ) -> None:
         self.config = config
         self.clock = clock or LiveClock()
-        self._extra_authorize = (
+        self._extra_authorize: Authorizer | None = (
             authorize if authorize is not None else make_authorizer(config.access)
         )
         logging.getLogger().setLevel(config.engine.log_level)
