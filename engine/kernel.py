@@ -26,6 +26,7 @@ from engine.broker import PaperBroker
 from engine.config import SeamlessConfig
 from engine.core import build_core
 from engine.feeds import build_feed
+from engine.lifecycle import STARTING, STOPPED
 from engine.pnl import PnlTracker
 from engine.portfolio import Portfolio
 from engine.reconcile import Reconciler, ReconciliationFailed, ReconciliationResult
@@ -154,7 +155,11 @@ class Kernel:
         self._housekeeping.start()
         if self.config.runner.autostart:
             self.command("start", "engine")
-        self.bus.join(10)
+            # Wait for the command to be handled, not for the bus to drain: a busy feed may
+            # keep it from ever draining.
+            deadline = time.monotonic() + 10.0
+            while self.runner.status in (STOPPED, STARTING) and time.monotonic() < deadline:
+                time.sleep(0.01)
         return self
 
     def stop(self, how: str = CLEAN) -> None:
@@ -277,4 +282,3 @@ class Kernel:
                 log.exception("periodic snapshot failed; the log is intact, will retry")
             if not self.log.healthy:
                 log.error("event log unhealthy (%s): trading must not go on", self.log.last_error)
-            time.sleep(0)
