@@ -174,6 +174,8 @@ class PnlTracker:
     # -- handlers -----------------------------------------------------------------------------
     def on_event(self, event: Event) -> PnlUpdated | None:
         """Update the figures for one event; the ``pnl_updated`` published, if any."""
+        if type(event) is BarReceived:  # the common case first (the types are disjoint)
+            return self.update(force=True, cause=event)
         if isinstance(event, CashAdjusted):
             if not event.reason.startswith(RECONCILIATION_REASON):
                 self._day_start += event.amount
@@ -194,7 +196,8 @@ class PnlTracker:
             if self._last_equity is not None:
                 self._day_start = self._last_equity
             self._session = session
-        equity, unrealized = self._mark()
+        state = self._store.get_state()  # one consistent read for the marks and the account
+        equity, unrealized = self._mark(state)
         self._last_equity = equity
         self._peak = max(self._peak, equity)
         drawdown = self._peak - equity
@@ -202,7 +205,7 @@ class PnlTracker:
         last = self._last_publish_ns
         if not force and last is not None and now - last < self._interval_ns:
             return None
-        account = self._store.get_state("account")
+        account = state["account"]
         event = PnlUpdated(
             realized=account["realized_pnl"] - account["commissions"],
             unrealized=unrealized,
@@ -222,9 +225,10 @@ class PnlTracker:
     def _on_event(self, event: Event) -> None:
         self.on_event(event)
 
-    def _mark(self) -> tuple[float, float]:
-        """``(equity, unrealized)`` of the current state."""
-        state = self._store.get_state()
+    def _mark(self, state: Any = None) -> tuple[float, float]:
+        """``(equity, unrealized)`` of ``state`` (default: the current state)."""
+        if state is None:
+            state = self._store.get_state()
         prices = state["prices"]
         value = 0.0
         unrealized = 0.0

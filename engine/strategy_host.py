@@ -303,6 +303,13 @@ def apply_params(strategy: Strategy, params: Mapping[str, Any], *, where: str) -
             raise ConfigError(
                 f"{where}: parameter {key!r} has invalid value {value!r}: {exc}"
             ) from exc
+    # Rules across parameters (SMA: fast < slow) live in the strategy's constructor: build a
+    # throw-away instance with the merged values so they are checked before anything changes.
+    merged = {k: v for k, v in strategy.parameters().items() if k != "symbols"} | dict(params)
+    try:
+        type(strategy)(name=str(strategy.name), symbols=list(strategy.symbols), **merged)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
     strategy.param.update(**dict(params))
 
 

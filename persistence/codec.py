@@ -54,6 +54,30 @@ _c_encode = c_make_encoder(None, None, encode_basestring_ascii, None, ":", ",", 
 _strict = json.JSONEncoder(allow_nan=False, separators=(",", ":"), check_circular=False)
 
 
+class _NotPlain(Exception):
+    """A value the template encoder does not handle (NaN, infinity, a subclass): use dumps."""
+
+
+def _float_json(value: float) -> str:
+    if value - value:  # NaN or +-infinity (finite - itself is 0.0): let dumps refuse it
+        raise _NotPlain
+    return float.__repr__(value)  # what the json encoder writes for a float
+
+
+def _none_json(value: None) -> str:
+    return "null"
+
+
+#: JSON text of a scalar by its exact type, written as the json module's C encoder writes it.
+_SCALAR_JSON: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring_ascii,
+    int: int.__repr__,
+    float: _float_json,
+    bool: lambda value: "true" if value else "false",
+    type(None): _none_json,
+}
+
+
 def dumps(value: Any, what: str = "value") -> str:
     """Compact, strict JSON (no NaN/Infinity); EventError naming ``what`` if impossible."""
     try:
@@ -108,7 +132,56 @@ class TypeCodec:
         def encode_scalars(event: Event) -> str:
             return dumps(dict(zip(names, getter(event), strict=True)), what)
 
-        return encode_scalars
+        # The hot path, generated per class: the field names are fixed, so fill a prebuilt
+        # template with each value's JSON text -- the text the C encoder writes (``%r`` of an
+        # exact float or int is its JSON), ~3x faster than building a dict for it. Anything
+        # unusual (an int in a float field, a subclass, NaN or infinity) goes through dumps.
+        checks: list[str] = []
+        finite: list[str] = []
+        formats: list[str] = []
+        parts: list[str] = []
+        for i, name in enumerate(names):
+            var, hint = f"v{i}", hints[name]
+            key = encode_basestring_ascii(name).replace("%", "%%")
+            if hint is float or hint is int:
+                checks.append(f"type({var}) is {hint.__name__}")
+                if hint is float:
+                    finite.append(f"{var} - {var}")
+                formats.append(f"{key}:%r")
+                parts.append(var)
+            elif hint is str:
+                checks.append(f"type({var}) is str")
+                formats.append(f"{key}:%s")
+                parts.append(f"escape({var})")
+            else:
+                formats.append(f"{key}:%s")
+                parts.append(f"to_json[type({var})]({var})")
+        if finite:  # finite - itself is 0.0; NaN or an infinity makes the sum NaN
+            checks.append(f"({' + '.join(finite)}) == 0.0")
+        variables = ", ".join(f"v{i}" for i in range(len(names)))
+        source = "\n".join(
+            [
+                "def encode_template(event):",
+                f"    {variables}, = getter(event)",
+                f"    if {' and '.join(checks) or 'True'}:",
+                "        try:",
+                f"            return template % ({', '.join(parts)},)",
+                "        except (KeyError, NotPlain):",
+                "            pass",
+                "    return encode_scalars(event)",
+            ]
+        )
+        namespace: dict[str, Any] = {
+            "getter": getter,
+            "template": "{" + ",".join(formats) + "}",
+            "escape": encode_basestring_ascii,
+            "to_json": _SCALAR_JSON,
+            "NotPlain": _NotPlain,
+            "encode_scalars": encode_scalars,
+        }
+        exec(source, namespace)
+        encode_template: Callable[[Event], str] = namespace["encode_template"]
+        return encode_template
 
     @staticmethod
     def _make_clone(

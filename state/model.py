@@ -201,6 +201,10 @@ def get_path(state: Mapping[str, Any], path: str, default: Any = MISSING) -> Any
     node: Any = state
     if not path:
         return node
+    if "." not in path and type(node) is FrozenDict:  # the common case: one section of a state
+        found = dict.get(node, path, MISSING)
+        if found is not MISSING:
+            return found
     for seg in path.split("."):
         # dict first: every state node is one, and the Mapping ABC check is slow.
         if isinstance(node, (dict, Mapping)) and seg in node:

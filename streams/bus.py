@@ -41,6 +41,18 @@ log = logging.getLogger(__name__)
 Callback = Callable[[Event], None]
 
 
+class _TopicSubject(Subject[Event]):
+    """The Subject behind one topic pattern.
+
+    Only the dispatcher thread calls ``on_next`` (see the module doc), so it skips the lock
+    round trips of ``Subject.on_next`` and iterates a snapshot of the observers, which other
+    threads may still subscribe or dispose under the Subject's lock."""
+
+    def on_next(self, value: Event) -> None:
+        for observer in tuple(self.observers):
+            observer.on_next(value)
+
+
 class DispatchHook(Protocol):
     """What the dispatcher runs around fan-out (implemented by the state store)."""
 
@@ -236,7 +248,7 @@ class EventBus:
         with self._lock:
             subject = self._subjects.get(pattern)
             if subject is None:
-                subject = Subject()
+                subject = _TopicSubject()
                 self._subjects[pattern] = subject
                 self._routes = {}  # copy-on-write: the dispatcher keeps reading the old dict
             self._counts[pattern] = self._counts.get(pattern, 0) + 1
@@ -300,10 +312,17 @@ class EventBus:
             self.stats.duplicates += len(batch) - len(committed)
             batch = committed
         stats = self.stats
+        routes = self._routes
         for event in batch:
             if hook is not None:
                 hook.apply(event)
-            for subject in self._route(event.topic):
+            if routes is not self._routes:
+                routes = self._routes  # (un)subscribed meanwhile
+            subjects = routes.get(event.topic)
+            if subjects is None:
+                subjects = self._route(event.topic)
+                routes = self._routes
+            for subject in subjects:
                 subject.on_next(event)
             stats.dispatched += 1
         if hook is not None and not self.threaded and not self._local:

@@ -27,6 +27,13 @@ class SmaCrossover(Strategy):
             raise ValueError(f"fast ({self.fast}) must be smaller than slow ({self.slow})")
         self._windows: dict[str, tuple[RollingWindow, RollingWindow]] = {}
         self._last_diff: dict[str, float] = {}
+        # Plain copies for the per-bar path (a param attribute read costs far more), kept
+        # current by a watcher when set_params changes them.
+        self._lengths = (self.fast, self.slow)
+        self.param.watch(self._cache_lengths, ["fast", "slow"])
+
+    def _cache_lengths(self, *_events: Any) -> None:
+        self._lengths = (self.fast, self.slow)
 
     def on_bar(self, bar: BarReceived) -> None:
         self._on_price(bar.symbol, bar.close)
@@ -36,9 +43,12 @@ class SmaCrossover(Strategy):
 
     def _on_price(self, symbol: str, price: float) -> None:
         windows = self._windows.get(symbol)
-        if windows is None:
-            windows = (RollingWindow(self.fast), RollingWindow(self.slow))
+        lengths = self._lengths
+        if windows is None or (windows[0].size, windows[1].size) != lengths:
+            # first price, or fast/slow changed by set_params: averages of the new lengths
+            windows = (RollingWindow(lengths[0]), RollingWindow(lengths[1]))
             self._windows[symbol] = windows
+            self._last_diff.pop(symbol, None)
         fast, slow = windows
         fast.push(price)
         slow.push(price)
@@ -49,16 +59,19 @@ class SmaCrossover(Strategy):
         self._last_diff[symbol] = diff
         if previous is None:
             return
+        up = previous <= 0 < diff
+        if not up and not previous >= 0 > diff:
+            return  # no cross: nothing to decide, so no need to ask the context
         ctx = self.ctx
         if ctx.open_orders(symbol):
             return
         position = ctx.position(symbol)
-        if previous <= 0 < diff and position == 0:
+        if up and position == 0:
             ctx.signal(
                 symbol, BUY, reason=f"fast SMA {fast.mean:.4f} crossed above slow {slow.mean:.4f}"
             )
             ctx.submit_order(symbol, BUY, self.qty, reason="sma cross up")
-        elif previous >= 0 > diff and position > 0:
+        elif not up and position > 0:
             ctx.signal(
                 symbol, SELL, reason=f"fast SMA {fast.mean:.4f} crossed below slow {slow.mean:.4f}"
             )

@@ -36,7 +36,9 @@ class ZScoreReversion(Strategy):
         self._on_price(tick.symbol, tick.price)
 
     def _on_price(self, symbol: str, price: float) -> None:
-        window = self._windows.setdefault(symbol, RollingWindow(self.window))
+        window = self._windows.get(symbol)
+        if window is None or window.size != self.window:  # first price, or window changed
+            window = self._windows[symbol] = RollingWindow(self.window)
         window.push(price)
         if not window.full or window.std == 0:
             return

@@ -21,8 +21,7 @@ from streams.errors import EventError
 
 _REGISTRY: dict[str, type[Event]] = {}
 _HINTS: dict[type, dict[str, Any]] = {}
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_set = object.__setattr__
+_CLONERS: dict[type, Any] = {}  # class -> generated copy-with-seq function (see with_seq)
 
 #: Fields every event carries, in the order they appear in ``to_dict``.
 ENVELOPE_FIELDS = (
@@ -53,6 +52,20 @@ def _refill_ids() -> None:
 
 if hasattr(os, "register_at_fork"):  # a forked child must never hand out its parent's ids
     os.register_at_fork(after_in_child=_ID_POOL.clear)
+
+
+def _make_cloner(cls: type) -> Any:
+    """``clone(event, seq)`` for ``cls``: a new instance with every field copied and ``seq``
+    set, unrolled (generated, like dataclasses' own ``__init__``) so it costs a few attribute
+    copies instead of a loop of ``getattr`` calls."""
+    lines = ["def clone(event, seq):", "    copy = new(cls)"]
+    for f in dataclasses.fields(cls):
+        source = "seq" if f.name == "seq" else f"event.{f.name}"
+        lines.append(f"    put(copy, {f.name!r}, {source})")
+    lines.append("    return copy")
+    namespace: dict[str, Any] = {"new": object.__new__, "put": object.__setattr__, "cls": cls}
+    exec("\n".join(lines), namespace)
+    return namespace["clone"]
 
 
 def new_event_id() -> str:
@@ -122,15 +135,10 @@ class Event:
 
     def with_seq(self: E, seq: int) -> E:
         """A copy of this event with its log sequence number set (a hot path: no re-validation)."""
-        cls = type(self)
-        names = _FIELD_NAMES.get(cls)
-        if names is None:
-            names = tuple(f.name for f in dataclasses.fields(cls))
-            _FIELD_NAMES[cls] = names
-        new = object.__new__(cls)
-        for name in names:
-            _set(new, name, getattr(self, name))
-        _set(new, "seq", seq)
+        clone = _CLONERS.get(type(self))
+        if clone is None:
+            clone = _CLONERS[type(self)] = _make_cloner(type(self))
+        new: E = clone(self, seq)
         return new
 
     # -- serialization ---------------------------------------------------------------------

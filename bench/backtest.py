@@ -1,0 +1,190 @@
+"""Backtest throughput: SMA crossover through the full engine against a plain Python loop.
+
+Run: ``.venv/bin/python -m bench.backtest [--bars N] [--fast F --slow S]``. Generates a seeded
+random walk of one-minute bars (realistic OHLC), then in the same run:
+
+* a plain Python loop computing the same strategy (same signals, same fills at the next bar's
+  open, same P&L) -- the baseline;
+* :func:`engine.backtest.run_backtest` with a DuckDB event log in a temporary folder (strategy,
+  broker, risk, positions, P&L, state store, event log) -- the full engine;
+* the same with the in-memory journal (no DuckDB).
+
+Prints bars/s for each, the ratios, and fills / round trips / realized P&L from the engine and
+the baseline with whether they agree. Figures only, no pass/fail (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from engine.backtest import BacktestResult, run_backtest
+
+SYMBOL = "BENCH"
+START = pd.Timestamp("2024-01-02 09:30", tz="UTC")
+
+
+def make_bars(n: int, seed: int = 42, start_price: float = 100.0) -> pd.DataFrame:
+    """A seeded random walk of ``n`` one-minute bars with consistent OHLC and volume."""
+    rng = random.Random(seed)
+    gauss, uniform = rng.gauss, rng.uniform
+    opens, highs, lows, closes, volumes = [], [], [], [], []
+    price = start_price
+    vol = 0.0008  # per-minute volatility
+    for _ in range(n):
+        open_ = price * math.exp(gauss(0.0, vol * 0.2))  # small gap from the previous close
+        close = open_ * math.exp(gauss(0.0, vol))
+        high = max(open_, close) * (1.0 + abs(gauss(0.0, vol * 0.5)))
+        low = min(open_, close) * (1.0 - abs(gauss(0.0, vol * 0.5)))
+        opens.append(round(open_, 4))
+        highs.append(round(high, 4))
+        lows.append(round(low, 4))
+        closes.append(round(close, 4))
+        volumes.append(float(int(uniform(100, 5_000))))
+        price = close
+    # round() can break the OHLC order by a hair: repair it
+    highs = [max(h, o, c) for h, o, c in zip(highs, opens, closes, strict=True)]
+    lows = [min(lo, o, c) for lo, o, c in zip(lows, opens, closes, strict=True)]
+    return pd.DataFrame(
+        {
+            "timestamp": pd.date_range(START, periods=n, freq="1min"),
+            "open": opens,
+            "high": highs,
+            "low": lows,
+            "close": closes,
+            "volume": volumes,
+        }
+    )
+
+
+def plain_loop(frame: pd.DataFrame, fast: int, slow: int, qty: float) -> dict[str, Any]:
+    """The same SMA crossover in plain Python: decide on a bar's close, fill at the next open.
+
+    Mirrors the engine's rules: the strategy does nothing while an order is working (the bar
+    that fills it), buys ``qty`` when flat on a cross up, sells the whole position on a cross
+    down; no commission or slippage (the BrokerConfig defaults).
+    """
+    opens = frame["open"].tolist()
+    closes = frame["close"].tolist()
+    start = time.perf_counter()
+    fast_w: deque[float] = deque()
+    slow_w: deque[float] = deque()
+    fast_sum = slow_sum = 0.0
+    prev_diff: float | None = None
+    position = 0.0
+    avg_price = 0.0
+    realized = 0.0
+    pending: tuple[str, float] | None = None
+    fills = trips = 0
+    for open_, close in zip(opens, closes, strict=True):
+        working = pending is not None
+        if pending is not None:  # fill the order placed on the previous bar at this open
+            side, q = pending
+            pending = None
+            fills += 1
+            if side == "buy":
+                avg_price = open_
+                position += q
+            else:
+                realized += (open_ - avg_price) * q
+                position -= q
+                trips += 1
+        fast_w.append(close)
+        slow_w.append(close)
+        fast_sum += close
+        slow_sum += close
+        if len(fast_w) > fast:
+            fast_sum -= fast_w.popleft()
+        if len(slow_w) > slow:
+            slow_sum -= slow_w.popleft()
+        if len(slow_w) < slow:
+            continue
+        diff = fast_sum / len(fast_w) - slow_sum / len(slow_w)
+        previous, prev_diff = prev_diff, diff
+        if previous is None or working:
+            continue
+        if previous <= 0 < diff and position == 0:
+            pending = ("buy", qty)
+        elif previous >= 0 > diff and position > 0:
+            pending = ("sell", position)
+    elapsed = time.perf_counter() - start
+    return {
+        "elapsed_s": elapsed,
+        "fills": fills,
+        "round_trips": trips,
+        "realized_pnl": realized,
+        "open_position": position,
+    }
+
+
+def _engine(
+    frame: pd.DataFrame, params: dict[str, Any], db: Path | None
+) -> tuple[BacktestResult, float]:
+    start = time.perf_counter()
+    result = run_backtest(frame, strategy="sma_crossover", symbol=SYMBOL, params=params, db_path=db)
+    return result, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures (no pass/fail)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bars", type=int, default=200_000)
+    parser.add_argument("--fast", type=int, default=10)
+    parser.add_argument("--slow", type=int, default=30)
+    parser.add_argument("--qty", type=float, default=100.0)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--no-memory", action="store_true", help="skip the in-memory run")
+    args = parser.parse_args(argv)
+    params = {"fast": args.fast, "slow": args.slow, "qty": args.qty}
+    frame = make_bars(args.bars, args.seed)
+    n = len(frame)
+    print(f"SMA crossover backtest, {n:,} one-minute bars, fast={args.fast} slow={args.slow}")
+
+    base = plain_loop(frame, args.fast, args.slow, args.qty)
+    base_rate = n / base["elapsed_s"]
+
+    with tempfile.TemporaryDirectory(prefix="seamless-bench-") as tmp:
+        db = Path(tmp) / "bench.duckdb"
+        duck, duck_wall = _engine(frame, params, db)
+        db_mb = db.stat().st_size / 1e6 if db.exists() else 0.0
+    runs: list[tuple[str, BacktestResult, float]] = [("engine+duckdb", duck, duck_wall)]
+    if not args.no_memory:
+        mem, mem_wall = _engine(frame, params, None)
+        runs.append(("engine+memory", mem, mem_wall))
+
+    print(
+        f"{'run':<15} {'bars/s':>10} {'wall bars/s':>12} {'vs plain':>9} "
+        f"{'fills':>6} {'trips':>6} {'realized':>12}"
+    )
+    print(
+        f"{'plain loop':<15} {base_rate:>10,.0f} {base_rate:>12,.0f} {'1':>9} "
+        f"{base['fills']:>6} {base['round_trips']:>6} {base['realized_pnl']:>12.4f}"
+    )
+    for label, res, wall in runs:
+        # bars/s: the bar loop as run_backtest times it; wall: the whole call (loading the
+        # frame into events, opening the log, the final flush and close included)
+        print(
+            f"{label:<15} {res.bars_per_s:>10,.0f} {n / wall:>12,.0f} "
+            f"{base_rate / res.bars_per_s:>8.1f}x {res.fills:>6} {res.round_trips:>6} "
+            f"{res.realized_pnl:>12.4f}"
+        )
+    print(f"duckdb file: {db_mb:.1f} MB")
+    for label, res, _ in runs:
+        agree = (
+            res.fills == base["fills"]
+            and res.round_trips == base["round_trips"]
+            and math.isclose(res.realized_pnl, base["realized_pnl"], rel_tol=1e-9, abs_tol=1e-6)
+        )
+        print(f"{label} agrees with the plain loop (fills, round trips, realized P&L): {agree}")
+
+
+if __name__ == "__main__":
+    main()
