@@ -130,7 +130,11 @@ class Kernel:
             authorize=self.authorize,
             heartbeat_interval_s=config.runner.heartbeat_interval_s,
             trading_state=lambda: str(self.store.get_state("trading.state", ACTIVE)),
+            store=self.store,
         )
+        saved_limits = self.store.get_state("risk.limits", None)
+        if saved_limits:
+            self.risk.set_limits(dict(saved_limits))  # what an operator last set wins
         self.snapshotter = Snapshotter(
             self.log, self._snapshot_source, interval_s=config.storage.snapshot_interval_s
         )
@@ -245,6 +249,7 @@ class Kernel:
             "event_log": {
                 "healthy": self.log.healthy,
                 "last_error": self.log.last_error,
+                "engine_held_by_fault": self.store.storage_fault,
                 "last_seq": self.log.last_seq,
                 "committed_seq": self.log.committed_seq,
             },
@@ -274,7 +279,10 @@ class Kernel:
             self._last_heartbeat_ns = event.ts_event
 
     def _housekeep(self) -> None:
-        """Snapshots on schedule, and a halt when the event log cannot write (own thread)."""
+        """Snapshots on schedule; logs while the event log cannot write (own thread).
+
+        A storage fault holds the engine thread itself (see ``StateStore._wait_durable``):
+        nothing trades until writes succeed again."""
         while not self._stopping.wait(1.0):
             try:
                 self.snapshotter.maybe_snapshot(self.clock.now_ns())

@@ -37,12 +37,13 @@ from typing import Any, Protocol
 
 from reactivex import abc
 
-from engine.config_schema import meta
+from engine.config_schema import build, meta, to_dict
 from engine.fill_rules import LIMIT, validate_order
 from state.model import QTY_EPSILON
 from streams import topics
 from streams.bus import EventBus
 from streams.clock import NS_PER_S, Clock
+from streams.errors import ConfigError
 from streams.events import (
     ACTIVE,
     BUY,
@@ -108,6 +109,10 @@ class RiskConfig:
     flatten_on_breach: bool = dataclasses.field(
         default=False, metadata=meta(help="close every position when the breaker trips")
     )
+
+
+#: Limits an operator may change while the engine runs (``set_risk_limits`` command).
+TUNABLE_LIMITS = ("max_position", "max_order_notional", "max_orders_per_second", "daily_loss_limit")
 
 
 class RiskEngine:
@@ -260,6 +265,20 @@ class RiskEngine:
             self.flatten_all(RISK, reason)
 
     # -- operator actions ---------------------------------------------------------------------
+    def set_limits(self, limits: Mapping[str, Any]) -> RiskConfig:
+        """Change limits at run time (validated like config; ConfigError names the bad key).
+
+        Only the keys given change; the new limits apply from the next order."""
+        unknown = sorted(set(limits) - set(TUNABLE_LIMITS))
+        if unknown:
+            raise ConfigError(
+                f"risk.{unknown[0]}: not a limit that can be changed at run time "
+                f"(allowed: {', '.join(TUNABLE_LIMITS)})"
+            )
+        merged = {**to_dict(self.config), **dict(limits)}
+        self.config = build(RiskConfig, merged, path="risk")
+        return self.config
+
     def reset(self, actor: str, reason: str = "operator reset") -> TradingStateChanged | None:
         """Resume trading (ACTIVE) after a halt; None if trading is already active."""
         previous = self.trading_state

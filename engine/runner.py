@@ -12,7 +12,7 @@ monitors can tell a quiet engine from a dead one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from reactivex import abc
@@ -34,7 +34,17 @@ from streams.events import (
     TradingStateChanged,
 )
 
-COMMANDS = ("start", "pause", "resume", "stop", "flatten", "reset", "set_params", "set_speed")
+COMMANDS = (
+    "start",
+    "pause",
+    "resume",
+    "stop",
+    "flatten",
+    "reset",
+    "set_params",
+    "set_speed",
+    "set_risk_limits",
+)
 COMPONENT = "runner"
 
 
@@ -50,6 +60,7 @@ class RiskControls(Protocol):
 
     def reset(self, actor: str) -> Any: ...
     def flatten_all(self, actor: str, reason: str = "") -> Any: ...
+    def set_limits(self, limits: Mapping[str, Any]) -> Any: ...
 
 
 class LiveStrategyRunner:
@@ -67,6 +78,7 @@ class LiveStrategyRunner:
         heartbeat_interval_s: float = 1.0,
         initial_status: str = "stopped",
         trading_state: Callable[[], str] = lambda: ACTIVE,
+        store: Any = None,
     ) -> None:
         self._publish = publish
         self._clock = clock
@@ -76,6 +88,7 @@ class LiveStrategyRunner:
         self.feed: Feed | None = None
         self._authorize = authorize
         self._trading_state = trading_state
+        self._store = store
         self._heartbeat_interval_s = heartbeat_interval_s
         self.lifecycle = Lifecycle(RUNNER_TRANSITIONS, initial_status)
         self._beats = 0
@@ -192,6 +205,16 @@ class LiveStrategyRunner:
         if not isinstance(name, str) or not isinstance(params, dict):
             raise ValueError("set_params needs args {'strategy': name, 'params': {...}}")
         self.host.set_params(name, params)
+
+    def _do_set_risk_limits(self, event: CommandIssued) -> None:
+        limits = event.args.get("limits")
+        if not isinstance(limits, dict) or not limits:
+            raise ValueError("set_risk_limits needs args {'limits': {name: value, ...}}")
+        self.risk.set_limits(limits)
+        if self._store is not None:
+            # Kept in state so a restart starts with the limits the operator last set.
+            current = dict(self._store.get_state("risk.limits", None) or {})
+            self._store.update_state("risk.limits", current | limits, actor="risk")
 
     def _do_set_speed(self, event: CommandIssued) -> None:
         speed = event.args.get("speed")

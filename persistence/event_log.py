@@ -208,7 +208,7 @@ class EventLog:
 
         self._root: duckdb.DuckDBPyConnection | None = None
         self._writer: threading.Thread | None = None
-        self._pending = _Columns()
+        self._pending: list[tuple[Any, ...]] = []  # queued rows; the writer makes columns
         self._first_pending_at = 0.0
         self._urgent = False  # someone waits in flush/wait_durable: write what is queued now
         self._urgent_rows = 0  # queued critical or waited-for rows
@@ -361,7 +361,7 @@ class EventLog:
                 duplicate_of = self._seq
             else:
                 duplicate_of = -1
-                while len(self._pending.seq) >= self._max_pending:
+                while len(self._pending) >= self._max_pending:
                     if self._error is not None:
                         raise PersistenceError(
                             f"event log {self.path!r} is failing and {len(self._pending)} "
@@ -371,22 +371,27 @@ class EventLog:
                     self._durable.wait(0.1)
                 seq = self._seq = self._seq + 1
                 pending = self._pending
-                if not pending.seq:
+                if not pending:
                     # The idle writer waits without a timeout: start its flush clock.
                     self._first_pending_at = time.monotonic()
                     self._wake.notify()
-                # One list per column: the writer hands them to Arrow without transposing.
-                pending.seq.append(seq)
-                pending.event_id.append(event_id)
-                pending.ts_event.append(event.ts_event)
-                pending.ts_init.append(event.ts_init)
-                pending.topic.append(event.topic)
-                pending.type.append(codec.type_name)
-                pending.schema_version.append(event.schema_version)
-                pending.critical.append(critical)
-                pending.payload.append(payload)
-                pending.correlation_id.append(event.correlation_id)
-                pending.causation_id.append(event.causation_id)
+                # One tuple per row (EVENT_COLUMNS order): the writer turns the batch into
+                # columns, off this (the engine's) thread.
+                pending.append(
+                    (
+                        seq,
+                        event_id,
+                        event.ts_event,
+                        event.ts_init,
+                        event.topic,
+                        codec.type_name,
+                        event.schema_version,
+                        critical,
+                        payload,
+                        event.correlation_id,
+                        event.causation_id,
+                    )
+                )
                 if critical or wait:
                     if not self._urgent_rows:
                         self._urgent_since = time.monotonic()
@@ -400,7 +405,7 @@ class EventLog:
                         self._recent_order.append(event_id)
                         if len(self._recent_order) > self._window:
                             self._recent_ids.discard(self._recent_order.popleft())
-                    if len(pending.seq) >= self._batch_size:
+                    if len(pending) >= self._batch_size:
                         self._wake.notify()
         if duplicate_of >= 0:
             if wait:
@@ -459,6 +464,11 @@ class EventLog:
         return self._committed
 
     @property
+    def is_open(self) -> bool:
+        """True between ``open()`` and ``close()``."""
+        return self._open
+
+    @property
     def healthy(self) -> bool:
         """False while writes are failing or the writer is not running: halt trading."""
         writer = self._writer
@@ -511,10 +521,11 @@ class EventLog:
                         else:
                             self._urgent = False
                             self._wake.wait()
-                    batch = self._pending
-                    self._pending = _Columns()
+                    rows = self._pending
+                    self._pending = []
                     self._urgent = False
                     self._urgent_rows = 0
+                batch = _Columns.from_rows(rows)
                 for start in range(0, len(batch), self._max_commit_rows):
                     cur = self._write(cur, batch.slice(start, start + self._max_commit_rows))
                     if cur is None:

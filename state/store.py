@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -120,6 +121,8 @@ class StateStore(param.Parameterized):
         self._interval_ns = int(view_interval_s * 1e9)
         self._live_views = live_views
         self._durable_before_visible = durable_before_visible
+        #: The error of a storage fault that is holding the engine thread, else None.
+        self.storage_fault: str | None = None
         self._subscriptions = SubscriptionRegistry(self._report)
         self.subscriber_errors = 0
         # (state, version): one reference, swapped whole so readers never see a mix.
@@ -267,8 +270,36 @@ class StateStore(param.Parameterized):
             if kept.critical:
                 critical_seq = kept.seq
         if critical_seq and self._durable_before_visible:
-            self._journal.wait_durable(critical_seq)
+            self._wait_durable(critical_seq)
         return stored
+
+    def _wait_durable(self, seq: int) -> None:
+        """Block the engine thread until ``seq`` is durable, however long the storage fails.
+
+        Nothing is folded or published meanwhile, so trading halts by itself; the journal
+        retries its writes, and when one succeeds the engine resumes where it stopped. Only a
+        closed journal ends the wait (with the PersistenceError)."""
+        delay = 0.02
+        while True:
+            try:
+                self._journal.wait_durable(seq)
+            except PersistenceError as exc:
+                if not getattr(self._journal, "is_open", True):
+                    raise
+                if self.storage_fault is None:
+                    self.storage_fault = str(exc)
+                    log.error(
+                        "state store: storage fault, trading held until writes succeed: %s", exc
+                    )
+                    if self._on_error is not None:
+                        self._on_error(exc, "storage", None)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if self.storage_fault is not None:
+                log.warning("state store: storage recovered; resuming")
+                self.storage_fault = None
+            return
 
     def apply(self, event: Event) -> None:
         """Fold one committed event, notify path subscribers and refresh views as due."""

@@ -227,3 +227,28 @@ def test_a_bad_strategy_in_config_fails_the_build_and_leaves_the_log_closed(
 
     with EventLog(config.storage.db_path) as log:  # not held: it can be opened again
         assert log.runs() == []
+
+
+def test_operator_changes_risk_limits_at_run_time_and_they_survive_a_restart(
+    tmp_path: Path,
+) -> None:
+    config = kernel_config(tmp_path)
+    kernel = Kernel.from_config(config).start()
+    try:
+        kernel.command("set_risk_limits", "engine", limits={"max_position": 5.0})
+        kernel.command("set_risk_limits", "engine", limits={"max_position": -1.0})
+        kernel.command("set_risk_limits", "engine", limits={"warp_speed": 9})
+        assert kernel.bus.join(10)
+        assert kernel.risk.config.max_position == 5.0
+        assert kernel.store.get_state("risk.limits") == {"max_position": 5.0}
+        refused = kernel.log.read(types=["command_refused"])
+        reasons = [e.reason for e in refused]  # type: ignore[attr-defined]
+        assert any("risk.max_position" in r and "-1.0" in r for r in reasons)
+        assert any("risk.warp_speed" in r for r in reasons)
+    finally:
+        kernel.stop()
+    again = Kernel.from_config(config)
+    try:
+        assert again.risk.config.max_position == 5.0
+    finally:
+        again.log.close()
