@@ -26,7 +26,7 @@ from persistence import EventLog
 from state import MemoryJournal
 from state.journal import Journal
 from streams.clock import NS_PER_S, ManualClock
-from streams.events import BarReceived, Event, PnlUpdated, TradeExecuted
+from streams.events import BarReceived, Event, TradeExecuted
 from streams.sources import iter_bars
 
 Progress = Callable[[int, int], None]
@@ -165,11 +165,6 @@ def _run(
     for component in (broker, risk, portfolio, tracker, host):
         component.attach(core.bus)
     core.bus.subscribe(
-        "pnl",
-        lambda e: curve.append((e.ts_event, e.equity)) if isinstance(e, PnlUpdated) else None,
-        name="backtest.curve",
-    )
-    core.bus.subscribe(
         "fills.*",
         lambda e: (
             trades.append(e.payload() | {"ts": e.ts_event})
@@ -180,12 +175,14 @@ def _run(
     )
     host.start()
     rejected = 0
+    get_state = core.store.get_state
     started = time.perf_counter()
     for done, bar in enumerate(bars, 1):
         if isinstance(bar, BarReceived):
             if bar.ts_event > clock.now_ns():
                 clock.set(bar.ts_event)
             publish(bar)
+            curve.append((bar.ts_event, get_state("pnl")["equity"]))  # equity after this bar
         else:
             rejected += 1
             publish(bar)

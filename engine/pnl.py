@@ -140,6 +140,7 @@ class PnlTracker:
         self._max_dd = 0.0
         self._last_equity: float | None = None
         self._last_publish_ns: int | None = None
+        self._last_figures: tuple[float, ...] | None = None
 
     def attach(self, bus: EventBus) -> list[abc.DisposableBase]:
         """Recover from the state (:meth:`resync`) and follow prices, fills and cash."""
@@ -206,10 +207,22 @@ class PnlTracker:
         if not force and last is not None and now - last < self._interval_ns:
             return None
         account = state["account"]
+        figures = (
+            account["realized_pnl"] - account["commissions"],
+            unrealized,
+            equity - self._day_start,
+            equity,
+            drawdown,
+            self._max_dd,
+            session,
+        )
+        if figures == self._last_figures:
+            return None  # nothing moved (e.g. flat): an identical event would only add noise
+        self._last_figures = figures
         event = PnlUpdated(
-            realized=account["realized_pnl"] - account["commissions"],
+            realized=figures[0],
             unrealized=unrealized,
-            daily=equity - self._day_start,
+            daily=figures[2],
             equity=equity,
             drawdown=drawdown,
             max_drawdown=self._max_dd,

@@ -90,7 +90,7 @@ def test_a_deposit_is_a_flow_not_profit() -> None:
     assert (last_pnl(rig).daily, last_pnl(rig).drawdown) == (0.0, 0.0)
 
 
-def test_ticks_publish_at_most_once_per_interval_but_bars_always() -> None:
+def test_ticks_publish_at_most_once_per_interval_bars_whenever_figures_change() -> None:
     rig = trading_rig(pnl_config=PnlConfig(publish_interval_s=1.0))
     rig.order(BUY, 10)
     rig.quote(bid=100.0, ask=100.0)  # fills at once; the fill publishes
@@ -101,12 +101,12 @@ def test_ticks_publish_at_most_once_per_interval_but_bars_always() -> None:
     after_ticks = len(rig.events(PnlUpdated))
     rig.clock.advance(1.0)
     rig.quote(bid=98.0, ask=98.0)
-    rig.bar(open=98.0)
-    rig.bar(open=98.0)
+    rig.bar(open=97.0)
+    rig.bar(open=97.0)  # nothing moved: no identical update
 
     assert after_ticks == count  # all within 1 s of the fill's update: throttled
-    assert len(rig.events(PnlUpdated)) == after_ticks + 3
-    assert last_pnl(rig).max_drawdown == pytest.approx(20.0)
+    assert len(rig.events(PnlUpdated)) == after_ticks + 2
+    assert last_pnl(rig).max_drawdown == pytest.approx(30.0)
 
 
 def test_daily_pnl_restarts_from_the_last_equity_when_the_session_rolls() -> None:
