@@ -146,17 +146,7 @@ class PaperBroker:
             except BrokerAccountError as exc:
                 reason = f"cannot record the order: {exc}"
         if reason is not None:
-            self._publish(
-                OrderRejected(
-                    order_id=order.order_id,
-                    strategy=order.strategy,
-                    symbol=order.symbol,
-                    reason=f"broker: {reason}",
-                    ts_event=self._clock.now_ns(),
-                    correlation_id=order.correlation_id,
-                    causation_id=order.event_id,
-                )
-            )
+            self._publish(OrderRejected.of(order, f"broker: {reason}", self._clock.now_ns()))
             return False
         self._seen_ids.add(order.order_id)
         self._track(order)

@@ -213,17 +213,7 @@ class RiskEngine:
             return
         reason = self.check(order)
         if reason is not None:
-            self._publish(
-                OrderRejected(
-                    order_id=order.order_id,
-                    strategy=order.strategy,
-                    symbol=order.symbol,
-                    reason=f"risk: {reason}",
-                    ts_event=self._clock.now_ns(),
-                    correlation_id=order.correlation_id,
-                    causation_id=order.event_id,
-                )
-            )
+            self._publish(OrderRejected.of(order, f"risk: {reason}", self._clock.now_ns()))
             return
         self._sent.append(self._clock.now_ns())
         self._broker.submit(order)

@@ -82,6 +82,19 @@ class OrderRejected(Event):
     def default_topic(self) -> str:
         return topics.orders(self.strategy)
 
+    @classmethod
+    def of(cls, order: OrderSubmitted, reason: str, ts_event: int) -> OrderRejected:
+        """The rejection of ``order``, correlated with it and caused by its submission."""
+        return cls(
+            order_id=order.order_id,
+            strategy=order.strategy,
+            symbol=order.symbol,
+            reason=reason,
+            ts_event=ts_event,
+            correlation_id=order.correlation_id,
+            causation_id=order.event_id,
+        )
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class OrderCancelled(Event):
