@@ -71,6 +71,10 @@ class BusConfig:
     max_batch: int = dataclasses.field(
         default=1_024, metadata=meta(min=1, max=100_000, help="events dispatched per group commit")
     )
+    stall_warn_s: float = dataclasses.field(
+        default=5.0,
+        metadata=meta(min=0.0, help="report a dispatch round running longer than this (0 = never)"),
+    )
 
 
 def _default_owners() -> dict[str, tuple[str, ...]]:
@@ -128,6 +132,10 @@ class FeedConfig:
     url: str = dataclasses.field(default="", metadata=meta(help="websocket feed URL"))
     stale_after_s: float = dataclasses.field(
         default=10.0, metadata=meta(min=0.1, help="feed counted stale after this long quiet")
+    )
+    halt_after_s: float = dataclasses.field(
+        default=0.0,
+        metadata=meta(min=0.0, help="halt trading after the feed is quiet this long (0 = never)"),
     )
 
 

@@ -35,12 +35,15 @@ from engine.runner import LiveStrategyRunner
 from engine.strategy_host import StrategyHost, build_strategy
 from persistence import CLEAN, EventLog, RestoreResult, Snapshotter, restore
 from streams.clock import NS_PER_S, Clock, LiveClock
-from streams.events import ACTIVE, CommandIssued, Event, Heartbeat
+from streams.errors import SeamlessError
+from streams.events import ACTIVE, CommandIssued, ErrorRaised, Event, Heartbeat
 from streams.sources import FeedBase
 
 log = logging.getLogger(__name__)
 
 Authorizer = Callable[[str, str], bool]
+#: How often the housekeeping thread wakes (snapshots, feed stall, dispatch watchdog).
+HOUSEKEEPING_S = 0.25
 
 
 class Kernel:
@@ -84,6 +87,9 @@ class Kernel:
         self._stopping = threading.Event()
         self._last_heartbeat_ns = 0
         self._started = False
+        self._stall_halted = False  # a halt for the current feed stall was sent
+        self._stall_reported = False  # the current long dispatch round was noticed
+        self._stall_pending = 0.0  # its report, not yet published (the inbox was full)
 
     @classmethod
     def from_config(cls, config: SeamlessConfig, **kwargs: Any) -> Kernel:
@@ -223,11 +229,15 @@ class Kernel:
         feed_info: dict[str, Any] = {"status": "none"}
         if isinstance(feed, FeedBase):
             last = feed.last_event_ns
+            age_s = (now - last) / NS_PER_S if last else None
             feed_info = {
                 "status": feed.status,
-                "last_event_age_s": (now - last) / NS_PER_S if last else None,
+                "last_event_age_s": age_s,
                 "published": feed.published,
                 "errors": feed.errors,
+                "rejected": feed.validator.rejected_total,
+                "stale": age_s is not None and age_s > self.config.feed.stale_after_s,
+                "halted_by_stall": self._stall_halted,
             }
         beat_age = (now - self._last_heartbeat_ns) / NS_PER_S if self._last_heartbeat_ns else None
         stats = self.bus.stats
@@ -245,6 +255,8 @@ class Kernel:
                 "dispatched": stats.dispatched,
                 "subscriber_errors": stats.errors_total,
                 "subscribers": self.bus.subscriber_count(),
+                "dispatch_busy_s": round(self.bus.dispatch_busy_s, 3),
+                "stalled": self._dispatch_stalled(),
             },
             "event_log": {
                 "healthy": self.log.healthy,
@@ -279,14 +291,70 @@ class Kernel:
             self._last_heartbeat_ns = event.ts_event
 
     def _housekeep(self) -> None:
-        """Snapshots on schedule; logs while the event log cannot write (own thread).
+        """Snapshots on schedule, the feed-stall halt and the dispatch watchdog; logs while
+        the event log cannot write (own thread, every ``HOUSEKEEPING_S``).
 
         A storage fault holds the engine thread itself (see ``StateStore._wait_durable``):
         nothing trades until writes succeed again."""
-        while not self._stopping.wait(1.0):
+        while not self._stopping.wait(HOUSEKEEPING_S):
             try:
                 self.snapshotter.maybe_snapshot(self.clock.now_ns())
             except Exception:
                 log.exception("periodic snapshot failed; the log is intact, will retry")
             if not self.log.healthy:
                 log.error("event log unhealthy (%s): trading must not go on", self.log.last_error)
+            try:
+                self._check_feed_stall()
+                self._check_dispatch()
+            except SeamlessError:
+                return  # the bus is closed: the engine is stopping
+
+    def _check_feed_stall(self) -> None:
+        """Halt trading (a committed ``halt`` command through risk, on the engine thread) once
+        the feed has been quiet for ``feed.halt_after_s``; once per stall."""
+        limit = self.config.feed.halt_after_s
+        feed = self.runner.feed
+        if limit <= 0 or not isinstance(feed, FeedBase) or feed.last_event_ns is None:
+            return
+        age_s = (self.clock.now_ns() - feed.last_event_ns) / NS_PER_S
+        if age_s < limit:
+            self._stall_halted = False
+            return
+        if self._stall_halted or self.store.get_state("trading.state", ACTIVE) != ACTIVE:
+            return
+        self._stall_halted = True
+        log.error("feed %s quiet for %.1f s: halting trading", feed.name, age_s)
+        self.command("halt", "engine", reason=f"feed stalled: no data for {age_s:.1f} s")
+
+    def _dispatch_stalled(self) -> bool:
+        limit = self.config.bus.stall_warn_s
+        return limit > 0 and self.bus.dispatch_busy_s > limit
+
+    def _check_dispatch(self) -> None:
+        """Watchdog: a dispatch round running longer than ``bus.stall_warn_s`` (a blocking or
+        slow subscriber holds the one engine thread) is reported once as ``error_raised``;
+        ``health()`` shows it meanwhile. The report waits for room in the inbox rather than
+        block this thread behind the stalled engine; it is delivered when the round ends."""
+        if self._dispatch_stalled():
+            if not self._stall_reported:
+                self._stall_reported = True
+                self._stall_pending = self.bus.dispatch_busy_s
+                log.error(
+                    "engine thread busy in one dispatch round for %.1f s", self._stall_pending
+                )
+        else:
+            self._stall_reported = False
+        inbox = self.bus._inbox
+        if not self._stall_pending or len(inbox._items) >= inbox.capacity:
+            return
+        busy, self._stall_pending = self._stall_pending, 0.0
+        self.bus.publish(
+            ErrorRaised(
+                component="kernel.watchdog",
+                message=f"a dispatch round ran for over {busy:.1f} s "
+                f"(bus.stall_warn_s {self.config.bus.stall_warn_s}): a subscriber blocks",
+                error_type="DispatchStalled",
+                details={"busy_s": round(busy, 3), "queue_depth": len(inbox)},
+                ts_event=self.clock.now_ns(),
+            )
+        )

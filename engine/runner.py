@@ -11,6 +11,7 @@ monitors can tell a quiet engine from a dead one.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ from engine.strategy_host import StrategyHost
 from streams import topics
 from streams.bus import EventBus
 from streams.clock import Clock
-from streams.errors import InvalidTransition, SeamlessError
+from streams.errors import EventError, InvalidTransition, SeamlessError
 from streams.events import (
     ACTIVE,
     CommandIssued,
@@ -44,6 +45,7 @@ COMMANDS = (
     "set_params",
     "set_speed",
     "set_risk_limits",
+    "halt",
 )
 COMPONENT = "runner"
 
@@ -59,6 +61,7 @@ class RiskControls(Protocol):
     """What the runner needs of the risk engine."""
 
     def reset(self, actor: str) -> Any: ...
+    def halt(self, actor: str, reason: str) -> Any: ...
     def flatten_all(self, actor: str, reason: str = "") -> Any: ...
     def set_limits(self, limits: Mapping[str, Any]) -> Any: ...
 
@@ -108,7 +111,14 @@ class LiveStrategyRunner:
         ]
 
     def command(self, command: str, actor: str, **args: Any) -> CommandIssued:
-        """Publish a command as ``actor`` (any thread); it is handled on the engine thread."""
+        """Publish a command as ``actor`` (any thread); it is handled on the engine thread.
+
+        EventError (nothing published) if ``args`` cannot be stored as strict JSON: a NaN or
+        an object in the args would otherwise only fail at commit, on the engine thread."""
+        try:
+            json.dumps(args, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise EventError(f"command {command!r}: args cannot be stored as JSON: {exc}") from None
         event = CommandIssued(
             command=command, actor=actor, args=args, ts_event=self._clock.now_ns()
         )
@@ -198,6 +208,10 @@ class LiveStrategyRunner:
         if self.status != HALTED:
             raise InvalidTransition(f"cannot 'reset' while {self.status!r} (nothing is halted)")
         self.risk.reset(event.actor)  # its trading_state_changed(active) moves us to running
+
+    def _do_halt(self, event: CommandIssued) -> None:
+        # Through risk, on the engine thread: the halt is a committed trading_state_changed.
+        self.risk.halt(event.actor, str(event.args.get("reason", f"halt by {event.actor}")))
 
     def _do_set_params(self, event: CommandIssued) -> None:
         name = event.args.get("strategy")

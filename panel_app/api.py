@@ -178,7 +178,7 @@ class CommandHandler(ApiHandler):
             raise ApiError(413, "request body too large")
         try:
             body = json.loads(self.request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
             raise self.bad_request("body: expected a JSON object") from None
         command = body.get("command") if isinstance(body, dict) else None
         args = body.get("args", {}) if isinstance(body, dict) else None
@@ -186,7 +186,11 @@ class CommandHandler(ApiHandler):
             raise self.bad_request("body: expected {'command': str, 'args': {...}}")
         if not all(isinstance(k, str) and k.isidentifier() for k in args):
             raise self.bad_request("args: keys must be identifiers")
-        if not issue_command(self.kernel, self.identity, command, **args):
+        try:
+            accepted = issue_command(self.kernel, self.identity, command, **args)
+        except EventError as exc:  # e.g. NaN in the args: nothing was published
+            raise self.bad_request(f"args: {exc}") from None
+        if not accepted:
             raise tornado.web.HTTPError(
                 403, reason=f"role {self.identity.role!r} may not issue commands"
             )

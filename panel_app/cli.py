@@ -18,11 +18,7 @@ from streams.errors import SeamlessError
 def build_parser() -> argparse.ArgumentParser:
     """The engine's parser with ``serve`` added."""
     parser = engine_cli.build_parser()
-    sub = next(
-        a
-        for a in parser._actions
-        if isinstance(a, argparse._SubParsersAction)
-    )
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     serve = sub.add_parser("serve", help="run the engine with the Panel dashboard")
     serve.add_argument("--config", help="YAML config file (default: embedded defaults)")
     serve.add_argument("--port", type=int, default=5006, help="HTTP port (default 5006)")

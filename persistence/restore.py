@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from persistence.event_log import EventLog
 from persistence.records import SkippedSnapshot, Snapshot
 from state import fold, migrations, model
-from streams.errors import PersistenceError
+from streams.errors import PersistenceError, SnapshotCorrupted
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,15 @@ def _state_of(snapshot: Snapshot) -> model.State:
     data = snapshot.state
     if snapshot.schema_version != model.SCHEMA_VERSION:
         data = migrations.migrate(data, snapshot.schema_version)
-    return model.state_from_dict(data)
+    state = model.state_from_dict(data)
+    # The checksum proves the text is what was written; this proves it is the state *at* the
+    # seq it claims to cover (a snapshot row paired with another state would replay wrongly).
+    covered = state.get("meta", {}).get("seq")
+    if isinstance(covered, int) and not isinstance(covered, bool) and covered != snapshot.seq:
+        raise SnapshotCorrupted(
+            f"snapshot {snapshot.id} claims seq {snapshot.seq} but its state is at seq {covered}"
+        )
+    return state
 
 
 def _replay(

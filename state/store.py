@@ -263,7 +263,15 @@ class StateStore(param.Parameterized):
         critical_seq = 0
         append = self._journal.append
         for event in events:
-            kept = append(event, wait=False)
+            try:
+                kept = append(event, wait=False)
+            except EventError as exc:
+                # One event that cannot be stored (NaN, an unserialisable value) is dropped and
+                # reported; it must not take the rest of the batch with it (no seq is used).
+                log.error("state store: event %s not stored: %s", event.type, exc)
+                if self._on_error is not None:
+                    self._on_error(exc, "commit", event)
+                continue
             if kept is None:
                 continue
             stored.append(kept)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -118,6 +119,7 @@ class EventBus:
         self._running = False
         self._closed = False
         self._sync_lock = threading.RLock()
+        self._round_started = 0.0  # time.monotonic() when the running round began; 0 = idle
 
     # -- lifecycle -----------------------------------------------------------------------
     def set_hook(self, hook: DispatchHook | None) -> None:
@@ -157,6 +159,13 @@ class EventBus:
     def on_dispatch_thread(self) -> bool:
         """True when called from inside dispatch (the engine thread in threaded mode)."""
         return self._dispatcher_id == threading.get_ident()
+
+    @property
+    def dispatch_busy_s(self) -> float:
+        """How long the dispatch round now running has taken (0.0 when idle), for watchdogs:
+        one engine thread means a blocking subscriber holds every other one."""
+        started = self._round_started
+        return time.monotonic() - started if started else 0.0
 
     # -- publishing ----------------------------------------------------------------------
     def publish(self, event: Event) -> None:
@@ -281,12 +290,14 @@ class EventBus:
         while self._running or len(inbox):
             batch = inbox.take(self._max_batch, timeout=0.1)
             if batch:
+                self._round_started = time.monotonic()
                 try:
                     self._dispatch_round(batch)
                 except Exception:  # the dispatcher must survive anything a batch does
                     self._local.clear()
                     log.exception("bus %s: a dispatch round failed; not delivered", self.name)
                 finally:
+                    self._round_started = 0.0
                     inbox.task_done(len(batch))
             if not len(inbox):
                 self._call_idle()
