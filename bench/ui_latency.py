@@ -1,0 +1,285 @@
+"""UI push latency: engine event -> change in the page's DOM, with 1 and 10 browser sessions.
+
+Serves the real dashboard over a real engine (temp DuckDB, synthetic feed) in-process, opens
+N headless Chromium pages (Debian's ``chromium``), publishes ``TradeExecuted`` events with
+known fill ids one at a time and records, inside each page, the wall time at which the
+``last-trade`` badge first shows that id (checked every animation frame; the badge lives in
+a shadow root, so the probe walks shadow roots, which MutationObserver on the body cannot).
+Prints p50/p95/p99 per session count, the events missed (not shown within
+``--event-timeout`` seconds: reported apart, not folded into the percentiles), the
+server-side cost per applied update and per drain (including the flush of the held
+document changes) and the page load time. Every wait is bounded; a session count stops
+after ``--budget`` seconds.
+
+    .venv/bin/python bench/ui_latency.py [--events 200] [--sessions 1 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
+
+from conftest import CHROMIUM_ARGS, chromium_path, engine_config, free_port  # noqa: E402
+
+PROBE = """
+() => {
+  // Record when each fill id first appears on the last-trade badge. The badge lives in a
+  // shadow root (which a MutationObserver on the body does not see into): find that root
+  // once, observe it, and re-find it if the pane is re-rendered. No animation-frame polling
+  // (ten pages polling every frame would eat the CPU the server needs).
+  window.__seen = {};
+  let root = null, observer = null;
+  const find = (node) => {
+    if (node.querySelector('[data-testid=last-trade]')) return node;
+    for (const el of node.querySelectorAll('*')) {
+      if (el.shadowRoot) { const r = find(el.shadowRoot); if (r) return r; }
+    }
+    return null;
+  };
+  const check = () => {
+    const el = root && root.querySelector('[data-testid=last-trade]');
+    if (!el) return false;
+    const fill = el.getAttribute('data-fill');
+    if (fill && !(fill in window.__seen)) window.__seen[fill] = Date.now();
+    return true;
+  };
+  const attach = () => {
+    if (root && check()) return;
+    if (observer) observer.disconnect();
+    root = find(document);
+    if (!root) return;
+    observer = new MutationObserver(check);
+    observer.observe(root, {subtree: true, childList: true, attributes: true,
+                            characterData: true});
+    check();
+  };
+  attach();
+  setInterval(attach, 200);
+}
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (NaN for no values)."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def open_page(browser: Any, url: str) -> tuple[Any, Any, float]:
+    """A new browser context on the dashboard; returns (context, page, seconds to content)."""
+    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+    page = ctx.new_page()
+    start = time.monotonic()
+    page.goto(url, wait_until="domcontentloaded", timeout=60_000)
+    page.locator("[data-testid=last-trade]").first.wait_for(timeout=60_000)
+    return ctx, page, time.monotonic() - start
+
+
+def run(
+    n_sessions: int,
+    n_events: int,
+    browser: Any,
+    url: str,
+    kernel: Any,
+    sessions: list[Any],
+    *,
+    event_timeout_s: float,
+    budget_s: float,
+    poll_s: float = 0.02,
+) -> dict[str, Any]:
+    """Publish ``n_events`` fills one at a time; each is waited for (at most
+    ``event_timeout_s``) in every page. A page that has not shown a fill in time counts as
+    one *missed* sample (reported apart, never folded into the percentiles). The whole run
+    stops after ``budget_s``; events not published by then are reported as not sent."""
+    from streams.events import TradeExecuted
+
+    del sessions[:]
+    contexts, pages, loads = [], [], []
+    for _ in range(n_sessions):
+        ctx, page, load_s = open_page(browser, url)
+        page.evaluate(PROBE)
+        contexts.append(ctx)
+        pages.append(page)
+        loads.append(load_s)
+    time.sleep(1.0)
+    live = [s for s in sessions if not s.bridge.closed]
+    base = [(s.bridge.stats.applied, s.bridge.stats.drains, s.bridge.stats.drain_ns) for s in live]
+    latencies: list[float] = []
+    missed = 0
+    sent = 0
+    run_deadline = time.monotonic() + budget_s
+    for i in range(n_events):
+        if time.monotonic() > run_deadline:
+            break
+        fill = f"bench-{uuid.uuid4().hex[:10]}"
+        sent_ms = time.time() * 1000
+        kernel.publish(
+            TradeExecuted(
+                fill_id=fill,
+                order_id=f"o{i}",
+                strategy="bench",
+                symbol="AAPL",
+                side="buy" if i % 2 == 0 else "sell",
+                qty=1.0,
+                price=100.0,
+                ts_event=time.time_ns(),
+            )
+        )
+        sent += 1
+        deadline = time.monotonic() + event_timeout_s
+        pending = list(pages)
+        # The times are taken in the pages; polling here only finds out when to go on. Poll
+        # gently: the Playwright driver runs in this process and competes with the server's
+        # event loop for the GIL (every evaluate is a round trip through it).
+        while pending and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            still = []
+            for page in pending:
+                seen = page.evaluate(f"() => window.__seen['{fill}'] || null")
+                if seen is None:
+                    still.append(page)
+                else:
+                    latencies.append(seen - sent_ms)
+            pending = still
+        missed += len(pending)
+    applied = drains = drain_ns = 0
+    for s, (a0, d0, n0) in zip(live, base, strict=True):
+        applied += s.bridge.stats.applied - a0
+        drains += s.bridge.stats.drains - d0
+        drain_ns += s.bridge.stats.drain_ns - n0
+    for ctx in contexts:
+        ctx.close()
+    return {
+        "sessions": n_sessions,
+        "events": sent,
+        "not_sent": n_events - sent,
+        "samples": len(latencies),
+        "missed": missed,
+        "p50_ms": percentile(latencies, 50),
+        "p95_ms": percentile(latencies, 95),
+        "p99_ms": percentile(latencies, 99),
+        "mean_ms": statistics.fmean(latencies) if latencies else float("nan"),
+        "server_us_per_update": round(drain_ns / 1e3 / max(1, applied), 1),
+        "server_us_per_drain": round(drain_ns / 1e3 / max(1, drains), 1),
+        "updates_applied": applied,
+        "drains": drains,
+        "page_load_s": statistics.fmean(loads),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10])
+    parser.add_argument(
+        "--event-timeout", type=float, default=2.0, help="seconds to wait for one event"
+    )
+    parser.add_argument(
+        "--budget", type=float, default=120.0, help="seconds at most per session count"
+    )
+    parser.add_argument(
+        "--intervals",
+        choices=("default", "test"),
+        default="default",
+        help="throttled-tier intervals: the dashboard's defaults (P&L 5 s, runner 10 s, market"
+        " 1 s) or the browser tests' fast ones (0.5 s each)",
+    )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no live strategy: the bench's fills are the only trades (the test engine's fast"
+        " SMA otherwise trades several times a second, each trade updating every page)",
+    )
+    args = parser.parse_args()
+
+    import panel as pn
+    from playwright.sync_api import sync_playwright
+
+    from engine.kernel import Kernel
+    from panel_app.app import create_session
+    from panel_app.services import release_services, services_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="seamless-bench-"))
+    intervals: dict[str, Any] = {}
+    if args.intervals == "default":
+        intervals = {"pnl_throttle_s": 5.0, "runner_throttle_s": 10.0, "market_sample_s": 1.0}
+    config = engine_config(tmp, **intervals)
+    if args.quiet:
+        config = dataclasses.replace(config, strategies=())
+    kernel = Kernel.from_config(config).start()
+    services_for(kernel)
+    sessions: list[Any] = []
+
+    def app() -> Any:
+        session = create_session(kernel, "operator", "operator")
+        sessions.append(session)
+        return session.template
+
+    port = free_port()
+    server = pn.serve(
+        {"/": app},
+        port=port,
+        address="127.0.0.1",
+        threaded=True,
+        show=False,
+        websocket_origin=[f"127.0.0.1:{port}"],
+        check_unused_sessions_milliseconds=500,
+        unused_session_lifetime_milliseconds=5_000,
+    )
+    time.sleep(2)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            print(
+                f"UI push latency, {args.events} TradeExecuted events each "
+                f"(publish -> DOM of every session); {args.intervals} throttle intervals"
+            )
+            for n in args.sessions:
+                r = run(
+                    n,
+                    args.events,
+                    browser,
+                    f"http://127.0.0.1:{port}/",
+                    kernel,
+                    sessions,
+                    event_timeout_s=args.event_timeout,
+                    budget_s=args.budget,
+                )
+                print(
+                    f"  {r['sessions']:>2} session(s): p50 {r['p50_ms']:.1f} ms  "
+                    f"p95 {r['p95_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
+                    f"(mean {r['mean_ms']:.1f} ms, {r['samples']} samples, "
+                    f"{r['missed']} missed > {args.event_timeout:g} s, "
+                    f"{r['events']} events sent, {r['not_sent']} not sent)",
+                    flush=True,
+                )
+                print(
+                    f"      server: {r['server_us_per_update']} us per applied update, "
+                    f"{r['server_us_per_drain']} us per drain incl. flush "
+                    f"({r['updates_applied']} updates in {r['drains']} drains); "
+                    f"page load {r['page_load_s']:.2f} s (cold cache, to content)",
+                    flush=True,
+                )
+            browser.close()
+    finally:
+        server.stop()
+        release_services(kernel)
+        kernel.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""The Seamless dashboard: ``panel serve panel_app/app.py`` (or ``seamless serve``).
+
+Each browser session gets a :class:`DashboardSession` built from the process's one engine
+(:mod:`panel_app.engine_instance`). The session owns a :class:`~panel_app.push.SessionBridge`
+through which every subscription on the shared bus and store is made; when Panel destroys the
+session, ``on_session_destroyed`` disposes of all of them, so the engine's subscriber counts
+return to where they were. :func:`create_app` is what the server and tests call.
+
+Offline by construction: every stylesheet and script is served by this server. Panel's
+components name their stylesheets by CDN URL and rewrite them to the server's
+``static/extensions/panel/`` only when the document says where that is; the session sets it
+before building anything (:func:`_serve_assets_locally`). The Fast design's Google font is
+dropped (:class:`OfflineFast`); the page uses the system font stack instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any
+
+import panel as pn
+from panel.io.callbacks import PeriodicCallback
+from panel.io.resources import CDN_DIST, LOCAL_DIST
+from panel.theme.fast import Fast
+
+from engine.dashboard_config import DashboardConfig
+from panel_app.facade import dashboard_config
+from panel_app.prefs import UiPrefsStore
+from panel_app.push import SessionBridge
+from panel_app.services import services_for
+from panel_app.toasts import ToastStack
+from panel_app.views.analytics import AnalyticsView
+from panel_app.views.backtests import BacktestsView
+from panel_app.views.controls import OPERATOR, ControlsView
+from panel_app.views.dashboard import DashboardView
+
+log = logging.getLogger(__name__)
+
+TABS = ("Dashboard", "Controls", "Analytics", "Backtests")
+DEV_USER_ENV = "SEAMLESS_DEV_USER"
+
+SYSTEM_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
+
+
+class OfflineFast(Fast):
+    """Panel's Fast design without its Google-hosted Open Sans (this server may be offline)."""
+
+    _resources = {
+        **Fast._resources,
+        "font": {},
+        # Relative entries resolve under the class's name; point at Fast's bundled file.
+        "js_modules": {
+            **Fast._resources["js_modules"],
+            "fast-design": f"{CDN_DIST}bundled/fast/js/fast_design.js",
+        },
+    }
+
+
+pn.extension(
+    "tabulator",
+    design=OfflineFast,
+    notifications=True,
+    disconnect_notification="Connection to the Seamless server lost: reload when it is back.",
+    ready_notification="",
+)
+
+
+def _serve_assets_locally(doc: Any) -> None:
+    """Make Panel resolve component stylesheets to this server instead of its CDN.
+
+    Panel reads the document's ``dist_url`` template variable when it builds a model; it only
+    sets it while rendering the page, after the app built its models with CDN URLs (and
+    ``pn.state.rel_path`` is the prefix of a server mounted below ``/``).
+    """
+    if doc is None:
+        return
+    rel = pn.state.rel_path
+    doc._template_variables["dist_url"] = f"{rel}/{LOCAL_DIST}" if rel else f"/{LOCAL_DIST}"
+
+
+class DashboardSession:
+    """Everything one browser session holds; :meth:`dispose` releases its subscriptions."""
+
+    def __init__(self, kernel: Any, user: str, role: str) -> None:
+        self.kernel = kernel
+        self.user = user
+        self.role = role
+        self.config: DashboardConfig = dashboard_config(kernel)
+        self.prefs_store = UiPrefsStore(self.config.prefs_dir)
+        self.prefs = self.prefs_store.load(user)
+        doc = pn.state.curdoc
+        self.doc = doc if doc is not None and doc.session_context is not None else None
+        _serve_assets_locally(self.doc)
+        self.toasts = ToastStack()
+        self.bridge = SessionBridge(
+            self.doc, name=f"{user}@{id(self):x}", notifier=self.toasts.show
+        )
+        self.services = services_for(kernel)
+        self.dashboard = DashboardView(
+            kernel,
+            self.bridge,
+            self.services.aggregates,
+            self.config,
+            streams=self.services.streams,
+        )
+        self.controls = ControlsView(kernel, user, role)
+        self.analytics = AnalyticsView(self.services, self.bridge, self.config.history_page_size)
+        self.backtests = BacktestsView(self.services.backtests, self.bridge)
+        self.tabs = pn.Tabs(
+            ("Dashboard", self.dashboard),
+            ("Controls", self.controls),
+            ("Analytics", self.analytics),
+            ("Backtests", self.backtests),
+            dynamic=True,
+            sizing_mode="stretch_width",
+            css_classes=["sl-tabs"],
+        )
+        selected = self.prefs.get("tab")
+        if selected in TABS and (selected != "Controls" or role == OPERATOR):
+            self.tabs.active = TABS.index(selected)
+        self.tabs.param.watch(self._on_tab, "active")
+        self.template = self._template()
+        self._periodic: Any = None
+        self.dashboard.connect()
+        if self.tabs.active == TABS.index("Analytics"):
+            self.analytics.activate()
+
+    def _template(self) -> pn.template.BaseTemplate:
+        theme = self.prefs.get("theme", self.config.default_theme)
+        theme_pick = pn.widgets.RadioButtonGroup(
+            label="Theme", options=["default", "dark"], value=theme
+        )
+        theme_pick.param.watch(self._on_theme, "value")
+        user_box = pn.pane.HTML(
+            f'<span data-testid="user" data-role="{self.role}">{self.user} ({self.role})</span>'
+        )
+        template = pn.template.FastListTemplate(
+            title="Seamless",
+            theme="dark" if theme == "dark" else "default",
+            design=OfflineFast,
+            font=SYSTEM_FONT,
+            sidebar=[user_box, "Theme (applies on reload)", theme_pick],
+            # The status line (runner, trading state, heartbeat, staleness) stays visible on
+            # every tab; only the active tab is rendered (dynamic tabs load faster).
+            main=[
+                pn.Column(
+                    self.dashboard.status_pane,
+                    self.tabs,
+                    self.toasts,
+                    sizing_mode="stretch_width",
+                )
+            ],
+            collapsed_sidebar=True,
+            # Panel's busy state is process-wide: with an indicator in every session, any
+            # session's callback would update all of them. Push updates need none.
+            busy_indicator=None,
+        )
+        return template
+
+    def _on_tab(self, event: Any) -> None:
+        name = TABS[event.new]
+        self.prefs = self.prefs_store.update(self.user, tab=name)
+        if name == "Analytics":
+            self.analytics.activate()
+
+    def _on_theme(self, event: Any) -> None:
+        self.prefs = self.prefs_store.update(self.user, theme=event.new)
+
+    def start(self) -> None:
+        """Register the session hooks (inside a served session)."""
+        if self.doc is None:
+            return
+        # background: a periodic callback otherwise toggles Panel's process-wide busy state,
+        # which updates the busy indicator of every open session (N sessions: N^2 messages).
+        self._periodic = PeriodicCallback(callback=self._tick, period=1000, background=True)
+        self._periodic.start()
+        pn.state.on_session_destroyed(lambda _ctx: self.dispose())
+
+    def _tick(self) -> None:
+        self.dashboard.tick()
+        self.toasts.prune()
+
+    def dispose(self) -> None:
+        """Release the session's subscriptions and timers (idempotent)."""
+        if self._periodic is not None:
+            with contextlib.suppress(Exception):  # the loop may already be gone
+                self._periodic.stop()
+            self._periodic = None
+        self.bridge.dispose()
+
+
+def create_session(kernel: Any, user: str, role: str) -> DashboardSession:
+    """Build and start one session's dashboard for ``user`` with ``role`` on ``kernel``."""
+    session = DashboardSession(kernel, user, role)
+    session.start()
+    return session
+
+
+def create_app(kernel: Any, user: str, role: str) -> pn.template.BaseTemplate:
+    """The servable page of one session (used by ``seamless serve`` and the tests)."""
+    return create_session(kernel, user, role).template
+
+
+def session_identity(dev_mode: bool) -> tuple[str, str]:
+    """(user, role) of the current session.
+
+    With authentication (``seamless serve``, or ``panel serve`` with the auth module) the user
+    and role come from the signed login (:func:`panel_app.auth.current_role`; unknown: viewer).
+    Without a login, only when ``access.dev_mode`` is on (local development, INSECURE) is the
+    session the ``operator`` user (override with ``$SEAMLESS_DEV_USER``); otherwise it is a
+    read-only anonymous viewer.
+    """
+    from panel_app.auth import current_role, current_user
+
+    user = current_user()
+    if user is not None:
+        return user, current_role() or "viewer"
+    if dev_mode:
+        return os.environ.get(DEV_USER_ENV, "operator"), OPERATOR
+    return "anonymous", "viewer"
+
+
+if pn.state.served:
+    from panel_app.engine_instance import get_engine
+
+    _kernel = get_engine()
+    _user, _role = session_identity(_kernel.config.access.dev_mode)
+    create_app(_kernel, _user, _role).servable(title="Seamless")

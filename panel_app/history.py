@@ -1,0 +1,148 @@
+"""The lazy tier: history and event-log queries on demand, cached with a TTL.
+
+Queries go through ``EventLog.read``/``read_df`` with their filters passed as arguments (the
+log binds them as SQL parameters; nothing here builds SQL). Results are cached per query for
+``ttl_s`` seconds and shared by every session of the engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from panel_app.aggregates import TradeAggregator
+
+T = TypeVar("T")
+
+TRADE_COLUMNS = ["seq", "time", "strategy", "symbol", "side", "qty", "price", "commission"]
+EVENT_COLUMNS = ["seq", "time", "topic", "type", "payload"]
+
+
+class TtlCache:
+    """A small thread-safe cache whose entries expire ``ttl_s`` seconds after they were made."""
+
+    def __init__(self, ttl_s: float, max_entries: int = 256) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._items: dict[Hashable, tuple[float, Any]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_compute(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """The cached value for ``key``, or ``compute()`` stored for ``ttl_s`` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None and found[0] > now:
+                self.hits += 1
+                return found[1]
+            self.misses += 1
+        value = compute()
+        with self._lock:
+            if len(self._items) >= self.max_entries:
+                for old in sorted(self._items, key=lambda k: self._items[k][0])[
+                    : self.max_entries // 4 or 1
+                ]:
+                    del self._items[old]
+            self._items[key] = (now + self.ttl_s, value)
+        return value
+
+    def clear(self) -> None:
+        """Forget everything."""
+        with self._lock:
+            self._items.clear()
+
+
+def fmt_ns(ts_ns: int) -> str:
+    """An event timestamp as ``YYYY-MM-DD HH:MM:SS.mmm`` UTC."""
+    if not ts_ns:
+        return ""
+    moment = dt.datetime.fromtimestamp(ts_ns / 1e9, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+class HistoryService:
+    """Paged trade history and a filtered event-log browser over one engine's log."""
+
+    def __init__(self, log: Any, aggregates: TradeAggregator, *, ttl_s: float = 30.0) -> None:
+        self._log = log
+        self._aggregates = aggregates
+        self.cache = TtlCache(ttl_s)
+
+    def trade_page(self, page: int, size: int) -> pd.DataFrame:
+        """Trades of page ``page`` (0 = newest), newest first."""
+        bounds = self._aggregates.trade_page_bounds(page, size)
+        if bounds is None:
+            return pd.DataFrame(columns=TRADE_COLUMNS)
+
+        def compute() -> pd.DataFrame:
+            since, until = bounds
+            events = self._log.read(since_seq=since, until_seq=until, types=["trade_executed"])
+            rows = [
+                {
+                    "seq": e.seq,
+                    "time": fmt_ns(e.ts_event),
+                    "strategy": e.strategy,
+                    "symbol": e.symbol,
+                    "side": e.side,
+                    "qty": e.qty,
+                    "price": e.price,
+                    "commission": e.commission,
+                }
+                for e in reversed(events)
+            ]
+            return pd.DataFrame(rows, columns=TRADE_COLUMNS)
+
+        return self.cache.get_or_compute(("trades", bounds), compute)
+
+    def events(
+        self,
+        *,
+        topic: str | None = None,
+        types: tuple[str, ...] = (),
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        since_seq: int = 0,
+        limit: int = 50,
+    ) -> pd.DataFrame:
+        """Events matching the filters after ``since_seq``, oldest first, at most ``limit``.
+
+        Raises the log's EventError/PersistenceError for a malformed topic pattern or bound.
+        """
+        key = ("events", topic, types, start_ns, end_ns, since_seq, limit)
+
+        def compute() -> pd.DataFrame:
+            df = self._log.read_df(
+                since_seq=since_seq,
+                topic=topic or None,
+                types=list(types) or None,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                limit=limit,
+            )
+            if df.empty:
+                return pd.DataFrame(columns=EVENT_COLUMNS)
+            out = pd.DataFrame(
+                {
+                    "seq": df["seq"],
+                    "time": [fmt_ns(int(t)) for t in df["ts_event"]],
+                    "topic": df["topic"],
+                    "type": df["type"],
+                    "payload": [_short(p) for p in df["payload"]],
+                }
+            )
+            return out
+
+        return self.cache.get_or_compute(key, compute)
+
+
+def _short(payload: Any, width: int = 160) -> str:
+    text = payload if isinstance(payload, str) else json.dumps(payload, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"

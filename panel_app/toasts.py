@@ -1,0 +1,96 @@
+"""A cheap toast stack for pushed notifications.
+
+Panel's notification area adds a new Bokeh model for every toast, and adding a model makes
+Bokeh walk every model of the session's document (``DocumentModelManager.recompute``): with
+a dashboard of tables and charts that is the most expensive thing a push can do, and a busy
+engine raises several toasts a second in every session. Here the toasts are one HTML pane
+whose text is re-rendered: a string property change, no model walk. Each toast fades out by
+CSS when its duration is over (the delay is computed from when it was raised, so re-rendering
+does not restart it); sticky toasts (duration 0, e.g. a daily-loss breach) stay until the
+user dismisses them with the "Dismiss" button.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections import deque
+from typing import Any
+
+import panel as pn
+
+TOAST_CSS = """
+.sl-toast { margin: 0 0 8px 0; padding: 10px 14px; border-radius: 4px; color: #fff;
+            font-size: 14px; box-shadow: 0 2px 6px rgba(0,0,0,.25); word-wrap: break-word; }
+.sl-toast-info { background: #1e88e5; }
+.sl-toast-success { background: #2e7d32; }
+.sl-toast-warning { background: #ef6c00; }
+.sl-toast-error { background: #c62828; }
+.sl-fade { animation-name: sl-fade-out; animation-duration: .4s;
+           animation-fill-mode: forwards; animation-timing-function: ease-in; }
+@keyframes sl-fade-out { to { opacity: 0; visibility: hidden; } }
+"""
+
+
+class ToastStack:
+    """The toasts of one session (session loop only). ``show`` is the bridge's notifier."""
+
+    def __init__(self, *, max_toasts: int = 6) -> None:
+        self._toasts: deque[tuple[str, str, float, int]] = deque(maxlen=max_toasts)
+        self.pane = pn.pane.HTML("", stylesheets=[TOAST_CSS], css_classes=["sl-toasts"])
+        self.dismiss = pn.widgets.Button(label="Dismiss alerts", visible=False, width=140)
+        self.dismiss.on_click(lambda _event: self.clear_sticky())
+        self.shown = 0
+        self._html = ""
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(self.pane, self.dismiss, styles=_FIXED, width=380, margin=0)
+
+    def show(self, kind: str, message: str, duration_ms: int) -> None:
+        """Raise a toast; ``duration_ms`` 0 keeps it until dismissed."""
+        self._toasts.append((kind, message, time.monotonic(), duration_ms))
+        self.shown += 1
+        self.render()
+
+    def clear_sticky(self) -> None:
+        """Dismiss every sticky toast."""
+        self._toasts = deque((t for t in self._toasts if t[3] > 0), maxlen=self._toasts.maxlen)
+        self.render()
+
+    def prune(self) -> None:
+        """Forget toasts that have faded out (call periodically; cheap when nothing changes)."""
+        now = time.monotonic()
+        alive = [t for t in self._toasts if t[3] == 0 or now < t[2] + t[3] / 1000 + 1]
+        if len(alive) != len(self._toasts):
+            self._toasts = deque(alive, maxlen=self._toasts.maxlen)
+            self.render()
+
+    def render(self) -> None:
+        now = time.monotonic()
+        parts = []
+        for kind, message, at, duration_ms in reversed(self._toasts):
+            style = ""
+            fade = ""
+            if duration_ms > 0:
+                fade = " sl-fade"
+                style = f' style="animation-delay: {at + duration_ms / 1000 - now:.2f}s"'
+            parts.append(
+                f'<div class="sl-toast sl-toast-{html.escape(kind)}{fade}" '
+                f'data-testid="toast" data-kind="{html.escape(kind)}"{style}>'
+                f"{html.escape(message)}</div>"
+            )
+        text = "".join(parts)
+        if text != self._html:
+            self._html = text
+            self.pane.object = text
+        sticky = any(t[3] == 0 for t in self._toasts)
+        if self.dismiss.visible != sticky:
+            self.dismiss.visible = sticky
+
+
+_FIXED: dict[str, Any] = {
+    "position": "fixed",
+    "top": "72px",
+    "right": "16px",
+    "z-index": "1000",
+}

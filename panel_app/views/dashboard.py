@@ -1,0 +1,570 @@
+"""The Dashboard tab: indicators, positions, recent trades, charts, runner and staleness.
+
+Built per session. All engine data arrives through the session's :class:`SessionBridge`:
+immediate (fills, positions, risk, runner, errors), throttled (P&L, runner status) and
+sampled (market data; the throttled streams are shared per engine, see
+:mod:`panel_app.services`). Methods named ``_on_*`` run on the session's event loop only.
+
+Cheap updates by construction: fills are formatted once per engine and collected on the
+engine thread, then streamed in one ``stream`` call per drain; positions live in a Bokeh
+``DataTable`` whose source is patched cell by cell (only changed cells are sent); indicators
+and the status line are only assigned when their value changes; at most one toast per drain.
+Key elements carry ``data-testid`` attributes (inside Panel's shadow roots; Playwright
+locators pierce them) so browser tests and the latency benchmark can find them.
+"""
+
+from __future__ import annotations
+
+import collections
+import html
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models import ColumnDataSource, DatetimeTickFormatter
+from bokeh.models.widgets.tables import DataTable, NumberFormatter, StringFormatter, TableColumn
+from bokeh.plotting import figure
+
+from engine.dashboard_config import DashboardConfig
+from panel_app.aggregates import TradeAggregator
+from panel_app.history import fmt_ns
+from panel_app.push import SessionBridge, once_per_event
+from panel_app.services import EngineStreams, build_streams
+from streams import topics
+from streams.events import (
+    DailyLossBreached,
+    ErrorRaised,
+    Event,
+    Heartbeat,
+    PnlUpdated,
+    PositionClosed,
+    RunnerStatusChanged,
+    TradeExecuted,
+    TradingStateChanged,
+)
+
+INDICATORS = ("equity", "daily", "realized", "unrealized", "drawdown")
+POSITION_COLUMNS = [
+    "symbol",
+    "qty",
+    "avg_price",
+    "last",
+    "market_value",
+    "unrealized_pnl",
+    "realized_pnl",
+]
+POSITION_TITLES = {
+    "symbol": "Symbol",
+    "qty": "Qty",
+    "avg_price": "Avg price",
+    "last": "Last",
+    "market_value": "Market value",
+    "unrealized_pnl": "Unrealized P&L",
+    "realized_pnl": "Realized P&L",
+}
+TRADE_FIELDS = ("time", "strategy", "symbol", "side", "qty", "price", "fill_id")
+
+#: Styles of the status badges; given to the panes themselves because they render inside
+#: shadow roots, where the template's ``raw_css`` does not reach.
+BADGE_CSS = """
+.sl-badge { display:inline-block; padding:2px 8px; margin:2px; border-radius:10px;
+            font-size:12px; background:#eee; color:#333; }
+.sl-ok { background:#d4edda; color:#155724; }
+.sl-stale, .sl-halted, .sl-sell { background:#f8d7da; color:#721c24; font-weight:bold; }
+.sl-buy { background:#d4edda; color:#155724; font-weight:bold; }
+.sl-runner { background:#d1ecf1; color:#0c5460; }
+"""
+
+
+def trade_row(event: TradeExecuted) -> dict[str, Any]:
+    """One row of the recent-trades table (computed once per event for all sessions)."""
+    return {
+        "time": fmt_ns(event.ts_event),
+        "strategy": event.strategy,
+        "symbol": event.symbol,
+        "side": event.side,
+        "qty": event.qty,
+        "price": event.price,
+        "fill_id": event.fill_id,
+    }
+
+
+def position_rows(positions: Any, prices: Any) -> list[dict[str, Any]]:
+    """One row per symbol: qty, avg price, last, market value, unrealized and realized P&L.
+
+    ``last`` and the values derived from it are NaN while a symbol has no price yet.
+    """
+    rows = []
+    for sym, pos in sorted(positions.items()):
+        raw_last = (prices.get(sym) or {}).get("last")
+        last = float(raw_last) if raw_last is not None else float("nan")
+        qty = float(pos.get("qty", 0.0))
+        avg = float(pos.get("avg_price", 0.0))
+        rows.append(
+            {
+                "symbol": str(sym),
+                "qty": qty,
+                "avg_price": avg,
+                "last": last,
+                "market_value": qty * last,
+                "unrealized_pnl": (last - avg) * qty if qty else 0.0,
+                "realized_pnl": float(pos.get("realized_pnl", 0.0)),
+            }
+        )
+    return rows
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(a == b or (a != a and b != b))  # NaN equals NaN here
+
+
+def patch_table(source: ColumnDataSource, rows: list[dict[str, Any]], columns: list[str]) -> int:
+    """Bring ``source`` to ``rows``: patch only changed cells when the row keys (first column)
+    are unchanged, else replace the data. Returns the number of cells sent."""
+    key = columns[0]
+    data = source.data
+    if list(data.get(key, [])) != [r[key] for r in rows]:
+        source.data = {c: [r[c] for r in rows] for c in columns}
+        return len(rows) * len(columns)
+    patches: dict[str, list[tuple[int, Any]]] = {}
+    for c in columns[1:]:
+        old = data[c]
+        changes = [(i, r[c]) for i, r in enumerate(rows) if not _same(old[i], r[c])]
+        if changes:
+            patches[c] = changes
+    if patches:
+        source.patch(patches)
+    return sum(len(v) for v in patches.values())
+
+
+def _badge(testid: str, text: str, *, kind: str, **attrs: str) -> str:
+    extra = "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in attrs.items())
+    return (
+        f'<span class="sl-badge sl-{kind}" data-testid="{testid}"{extra}>{html.escape(text)}</span>'
+    )
+
+
+class DashboardView(pn.viewable.Viewer):
+    """Live view of one engine for one session (display only; no writes to the engine)."""
+
+    def __init__(
+        self,
+        kernel: Any,
+        bridge: SessionBridge,
+        aggregates: TradeAggregator,
+        config: DashboardConfig,
+        streams: EngineStreams | None = None,
+        **params: Any,
+    ) -> None:
+        super().__init__(**params)
+        self.kernel = kernel
+        self.bridge = bridge
+        self.aggregates = aggregates
+        self.config = config
+        self.streams = streams if streams is not None else build_streams(kernel.bus, config)
+        self._pending_trades: collections.deque[tuple[TradeExecuted, dict[str, Any]]] = (
+            collections.deque()
+        )
+        self._trading: dict[str, Any] = {"state": "active", "reason": "", "actor": ""}
+        self._status_html = ""
+        self.last_trade_id = ""
+        self.trade_count = 0
+        self._last_data_ns = time.time_ns()
+        self._last_beat_ns = 0
+        self._runner_status = ""
+        self._problem = ""
+        self._stale = False
+        self._build()
+
+    # -- layout -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        fmt = "{value:,.2f}"
+        self.numbers = {
+            name: pn.indicators.Number(
+                label=name.replace("_", " ").title(),
+                value=0.0,
+                format=fmt,
+                font_size="22pt",
+                title_size="10pt",
+                css_classes=[f"sl-ind-{name}"],
+                colors=[(0, "#d62728"), (1e18, "#2ca02c")] if name != "equity" else None,
+            )
+            for name in INDICATORS
+        }
+        self.status_pane = pn.pane.HTML(
+            "", sizing_mode="stretch_width", css_classes=["sl-status"], stylesheets=[BADGE_CSS]
+        )
+        self.last_trade_pane = pn.pane.HTML(
+            _badge("last-trade", "no trades yet", kind="muted", fill=""),
+            css_classes=["sl-last-trade"],
+            stylesheets=[BADGE_CSS],
+        )
+        money = NumberFormatter(format="0,0.00")
+        self.positions_source = ColumnDataSource({c: [] for c in POSITION_COLUMNS})
+        self.positions_table = DataTable(
+            source=self.positions_source,
+            columns=[
+                TableColumn(
+                    field=c,
+                    title=POSITION_TITLES[c],
+                    formatter=StringFormatter() if c == "symbol" else money,
+                )
+                for c in POSITION_COLUMNS
+            ],
+            height=220,
+            sizing_mode="stretch_width",
+            index_position=None,
+            css_classes=["sl-positions"],
+        )
+        self.positions = pn.pane.Bokeh(self.positions_table, sizing_mode="stretch_width")
+        self.trades_source = ColumnDataSource({k: [] for k in TRADE_FIELDS})
+        self.trades_table = DataTable(
+            source=self.trades_source,
+            columns=[TableColumn(field=f, title=f.replace("_", " ")) for f in TRADE_FIELDS],
+            height=260,
+            sizing_mode="stretch_width",
+            index_position=None,
+        )
+        self.equity_source = ColumnDataSource({"t": [], "equity": [], "drawdown": []})
+        equity_fig = figure(
+            height=260,
+            x_axis_type="datetime",
+            title="Equity",
+            sizing_mode="stretch_width",
+            tools="pan,wheel_zoom,box_zoom,reset",
+        )
+        equity_fig.line("t", "equity", source=self.equity_source, line_width=2)
+        equity_fig.xaxis.formatter = DatetimeTickFormatter()
+        self.price_source = ColumnDataSource({"t": [], "price": []})
+        self.marker_source = ColumnDataSource({"t": [], "price": [], "color": [], "side": []})
+        price_fig = figure(
+            height=260,
+            x_axis_type="datetime",
+            title="Price",
+            sizing_mode="stretch_width",
+            tools="pan,wheel_zoom,box_zoom,reset",
+        )
+        price_fig.line("t", "price", source=self.price_source, line_width=1.5)
+        price_fig.scatter(
+            "t", "price", source=self.marker_source, color="color", size=9, marker="triangle"
+        )
+        self.price_fig = price_fig
+        symbols = list(self._symbols())
+        self.symbol = pn.widgets.Select(
+            label="Price chart symbol",
+            options=symbols,
+            value=symbols[0] if symbols else None,
+            width=180,
+        )
+        self.symbol.param.watch(self._on_symbol, "value")
+        self._layout = pn.Column(
+            pn.Row(*self.numbers.values(), sizing_mode="stretch_width"),
+            pn.Row(
+                pn.Column("### Positions", self.positions, sizing_mode="stretch_width"),
+                pn.Column(
+                    "### Recent trades",
+                    self.last_trade_pane,
+                    pn.pane.Bokeh(self.trades_table, sizing_mode="stretch_width"),
+                    sizing_mode="stretch_width",
+                ),
+                sizing_mode="stretch_width",
+            ),
+            pn.Row(
+                pn.pane.Bokeh(equity_fig, sizing_mode="stretch_width"),
+                pn.Column(
+                    self.symbol,
+                    pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
+                    sizing_mode="stretch_width",
+                ),
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self._layout
+
+    def _symbols(self) -> list[str]:
+        feed = getattr(getattr(self.kernel, "config", None), "feed", None)
+        found = list(getattr(feed, "symbols", ()) or ())
+        for sym in self.kernel.store.get_state("prices", {}):
+            if sym not in found:
+                found.append(sym)
+        return found
+
+    # -- wiring (session start) ---------------------------------------------------------------
+    def connect(self) -> None:
+        """Subscribe through the bridge, then show the current snapshot (no gap: subscribe
+        first, read second; updates are idempotent)."""
+        bus, b, streams = self.kernel.bus, self.bridge, self.streams
+        # Immediate tier. Fills are formatted once per engine on the engine thread and
+        # collected; one keyed flush per drain streams all of them at once.
+        b.own(bus.subscribe("fills.*", self._collect_trade, name=f"ui:{b.name}"))
+        b.on_bus(bus, "positions.*", self._on_position_event, key="positions")
+        b.on_bus(bus, topics.RISK, self._on_risk)
+        b.on_bus(bus, topics.system("runner"), self._on_runner)
+        b.on_bus(bus, topics.ERRORS, self._on_error)
+        b.on_bus(bus, topics.COMMANDS, self._on_command)
+        # Throttled tier: streams shared by all sessions of the engine.
+        b.on_rx(streams.pnl, self._on_pnl, key="pnl")
+        b.on_rx(streams.beat, self._on_beat, key="beat")
+        b.on_rx(streams.beat_staleness, self._on_beat_staleness, key="stale")
+        b.on_rx(streams.market, self._on_market, key=None)
+        self.refresh_snapshot()
+
+    # -- snapshot -----------------------------------------------------------------------------
+    def refresh_snapshot(self) -> None:
+        """Show the store's current state (session loop). On failure keep the old numbers and
+        mark them stale with the reason."""
+        try:
+            state = self.kernel.store.get_state()
+            self._problem = ""
+        except Exception as exc:
+            self._problem = f"state store not answering: {exc}"
+            self._render_status()
+            return
+        self._show_pnl(state["pnl"])
+        self._show_positions(state["positions"], state["prices"])
+        runners = state.get("runner") or {}
+        runner = runners.get("runner") if isinstance(runners, Mapping) else None
+        status = runner.get("status") if isinstance(runner, Mapping) else runner
+        self._runner_status = str(status or getattr(self.kernel.runner, "status", "unknown"))
+        self._trading = dict(state["trading"])
+        curve = self.aggregates.curve()
+        if curve:
+            self.equity_source.data = {
+                "t": [pd.Timestamp(ts, unit="ns") for ts, _, _ in curve],
+                "equity": [e for _, e, _ in curve],
+                "drawdown": [d for _, _, d in curve],
+            }
+        self._render_status()
+
+    # -- immediate tier (session loop) --------------------------------------------------------
+    def _collect_trade(self, event: Event) -> None:
+        """Engine thread: queue a fill (formatted once per engine) and ask for one flush."""
+        if not isinstance(event, TradeExecuted):
+            return
+        row = once_per_event(event, "trade-row", lambda: trade_row(event))
+        self._pending_trades.append((event, row))
+        self.bridge.post(self._flush_trades, key="trades")
+
+    def _flush_trades(self) -> None:
+        """Session loop: every fill queued since the last drain, in one stream per source."""
+        batch: list[tuple[TradeExecuted, dict[str, Any]]] = []
+        while self._pending_trades:
+            batch.append(self._pending_trades.popleft())
+        if not batch:
+            return
+        rollover = self.config.recent_trades_rollover
+        batch = batch[-rollover:] if rollover else batch
+        self.trade_count += len(batch)
+        event = batch[-1][0]
+        self.last_trade_id = event.fill_id
+        self._touch()
+        self.trades_source.stream(
+            {f: [row[f] for _, row in batch] for f in TRADE_FIELDS}, rollover=rollover
+        )
+        text = f"{event.side.upper()} {event.qty:g} {event.symbol} @ {event.price:,.2f}"
+        self.last_trade_pane.object = _badge(
+            "last-trade", text, kind=event.side, fill=event.fill_id, count=str(self.trade_count)
+        )
+        marks = [e for e, _ in batch if e.symbol == self.symbol.value]
+        if marks:
+            self.marker_source.stream(
+                {
+                    "t": [pd.Timestamp(e.ts_event, unit="ns") for e in marks],
+                    "price": [e.price for e in marks],
+                    "color": ["#2ca02c" if e.side == "buy" else "#d62728" for e in marks],
+                    "side": [e.side for e in marks],
+                },
+                rollover=self.config.chart_points,
+            )
+        for e, _ in batch:
+            text = f"{e.side.upper()} {e.qty:g} {e.symbol} @ {e.price:,.2f}"
+            self.bridge.toast("info", f"Trade {text} ({e.strategy})")
+
+    def _on_position_event(self, event: Event) -> None:
+        self._refresh_positions()
+        if isinstance(event, PositionClosed):
+            self.bridge.toast(
+                "success", f"Position {event.symbol} closed, realized {event.realized_pnl:,.2f}"
+            )
+
+    def _on_risk(self, event: Event) -> None:
+        if isinstance(event, DailyLossBreached):
+            self.bridge.toast(
+                "error",
+                f"Daily loss limit breached: P&L {event.daily_pnl:,.2f} < -{event.limit:,.2f}; "
+                f"action: {event.action}",
+                duration=0,
+            )
+        elif isinstance(event, TradingStateChanged):
+            self._trading = {"state": event.state, "reason": event.reason, "actor": event.actor}
+            kind = "warning" if event.state != "active" else "success"
+            self.bridge.toast(kind, f"Trading {event.state}: {event.reason or event.actor}")
+        self._render_status()
+
+    def _on_runner(self, event: Event) -> None:
+        if isinstance(event, RunnerStatusChanged):
+            self._runner_status = event.status
+            self._render_status()
+            self.bridge.toast("info", f"Runner {event.previous} -> {event.status} ({event.reason})")
+        elif isinstance(event, ErrorRaised):
+            self._on_error(event)
+
+    def _on_error(self, event: Event) -> None:
+        if isinstance(event, ErrorRaised):
+            self.bridge.toast(
+                "error", f"Error in {event.component}: {event.message}", duration=10_000
+            )
+
+    def _on_command(self, event: Event) -> None:
+        if getattr(event, "type", "") == "command_refused":
+            command = getattr(event, "command", "?")
+            actor = getattr(event, "actor", "?")
+            reason = getattr(event, "reason", "")
+            self.bridge.toast("warning", f"Command {command!r} by {actor} refused: {reason}")
+
+    # -- throttled tier (session loop) --------------------------------------------------------
+    def _on_pnl(self, event: PnlUpdated) -> None:
+        self._touch()
+        self._show_pnl(
+            {
+                "equity": event.equity,
+                "daily": event.daily,
+                "realized": event.realized,
+                "unrealized": event.unrealized,
+                "drawdown": event.drawdown,
+            }
+        )
+        self.equity_source.stream(
+            {
+                "t": [pd.Timestamp(event.ts_event, unit="ns")],
+                "equity": [event.equity],
+                "drawdown": [event.drawdown],
+            },
+            rollover=self.config.chart_points,
+        )
+
+    def _on_beat(self, event: Heartbeat) -> None:
+        self._last_beat_ns = time.time_ns()
+        self._runner_status = str(getattr(self.kernel.runner, "status", self._runner_status))
+        self._render_status()
+
+    def _on_beat_staleness(self, status: Any) -> None:
+        self._stale = bool(status.stale)
+        if not status.stale:
+            self._last_beat_ns = time.time_ns()
+        self._render_status()
+
+    def _on_market(self, event: Event) -> None:
+        self._touch()
+        symbol = str(getattr(event, "symbol", ""))
+        price = getattr(event, "price", None)
+        if price is None:
+            price = getattr(event, "close", None)
+        self._refresh_positions()
+        if symbol != self.symbol.value:
+            if self.symbol.value is None:
+                self.symbol.options = [*self.symbol.options, symbol]
+                self.symbol.value = symbol
+            return
+        if price is None:
+            return
+        self.price_source.stream(
+            {"t": [pd.Timestamp(event.ts_event, unit="ns")], "price": [float(price)]},
+            rollover=self.config.chart_points,
+        )
+
+    def _on_symbol(self, _: param.parameterized.Event) -> None:
+        self.price_source.data = {"t": [], "price": []}
+        self.marker_source.data = {"t": [], "price": [], "color": [], "side": []}
+
+    # -- periodic (session loop, 1 s): ages, staleness and engine health -----------------------
+    def tick(self) -> None:
+        """Re-check the engine and refresh ages; recovers by itself when the engine answers."""
+        try:
+            self.kernel.store.get_state("meta")
+            if self._problem:
+                self.refresh_snapshot()
+        except Exception as exc:
+            self._problem = f"engine not answering: {exc}"
+        self._render_status()
+
+    # -- rendering helpers --------------------------------------------------------------------
+    def _touch(self) -> None:
+        self._last_data_ns = time.time_ns()
+
+    def _show_pnl(self, pnl: Any) -> None:
+        for name in INDICATORS:
+            value = float(pnl.get(name, 0.0) or 0.0)
+            value = -abs(value) if name == "drawdown" else value
+            if self.numbers[name].value != value:
+                self.numbers[name].value = value
+
+    def _refresh_positions(self) -> None:
+        """Session loop: show the store's positions (rows computed once per state version)."""
+        state = self.kernel.store.get_state()
+        rows = once_per_event(
+            state, "position-rows", lambda: position_rows(state["positions"], state["prices"])
+        )
+        patch_table(self.positions_source, rows, POSITION_COLUMNS)
+
+    def _show_positions(self, positions: Any, prices: Any) -> None:
+        patch_table(self.positions_source, position_rows(positions, prices), POSITION_COLUMNS)
+
+    def _render_status(self) -> None:
+        now = time.time_ns()
+        beat_age = (now - self._last_beat_ns) / 1e9 if self._last_beat_ns else None
+        data_age = (now - self._last_data_ns) / 1e9
+        reasons = []
+        if self._problem:
+            reasons.append(self._problem)
+        if self._stale or (beat_age is not None and beat_age > self.config.stale_after_s):
+            reasons.append(f"no heartbeat for {beat_age or 0:.0f} s")
+        stale = bool(reasons)
+        trading = self._trading
+        parts = [
+            _badge("connection", "live", kind="ok", state="connected"),
+            _badge(
+                "runner-status",
+                f"runner: {self._runner_status}",
+                kind="runner",
+                status=self._runner_status,
+            ),
+            _badge(
+                "trading-state",
+                f"trading: {trading.get('state', '')}",
+                kind="halted" if trading.get("state") != "active" else "ok",
+                state=str(trading.get("state", "")),
+                reason=str(trading.get("reason", "")),
+            ),
+            _badge(
+                "heartbeat-age",
+                f"heartbeat {beat_age:.1f} s ago" if beat_age is not None else "no heartbeat yet",
+                kind="muted",
+                age=f"{beat_age:.1f}" if beat_age is not None else "",
+            ),
+            _badge("data-age", f"data {data_age:.1f} s old", kind="muted"),
+            _badge(
+                "stale-badge",
+                "STALE: " + "; ".join(reasons) if stale else "fresh",
+                kind="stale" if stale else "ok",
+                stale=str(stale).lower(),
+            ),
+        ]
+        text = " ".join(parts)
+        if text != self._status_html:
+            self._status_html = text
+            self.status_pane.object = text
+
+
+def notify(kind: str, message: str, duration: int = 4_000) -> None:
+    """A toast in the current session (no-op outside a served session)."""
+    area = pn.state.notifications
+    if area is None:
+        return
+    getattr(area, kind)(message, duration=duration)

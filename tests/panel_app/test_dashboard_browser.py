@@ -1,0 +1,183 @@
+"""The served dashboard in headless Chromium: push, notifications, controls, sessions."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.events import DailyLossBreached, TradeExecuted
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot.png"
+TIMEOUT_MS = 20_000
+
+
+class Page:
+    """A browser page on the dashboard that records console errors."""
+
+    def __init__(self, browser: Any, url: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.external: list[str] = []
+        self.page.on(
+            "request",
+            lambda r: (
+                None
+                if r.url.startswith((url.rstrip("/"), "blob:", "data:"))
+                else self.external.append(r.url)
+            ),
+        )
+        start = time.monotonic()
+        self.page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+        self.page.locator("[data-testid=runner-status]").first.wait_for(timeout=TIMEOUT_MS)
+        self.load_s = time.monotonic() - start
+
+    def _on_console(self, message: Any) -> None:
+        # Every asset is served by the dashboard itself (no CDN, no web fonts): any console
+        # error, a failed download included, fails the test.
+        if message.type == "error":
+            self.errors.append(message.text)
+
+    def wait(self, selector: str, timeout: int = TIMEOUT_MS) -> Any:
+        loc = self.page.locator(selector).first
+        loc.wait_for(timeout=timeout)
+        return loc
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def page(browser: Any, served: Any) -> Iterator[Page]:
+    p = Page(browser, served.url)
+    yield p
+    p.close()
+
+
+def publish_trade(kernel: Any, fill_id: str) -> None:
+    kernel.publish(
+        TradeExecuted(
+            fill_id=fill_id,
+            order_id=f"o-{fill_id}",
+            strategy="probe",
+            symbol="AAPL",
+            side="buy",
+            qty=1.0,
+            price=101.25,
+            ts_event=time.time_ns(),
+        )
+    )
+
+
+def test_page_loads_without_console_errors(page: Page, served: Any) -> None:
+    for testid in ("connection", "runner-status", "stale-badge", "heartbeat-age", "last-trade"):
+        page.wait(f"[data-testid={testid}]")
+    page.wait("[data-testid=runner-status][data-status=running]")
+    page.page.wait_for_timeout(1500)  # let the throttled tier paint numbers and charts
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert page.errors == [], "\n".join(page.errors)
+    assert page.external == [], f"assets fetched from elsewhere: {page.external}"
+
+
+def test_positions_table_has_one_row_per_symbol(page: Page, served: Any) -> None:
+    headers = page.page.locator(".sl-positions .slick-header-column")
+    headers.first.wait_for(timeout=TIMEOUT_MS)
+    titles = [t.strip() for t in headers.all_inner_texts()]
+    assert titles == [
+        "Symbol",
+        "Qty",
+        "Avg price",
+        "Last",
+        "Market value",
+        "Unrealized P&L",
+        "Realized P&L",
+    ]
+    symbols = set(served.kernel.store.get_state("positions"))
+    if symbols:
+        rows = page.page.locator(".sl-positions .slick-row")
+        rows.first.wait_for(timeout=TIMEOUT_MS)
+        first_cells = {
+            rows.nth(i).locator(".slick-cell").first.inner_text().strip()
+            for i in range(rows.count())
+        }
+        assert symbols <= first_cells
+
+
+def test_engine_trade_appears_and_notifies(page: Page, served: Any) -> None:
+    fill_id = f"probe-{uuid.uuid4().hex[:8]}"
+    publish_trade(served.kernel, fill_id)
+    page.wait(f'[data-testid=last-trade][data-fill="{fill_id}"]')
+    page.page.get_by_text("Trade BUY 1 AAPL").first.wait_for(timeout=TIMEOUT_MS)
+
+
+def test_daily_loss_breach_shows_and_stays(page: Page, served: Any) -> None:
+    served.kernel.publish(
+        DailyLossBreached(daily_pnl=-6_000.0, limit=5_000.0, action="halt", ts_event=time.time_ns())
+    )
+    toast = page.page.get_by_text("Daily loss limit breached").first
+    toast.wait_for(timeout=TIMEOUT_MS)
+    page.page.wait_for_timeout(5_000)  # longer than any ordinary toast lives
+    assert toast.is_visible()
+
+
+def test_operator_can_pause_and_resume(page: Page, served: Any) -> None:
+    page.page.locator(".bk-tab", has_text="Controls").first.click(timeout=TIMEOUT_MS)
+    page.page.locator(".sl-cmd-pause button").first.click(timeout=TIMEOUT_MS)
+    page.wait("[data-testid=runner-status][data-status=paused]")
+    assert served.kernel.runner.status == "paused"
+    page.page.locator(".sl-cmd-resume button").first.click(timeout=TIMEOUT_MS)
+    page.wait("[data-testid=runner-status][data-status=running]")
+    assert served.kernel.runner.status == "running"
+    page.page.locator(".bk-tab", has_text="Dashboard").first.click(timeout=TIMEOUT_MS)
+
+
+def test_two_sessions_agree(browser: Any, served: Any) -> None:
+    a, b = Page(browser, served.url), Page(browser, served.url)
+    try:
+        fill_id = f"both-{uuid.uuid4().hex[:8]}"
+        publish_trade(served.kernel, fill_id)
+        for p in (a, b):
+            p.wait(f'[data-testid=last-trade][data-fill="{fill_id}"]')
+        status = served.kernel.runner.status
+        for p in (a, b):
+            p.wait(f"[data-testid=runner-status][data-status={status}]")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_closing_sessions_leaves_no_subscriptions(browser: Any, served: Any) -> None:
+    kernel = served.kernel
+
+    def counts() -> tuple[int, int]:
+        return kernel.bus.subscriber_count(), kernel.store.subscription_count
+
+    # Sessions of earlier tests are destroyed ~2-2.5 s after their pages closed: wait until
+    # the counts have been steady for longer than that.
+    before, steady_since = counts(), time.monotonic()
+    deadline = time.monotonic() + 20
+    while time.monotonic() - steady_since < 3.0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        if counts() != before:
+            before, steady_since = counts(), time.monotonic()
+    pages = [Page(browser, served.url) for _ in range(3)]
+    assert kernel.bus.subscriber_count() > before[0]
+    for p in pages:
+        p.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        now = (kernel.bus.subscriber_count(), kernel.store.subscription_count)
+        if now == before:
+            break
+        time.sleep(0.2)
+    assert (kernel.bus.subscriber_count(), kernel.store.subscription_count) == before
