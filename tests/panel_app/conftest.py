@@ -54,6 +54,7 @@ def engine_config(tmp: Path, **dashboard: Any) -> Any:
     return parse_config(
         {
             "storage": {"db_path": str(tmp / "engine.duckdb")},
+            "broker": {"account_path": str(tmp / "paper_broker.json")},
             "feed": {"kind": "synthetic", "rate": 20.0, "symbols": ["AAPL"]},
             "strategies": [
                 {
