@@ -181,3 +181,37 @@ def test_closing_sessions_leaves_no_subscriptions(browser: Any, served: Any) -> 
             break
         time.sleep(0.2)
     assert (kernel.bus.subscriber_count(), kernel.store.subscription_count) == before
+
+
+def test_a_viewer_sees_no_working_controls(browser: Any, served: Any) -> None:
+    viewer = Page(browser, served.url + "?user=viewer")
+    try:
+        viewer.page.locator(".bk-tab", has_text="Controls").first.click(timeout=TIMEOUT_MS)
+        pause = viewer.page.locator(".sl-cmd-pause button").first
+        pause.wait_for(timeout=TIMEOUT_MS)
+        assert pause.is_disabled()
+        status = served.kernel.runner.status
+        pause.click(force=True, timeout=TIMEOUT_MS)  # a click on the disabled button
+        time.sleep(1.0)
+        assert served.kernel.runner.status == status
+    finally:
+        viewer.close()
+
+
+def test_a_forged_control_message_from_a_viewer_session_is_refused(served: Any) -> None:
+    """What a hand-crafted widget event from a viewer's browser does on the server: Panel sets
+    the button's ``clicks``, which runs the handler; the handler re-checks the role."""
+    from panel_app.app import create_session
+
+    session = create_session(served.kernel, "viewer", "viewer")
+    status = served.kernel.runner.status
+    before = served.kernel.log.count(types=["command_issued"])
+    try:
+        session.controls.buttons["pause"].clicks += 1  # the forged click reaches the server
+        served.kernel.bus.join(5)
+    finally:
+        session.dispose()
+    assert session.controls.refused == 1
+    assert session.controls.sent == []
+    assert served.kernel.runner.status == status
+    assert served.kernel.log.count(types=["command_issued"]) == before
