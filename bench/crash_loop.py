@@ -31,47 +31,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import yaml
 
 from persistence import CLEAN, CRASHED, EventLog, full_replay, restore
 from state import state_to_dict
-from tests.engine.test_cli_crash import books, printed_events, run_engine, wait_for_output
-
-
-def write_config(folder: Path, rate: float) -> Path:
-    config = {
-        "storage": {
-            "db_path": str(folder / "crash.duckdb"),
-            "snapshot_interval_s": 1.0,
-            "flush_interval_s": 0.05,
-        },
-        "broker": {"account_path": str(folder / "broker.json")},
-        "feed": {"kind": "synthetic", "symbols": ["AAPL", "MSFT"], "rate": rate, "seed": 11},
-        "strategies": [
-            {
-                "name": "sma_aapl",
-                "strategy": "sma_crossover",
-                "symbols": ["AAPL"],
-                "params": {"fast": 2, "slow": 5, "qty": 10},
-            },
-            {
-                "name": "sma_msft",
-                "strategy": "sma_crossover",
-                "symbols": ["MSFT"],
-                "params": {"fast": 3, "slow": 8, "qty": 4},
-            },
-        ],
-        "risk": {
-            "max_position": 0,
-            "max_order_notional": 0,
-            "max_orders_per_second": 0,
-            "daily_loss_limit": 0,
-        },
-        "runner": {"heartbeat_interval_s": 0.2},
-    }
-    path = folder / "crash.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+from tests.engine.test_cli_crash import (
+    books,
+    printed_events,
+    run_engine,
+    wait_for_output,
+    write_config,
+)
 
 
 def broker_positions(path: Path) -> dict[str, float] | None:

@@ -40,11 +40,11 @@ def env() -> dict[str, str]:
     return clean
 
 
-def write_config(folder: Path) -> Path:
+def write_config(folder: Path, rate: float = 2000) -> Path:
     config = {
         "storage": {"db_path": str(folder / "crash.duckdb"), "snapshot_interval_s": 1.0},
         "broker": {"account_path": str(folder / "broker.json")},
-        "feed": {"kind": "synthetic", "symbols": ["AAPL", "MSFT"], "rate": 2000, "seed": 11},
+        "feed": {"kind": "synthetic", "symbols": ["AAPL", "MSFT"], "rate": rate, "seed": 11},
         "strategies": [
             {
                 "name": "sma_aapl",
