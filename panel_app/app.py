@@ -104,6 +104,8 @@ class DashboardSession:
             self.services.aggregates,
             self.config,
             streams=self.services.streams,
+            prefs=self.prefs,
+            save_prefs=lambda **changes: self.prefs_store.update(user, **changes),
         )
         self.controls = ControlsView(kernel, user, role)
         self.analytics = AnalyticsView(self.services, self.bridge, self.config.history_page_size)

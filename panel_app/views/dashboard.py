@@ -18,13 +18,13 @@ from __future__ import annotations
 import collections
 import html
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, DatetimeTickFormatter
+from bokeh.models import ColumnDataSource, DataRange1d, DatetimeTickFormatter
 from bokeh.models.widgets.tables import DataTable, NumberFormatter, StringFormatter, TableColumn
 from bokeh.plotting import figure
 
@@ -66,6 +66,14 @@ POSITION_TITLES = {
     "realized_pnl": "Realized P&L",
 }
 TRADE_FIELDS = ("time", "strategy", "symbol", "side", "qty", "price", "fill_id")
+
+#: Chart ranges a user can pick (seconds shown; 0 = everything kept).
+CHART_WINDOWS = {"everything": 0, "last minute": 60, "last 5 minutes": 300, "last hour": 3_600}
+
+
+def _trade_columns(fields: Any) -> list[TableColumn]:
+    return [TableColumn(field=f, title=f.replace("_", " ")) for f in fields]
+
 
 #: Styles of the status badges; given to the panes themselves because they render inside
 #: shadow roots, where the template's ``raw_css`` does not reach.
@@ -157,9 +165,13 @@ class DashboardView(pn.viewable.Viewer):
         aggregates: TradeAggregator,
         config: DashboardConfig,
         streams: EngineStreams | None = None,
+        prefs: Mapping[str, Any] | None = None,
+        save_prefs: Callable[..., Any] | None = None,
         **params: Any,
     ) -> None:
         super().__init__(**params)
+        self._prefs = dict(prefs or {})
+        self._save_prefs = save_prefs
         self.kernel = kernel
         self.bridge = bridge
         self.aggregates = aggregates
@@ -221,13 +233,20 @@ class DashboardView(pn.viewable.Viewer):
         )
         self.positions = pn.pane.Bokeh(self.positions_table, sizing_mode="stretch_width")
         self.trades_source = ColumnDataSource({k: [] for k in TRADE_FIELDS})
+        saved_columns = [c for c in self._prefs.get("trade_columns", ()) if c in TRADE_FIELDS]
+        self.trade_columns = pn.widgets.MultiChoice(
+            label="Trade columns",
+            options=list(TRADE_FIELDS),
+            value=saved_columns or list(TRADE_FIELDS),
+        )
         self.trades_table = DataTable(
             source=self.trades_source,
-            columns=[TableColumn(field=f, title=f.replace("_", " ")) for f in TRADE_FIELDS],
+            columns=_trade_columns(self.trade_columns.value),
             height=260,
             sizing_mode="stretch_width",
             index_position=None,
         )
+        self.trade_columns.param.watch(self._on_trade_columns, "value")
         self.equity_source = ColumnDataSource({"t": [], "equity": [], "drawdown": []})
         equity_fig = figure(
             height=260,
@@ -252,14 +271,25 @@ class DashboardView(pn.viewable.Viewer):
             "t", "price", source=self.marker_source, color="color", size=9, marker="triangle"
         )
         self.price_fig = price_fig
+        self.equity_fig = equity_fig
         symbols = list(self._symbols())
+        saved_symbol = self._prefs.get("price_symbol")
         self.symbol = pn.widgets.Select(
             label="Price chart symbol",
             options=symbols,
-            value=symbols[0] if symbols else None,
+            value=saved_symbol if saved_symbol in symbols else (symbols[0] if symbols else None),
             width=180,
         )
         self.symbol.param.watch(self._on_symbol, "value")
+        saved_window = self._prefs.get("chart_window_s", 0)
+        self.chart_window = pn.widgets.Select(
+            label="Chart range",
+            options=CHART_WINDOWS,
+            value=saved_window if saved_window in CHART_WINDOWS.values() else 0,
+            width=140,
+        )
+        self._apply_chart_window(self.chart_window.value)
+        self.chart_window.param.watch(self._on_chart_window, "value")
         self._layout = pn.Column(
             pn.Row(*self.numbers.values(), sizing_mode="stretch_width"),
             pn.Row(
@@ -267,11 +297,13 @@ class DashboardView(pn.viewable.Viewer):
                 pn.Column(
                     "### Recent trades",
                     self.last_trade_pane,
+                    self.trade_columns,
                     pn.pane.Bokeh(self.trades_table, sizing_mode="stretch_width"),
                     sizing_mode="stretch_width",
                 ),
                 sizing_mode="stretch_width",
             ),
+            self.chart_window,
             pn.Row(
                 pn.pane.Bokeh(equity_fig, sizing_mode="stretch_width"),
                 pn.Column(
@@ -479,9 +511,31 @@ class DashboardView(pn.viewable.Viewer):
             rollover=self.config.chart_points,
         )
 
-    def _on_symbol(self, _: param.parameterized.Event) -> None:
+    def _on_symbol(self, event: param.parameterized.Event) -> None:
         self.price_source.data = {"t": [], "price": []}
         self.marker_source.data = {"t": [], "price": [], "color": [], "side": []}
+        self._remember(price_symbol=event.new)
+
+    def _on_trade_columns(self, event: param.parameterized.Event) -> None:
+        self.trades_table.columns = _trade_columns(event.new)
+        self._remember(trade_columns=list(event.new))
+
+    def _on_chart_window(self, event: param.parameterized.Event) -> None:
+        self._apply_chart_window(event.new)
+        self._remember(chart_window_s=event.new)
+
+    def _apply_chart_window(self, seconds: int) -> None:
+        """Show the last ``seconds`` of both charts (following new data), or everything (0)."""
+        for fig in (self.equity_fig, self.price_fig):
+            x_range = fig.x_range
+            if isinstance(x_range, DataRange1d):  # what figure() makes for a datetime axis
+                x_range.follow = "end" if seconds else None
+                x_range.follow_interval = seconds * 1_000 if seconds else None
+
+    def _remember(self, **changes: Any) -> None:
+        """UI preferences of this user: their own file, never the event log."""
+        if self._save_prefs is not None:
+            self._save_prefs(**changes)
 
     # -- periodic (session loop, 1 s): ages, staleness and engine health -----------------------
     def tick(self) -> None:

@@ -59,3 +59,36 @@ def test_session_preferences_never_reach_the_event_log(kernel: Any) -> None:
     df = kernel.log.read_df(since_seq=0, topic=None, types=None, limit=100_000)
     payloads = " ".join(str(p) for p in df["payload"]) if len(df) else ""
     assert "Analytics" not in payloads and '"dark"' not in payloads
+
+
+def test_a_users_chart_range_trade_columns_and_symbol_come_back_next_visit(kernel: Any) -> None:
+    """Changed in one session, restored in the next; another user keeps the defaults."""
+    from panel_app.app import create_session
+    from panel_app.views.dashboard import TRADE_FIELDS
+
+    first = create_session(kernel, "carol", "viewer")
+    try:
+        first.dashboard.trade_columns.value = ["time", "symbol", "price"]
+        first.dashboard.chart_window.value = 300
+        first.dashboard.symbol.value = first.dashboard.symbol.options[-1]
+        chosen_symbol = first.dashboard.symbol.value
+    finally:
+        first.dispose()
+
+    again = create_session(kernel, "carol", "viewer")
+    other = create_session(kernel, "dave", "viewer")
+    try:
+        view = again.dashboard
+        assert view.trade_columns.value == ["time", "symbol", "price"]
+        assert [c.field for c in view.trades_table.columns] == ["time", "symbol", "price"]
+        assert view.chart_window.value == 300
+        assert view.price_fig.x_range.follow == "end"
+        assert view.price_fig.x_range.follow_interval == 300_000
+        assert view.symbol.value == chosen_symbol
+        assert other.dashboard.trade_columns.value == list(TRADE_FIELDS)
+        assert other.dashboard.chart_window.value == 0
+    finally:
+        again.dispose()
+        other.dispose()
+    stored = kernel.log.read(types=["state_changed"])
+    assert not [e for e in stored if "trade_columns" in json.dumps(e.to_dict())]
