@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -41,6 +42,7 @@ import pandas as pd
 import pyarrow as pa
 
 from persistence.codec import EVENT_COLUMNS, EventCodec, dumps, row_to_event
+from persistence.critical_journal import CriticalJournal
 from persistence.queries import EventFilter, build_where
 from persistence.records import RunRecord, SkippedSnapshot, Snapshot, SnapshotLookup
 from streams.errors import EventError, PersistenceError
@@ -226,6 +228,9 @@ class EventLog:
         self._critical_ids: set[str] = set()
         self._recent_ids: set[str] = set()
         self._recent_order: collections.deque[str] = collections.deque()
+        self._journal = CriticalJournal(self.path + ".critical")
+        #: Critical events restored from the critical journal at the last open.
+        self.repaired = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
     def open(self) -> EventLog:
@@ -240,16 +245,20 @@ class EventLog:
                 )
             _OPEN_PATHS.add(key)
         try:
-            self._root = self._connect()
+            self._root = self._connect_or_set_wal_aside()
             cur = self._root.cursor()
             try:
                 for ddl in _DDL:
                     cur.execute(ddl)
+                self.repaired = self._restore_from_journal(cur)
                 cur.execute("CHECKPOINT")
+                self._journal.reset()  # the checkpoint put all it held in the main file
+                self._journal.open()
                 self._load(cur)
             finally:
                 cur.close()
         except BaseException:
+            self._journal.close()
             self._disconnect()
             with _OPEN_PATHS_LOCK:
                 _OPEN_PATHS.discard(key)
@@ -285,6 +294,7 @@ class EventLog:
             self._open = False
             self._durable.notify_all()
         self._disconnect()
+        self._journal.close()
         with _OPEN_PATHS_LOCK:
             _OPEN_PATHS.discard(self._key)
         if unwritten:
@@ -312,6 +322,53 @@ class EventLog:
                     "only one engine may open it at a time"
                 ) from None
             raise PersistenceError(f"cannot open event log file {self.path!r}: {message}") from exc
+
+    def _connect_or_set_wal_aside(self) -> duckdb.DuckDBPyConnection:
+        """Connect; if DuckDB refuses a damaged write-ahead log, move the WAL aside (kept for
+        inspection) and open the last checkpoint: the critical journal restores the rest."""
+        try:
+            return self._connect()
+        except PersistenceError as exc:
+            wal = Path(self.path + ".wal")
+            if "WAL" not in str(exc) or not wal.exists():
+                raise
+            aside = wal.with_name(f"{wal.name}.corrupt-{time.time_ns()}")
+            os.replace(wal, aside)
+            log.error(
+                "event log %s: DuckDB refused its write-ahead log (%s); moved it to %s and "
+                "opening the last checkpoint; critical events come back from the journal",
+                self.path,
+                exc,
+                aside,
+            )
+            return self._connect()
+
+    def _restore_from_journal(self, cur: duckdb.DuckDBPyConnection) -> int:
+        """Insert every journaled critical event the database lacks; returns how many."""
+        rows = self._journal.read()
+        if not rows:
+            return 0
+        ids = [r[1] for r in rows]
+        present = {
+            r[0]
+            for r in cur.execute(
+                "SELECT event_id FROM events WHERE list_contains(?, event_id)", [ids]
+            ).fetchall()
+        }
+        unique = {r[1]: r for r in rows if r[1] not in present}  # a retry may journal twice
+        missing = sorted(unique.values(), key=lambda r: r[0])
+        if missing:
+            self._insert(cur, _Columns.from_rows([tuple(r) for r in missing]))
+            log.error(
+                "event log %s: restored %d critical event(s) (seq %d..%d) from the critical "
+                "journal that the database had lost; non-critical events of that span may be "
+                "missing",
+                self.path,
+                len(missing),
+                missing[0][0],
+                missing[-1][0],
+            )
+        return len(missing)
 
     def _disconnect(self) -> None:
         with self._con_lock:
@@ -545,9 +602,10 @@ class EventLog:
     def _write(
         self, cur: duckdb.DuckDBPyConnection | None, batch: _Columns
     ) -> duckdb.DuckDBPyConnection | None:
-        """Insert and commit ``batch`` (retrying); return the cursor to go on with, or None
-        if close gave up on a failing store."""
+        """Insert and commit ``batch`` (retrying), then journal its critical rows; return the
+        cursor to go on with, or None if close gave up on a failing store."""
         delay = 0.01
+        critical = [r for r in batch.rows() if r[7]] if any(batch.critical) else []
         while batch:
             try:
                 if cur is None:
@@ -571,6 +629,8 @@ class EventLog:
             if self._stop_retrying.wait(delay):
                 return None
             delay = min(delay * 2, 1.0)
+        if critical and not self._journal_rows(critical):
+            return None
         last = batch.seq[-1] if batch else None
         with self._lock:
             if last is not None:
@@ -581,6 +641,25 @@ class EventLog:
             self._error = None
             self._durable.notify_all()
         return cur
+
+    def _journal_rows(self, rows: list[tuple[Any, ...]]) -> bool:
+        """Append committed critical rows to the critical journal, retrying until it works:
+        nobody waiting on them is released before (False if close gave up)."""
+        delay = 0.01
+        while True:
+            try:
+                self._journal.append(rows)
+                return True
+            except OSError as exc:
+                message = f"critical journal: {type(exc).__name__}: {exc}"
+                log.error("event log %s: write failed, will retry: %s", self.path, message)
+                with self._lock:
+                    self._error = message
+                    self._failures += 1
+                    self._durable.notify_all()
+            if self._stop_retrying.wait(delay):
+                return False
+            delay = min(delay * 2, 1.0)
 
     @staticmethod
     def _insert(cur: duckdb.DuckDBPyConnection, batch: _Columns) -> None:
