@@ -1,6 +1,7 @@
-"""Crash loop: SIGKILL the real ``seamless run`` at random moments, N times in a row.
+"""Crash loop: SIGKILL the real ``seamless run`` (or ``seamless serve``) at random moments.
 
-Run: ``.venv/bin/python bench/crash_loop.py [--cycles 100] [--rate 500] [--seed 1]``.
+Run: ``.venv/bin/python bench/crash_loop.py [--cycles 100] [--rate 500] [--seed 1]``, or
+``.venv/bin/python bench/crash_loop.py --serve [--cycles 20]`` for the dashboard server.
 
 The engine trades a fast synthetic feed with quick SMA crossovers, snapshots every second and
 flushes batches every 50 ms, so random kills land during snapshot writes, batch flushes and
@@ -14,8 +15,17 @@ fills. After every kill and restart it checks:
   the broker's own account as the kill left it (or it started halted, never trading on a
   wrong position).
 
+* every killed run is marked crashed in the runs table.
+
+With ``--serve`` the target is the dashboard server (``seamless serve`` on a free loopback port,
+same config plus a viewer API token, see ``bench/serve_target.py``), killed 1-3 s after its
+first streamed event: the acknowledged events are the critical events a client received on
+``/api/events?topic=>`` (SSE publishes a critical event only after its commit).
+
 The last run is stopped with SIGTERM (clean). Prints a summary; exit status 1 on any failure.
-The 5-cycle version of this runs in the default tests (tests/engine/test_cli_crash.py).
+Short versions run in the default tests: tests/engine/test_cli_crash.py (5 kills of
+``seamless run``) and tests/engine/test_serve_crash.py (3 kills of ``seamless serve``, through
+:func:`crash_loop` here).
 """
 
 from __future__ import annotations
@@ -24,14 +34,17 @@ import argparse
 import json
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+from bench.serve_target import ServeProcess, write_serve_config
 from persistence import CLEAN, CRASHED, EventLog, full_replay, restore
 from state import state_to_dict
 from tests.engine.test_cli_crash import (
@@ -121,15 +134,195 @@ def check_restart(
         tally.fail(c, f"positions {engine['positions']} != broker {broker_at_kill} after reconcile")
 
 
+class RunTarget:
+    """``seamless run --print-events critical``: acknowledged = printed (after the commit)."""
+
+    name = "seamless run"
+    protocol_errors = 0
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.folder = config.parent
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        out, err = self.folder / "out.jsonl", self.folder / "err.txt"
+        self.proc = run_engine(self.config, out, err)
+        wait_for_output(self.proc, out, err, timeout=30)
+
+    def acknowledged(self) -> list[dict[str, Any]]:
+        return printed_events(self.folder / "out.jsonl")
+
+    def stop(self, sig: int) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(30)
+
+
+class ServeTarget:
+    """``seamless serve`` with a viewer API token: acknowledged = critical events received on
+    ``/api/events`` (SSE publishes a critical event only after its commit)."""
+
+    name = "seamless serve"
+
+    def __init__(self, config: Path) -> None:
+        self.config, self.token = write_serve_config(config)
+        self.folder = config.parent
+        self.server: ServeProcess | None = None
+        self.sse_frames = 0
+        self.sse_reconnects = 0
+        self.protocol_errors = 0  # SSE frames whose id is not their event's seq
+
+    def start(self) -> None:
+        self.server = ServeProcess(self.config, self.token, self.folder / "err.txt")
+        try:
+            self.server.wait_ready(timeout=60)
+            self.server.wait_first_event(timeout=30)
+        except BaseException:
+            self.server.kill(signal.SIGKILL)
+            raise
+
+    def acknowledged(self) -> list[dict[str, Any]]:
+        assert self.server is not None
+        return self.server.recorder.acknowledged()
+
+    def stop(self, sig: int) -> int:
+        assert self.server is not None
+        code = self.server.kill(sig)
+        self.sse_frames += self.server.recorder.frames
+        self.sse_reconnects += max(0, self.server.recorder.connects - 1)
+        self.protocol_errors += self.server.recorder.id_mismatches
+        return code
+
+
+Target = RunTarget | ServeTarget
+
+
+def check_kill(db: Path, acknowledged: list[dict[str, Any]], tally: Tally, cycle: int) -> int:
+    """The checks after a kill: nothing acknowledged lost, seq gapless, restore == replay.
+
+    Returns the log's last seq.
+    """
+    tally.acknowledged += len(acknowledged)
+    count, last_seq, distinct, same, skipped = check_log(db)
+    tally.snapshots_skipped += skipped
+    if acknowledged:
+        with EventLog(db) as log:
+            since = min(p["seq"] for p in acknowledged) - 1
+            stored = {e.event_id: e.seq for e in log.read(since_seq=since)}
+        lost = [p for p in acknowledged if stored.get(p["event_id"]) != p["seq"]]
+        tally.lost += len(lost)
+        if lost:
+            tally.fail(cycle, f"{len(lost)} acknowledged events not in the log")
+    if not (count == last_seq == distinct):
+        tally.fail(cycle, f"seq gap/duplicate: {count} events, last {last_seq}, {distinct}")
+    if not same:
+        tally.fail(cycle, "restore != full replay")
+    return last_seq
+
+
+def check_runs_crashed(db: Path, killed: int, tally: Tally, cycle: int) -> None:
+    """After a restart, every one of the ``killed`` earlier runs is marked crashed."""
+    with EventLog(db) as log:
+        runs = [r.how for r in log.runs()]
+    if runs[:killed] != [CRASHED] * killed:
+        tally.fail(cycle, f"killed runs not all marked crashed: {runs[:killed]}")
+
+
+def check_final(db: Path, cycles: int, clean: bool, tally: Tally) -> dict[str, int]:
+    """After the last (SIGTERM) stop: a clean exit, runs crashed x cycles then clean, a
+    consistent log. Returns log figures for the summary."""
+    count, last_seq, distinct, same, _ = check_log(db)
+    with EventLog(db) as log:
+        runs = [r.how for r in log.runs()]
+        fills = log.count(types=["trade_executed"])
+        with log._reader() as cur:
+            n_snapshots = cur.execute("SELECT count(*) FROM snapshots").fetchall()[0][0]
+    if not clean:
+        tally.fail(cycles, "the final SIGTERM stop was not clean")
+    if runs != [CRASHED] * cycles + [CLEAN]:
+        tally.fail(cycles, f"runs are not all crashed then clean: {runs}")
+    if not (count == last_seq == distinct and same):
+        tally.fail(cycles, "final log inconsistent")
+    return {"events_in_log": count, "fills": fills, "snapshots": int(n_snapshots)}
+
+
+def crash_loop(
+    target: Target,
+    cycles: int,
+    rng: random.Random,
+    min_s: float,
+    max_s: float,
+    tally: Tally,
+    *,
+    progress: bool = True,
+) -> dict[str, int]:
+    """Start ``target``, SIGKILL it ``min_s``-``max_s`` s later, check, ``cycles`` times; then a
+    last run stopped with SIGTERM. Failures go to ``tally``; returns the final log figures."""
+    folder = target.folder
+    db, broker_file = folder / "crash.duckdb", folder / "broker.json"
+    previous_last_seq = 0
+    broker_at_kill: dict[str, float] | None = {}
+    started = time.monotonic()
+    for cycle in range(cycles):
+        target.start()
+        try:
+            offset = rng.uniform(min_s, max_s)
+            time.sleep(offset)
+            tally.kill_offsets.append(offset)
+        finally:
+            code = target.stop(signal.SIGKILL)
+        if code != -signal.SIGKILL:
+            tally.fail(cycle, f"{target.name} exited with {code} before the kill")
+        tally.cycles += 1
+        if target.protocol_errors:
+            tally.fail(cycle, f"{target.protocol_errors} SSE frames with an id != their seq")
+            target.protocol_errors = 0
+        last_seq = check_kill(db, target.acknowledged(), tally, cycle)
+        if cycle > 0:
+            before = len(tally.failures)
+            check_restart(db, previous_last_seq, broker_at_kill, tally, cycle)
+            check_runs_crashed(db, cycle, tally, cycle)
+            tally.restarts_ok += int(len(tally.failures) == before)
+        previous_last_seq = last_seq
+        broker_at_kill = broker_positions(broker_file) if broker_file.exists() else {}
+        if progress and (cycle % 10 == 0 or cycle == cycles - 1):
+            print(
+                f"cycle {cycle + 1}/{cycles}: {last_seq} events, "
+                f"{tally.acknowledged} acknowledged, {tally.lost} lost, "
+                f"{len(tally.failures)} failures, {time.monotonic() - started:.0f} s",
+                flush=True,
+            )
+    # a last clean stop
+    target.start()
+    time.sleep(0.5)
+    code = target.stop(signal.SIGTERM)
+    # `seamless run` exits 0; `seamless serve` re-raises SIGTERM as SystemExit(143) after
+    # stopping the engine cleanly
+    clean = code in (0, 128 + signal.SIGTERM)
+    before = len(tally.failures)
+    last_seq = check_kill(db, target.acknowledged(), tally, cycles)
+    check_restart(db, previous_last_seq, broker_at_kill, tally, cycles)
+    check_runs_crashed(db, cycles, tally, cycles)
+    tally.restarts_ok += int(len(tally.failures) == before)
+    return check_final(db, cycles, clean, tally)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cycles", type=int, default=100)
+    parser.add_argument("--cycles", type=int, help="kills (default 100; 20 with --serve)")
     parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--min-s", type=float, default=0.2, help="shortest run before a kill")
-    parser.add_argument("--max-s", type=float, default=2.5, help="longest run before a kill")
+    parser.add_argument(
+        "--serve", action="store_true", help="kill the dashboard server (seamless serve) instead"
+    )
+    parser.add_argument("--min-s", type=float, help="shortest run before a kill (0.2; serve 1)")
+    parser.add_argument("--max-s", type=float, help="longest run before a kill (2.5; serve 3)")
     parser.add_argument("--keep", help="work in this folder (kept) instead of a temporary one")
     args = parser.parse_args()
+    cycles = args.cycles if args.cycles is not None else (20 if args.serve else 100)
+    min_s = args.min_s if args.min_s is not None else (1.0 if args.serve else 0.2)
+    max_s = args.max_s if args.max_s is not None else (3.0 if args.serve else 2.5)
     rng = random.Random(args.seed)
     tally = Tally()
     started = time.monotonic()
@@ -137,92 +330,28 @@ def main() -> int:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         config = write_config(folder, args.rate)
-        db, broker_file = folder / "crash.duckdb", folder / "broker.json"
-        previous_last_seq = 0
-        broker_at_kill: dict[str, float] | None = {}
-        for cycle in range(args.cycles):
-            out, err = folder / "out.jsonl", folder / "err.txt"
-            proc = run_engine(config, out, err)
-            try:
-                wait_for_output(proc, out, err, timeout=30)
-                offset = rng.uniform(args.min_s, args.max_s)
-                time.sleep(offset)
-                tally.kill_offsets.append(offset)
-            finally:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(10)
-            tally.cycles += 1
-            printed = printed_events(out)
-            tally.acknowledged += len(printed)
-            count, last_seq, distinct, same, skipped = check_log(db)
-            tally.snapshots_skipped += skipped
-            if printed:
-                with EventLog(db) as log:
-                    stored = {e.event_id: e.seq for e in log.read(since_seq=printed[0]["seq"] - 1)}
-                lost = [p for p in printed if stored.get(p["event_id"]) != p["seq"]]
-                tally.lost += len(lost)
-                if lost:
-                    tally.fail(cycle, f"{len(lost)} acknowledged events not in the log")
-            if not (count == last_seq == distinct):
-                tally.fail(cycle, f"seq gap/duplicate: {count} events, last {last_seq}, {distinct}")
-            if not same:
-                tally.fail(cycle, "restore != full replay")
-            if cycle > 0:
-                before = len(tally.failures)
-                check_restart(db, previous_last_seq, broker_at_kill, tally, cycle)
-                tally.restarts_ok += int(len(tally.failures) == before)
-            previous_last_seq = last_seq
-            broker_at_kill = broker_positions(broker_file) if broker_file.exists() else {}
-            if cycle % 10 == 0 or cycle == args.cycles - 1:
-                print(
-                    f"cycle {cycle + 1}/{args.cycles}: {count} events, "
-                    f"{tally.acknowledged} acknowledged, {tally.lost} lost, "
-                    f"{len(tally.failures)} failures, {time.monotonic() - started:.0f} s",
-                    flush=True,
-                )
-        # a last clean stop
-        out, err = folder / "out.jsonl", folder / "err.txt"
-        proc = run_engine(config, out, err)
-        wait_for_output(proc, out, err, timeout=30)
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        clean = proc.wait(30) == 0
-        check_restart(db, previous_last_seq, broker_at_kill, tally, args.cycles)
-        count, last_seq, distinct, same, _ = check_log(db)
-        with EventLog(db) as log:
-            runs = [r.how for r in log.runs()]
-            fills = log.count(types=["trade_executed"])
-            snapshots = log._reader
-            with snapshots() as cur:
-                n_snapshots = cur.execute("SELECT count(*) FROM snapshots").fetchall()[0][0]
-        if not clean:
-            tally.fail(args.cycles, "the final SIGTERM stop was not clean")
-        if runs != [CRASHED] * args.cycles + [CLEAN]:
-            tally.fail(args.cycles, "runs are not all crashed then clean")
-        if not (count == last_seq == distinct and same):
-            tally.fail(args.cycles, "final log inconsistent")
+        target: Target = ServeTarget(config) if args.serve else RunTarget(config)
+        figures = crash_loop(target, cycles, rng, min_s, max_s, tally)
     offsets = sorted(tally.kill_offsets)
-    print(
-        json.dumps(
-            {
-                "cycles": tally.cycles,
-                "restarts_survived": tally.restarts_ok,
-                "events_acknowledged": tally.acknowledged,
-                "events_lost": tally.lost,
-                "events_in_log": count,
-                "fills": fills,
-                "snapshots": n_snapshots,
-                "snapshots_skipped_on_restore": tally.snapshots_skipped,
-                "restarts_with_reconciliation": tally.reconciled_restarts,
-                "restarts_halted": tally.halted_restarts,
-                "killed_while_starting": tally.killed_starting,
-                "kill_after_s": {"min": offsets[0], "max": offsets[-1]} if offsets else None,
-                "failures": len(tally.failures),
-                "elapsed_s": round(time.monotonic() - started, 1),
-            },
-            indent=2,
-        )
-    )
+    summary: dict[str, Any] = {
+        "target": target.name,
+        "cycles": tally.cycles,
+        "restarts_survived": tally.restarts_ok,
+        "events_acknowledged": tally.acknowledged,
+        "events_lost": tally.lost,
+        **figures,
+        "snapshots_skipped_on_restore": tally.snapshots_skipped,
+        "restarts_with_reconciliation": tally.reconciled_restarts,
+        "restarts_halted": tally.halted_restarts,
+        "killed_while_starting": tally.killed_starting,
+        "kill_after_s": {"min": offsets[0], "max": offsets[-1]} if offsets else None,
+    }
+    if isinstance(target, ServeTarget):
+        summary["sse_frames_received"] = target.sse_frames
+        summary["sse_reconnects"] = target.sse_reconnects
+    summary["failures"] = len(tally.failures)
+    summary["elapsed_s"] = round(time.monotonic() - started, 1)
+    print(json.dumps(summary, indent=2))
     for failure in tally.failures[:20]:
         print(failure)
     return 1 if tally.failures else 0
