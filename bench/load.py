@@ -1,0 +1,292 @@
+"""Load: browser sessions and SSE clients on one server while the feed runs accelerated.
+
+A real Kernel (temp DuckDB, synthetic feed at ``--rate`` ticks/s, the test engine's fast SMA
+strategy trading) is served by :class:`DashboardServer` (non-dev access: password users and
+api tokens) on a free loopback port. ``--sessions`` headless Chromium pages sign in (cookie of
+a real ``/login``) and ``--sse`` threads stream ``/api/events?topic=>`` with a viewer bearer
+token (reconnecting with ``Last-Event-ID`` after an overflow or a disconnect) for
+``--seconds``. Meanwhile the main thread publishes ``TradeExecuted`` fills one at a time and
+times publish -> DOM in every page as ``bench/ui_latency.py`` does. Prints figures (no
+pass/fail): bus inbox depth, dispatch rate, conflation; SSE events, lag (receive time minus
+``ts_init``, every 10th frame), seq gaps, disconnects, overflows; browser latency; process RSS
+and CPU. The server, engine, SSE clients and the Playwright driver share this process. Every
+wait is bounded.
+
+    .venv/bin/python -m bench.load [--sessions 10] [--sse 50] [--seconds 60] [--rate 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import http.client
+import json
+import resource
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
+
+from access_server import PASSWORDS, VIEWER_TOKEN, Client, make_access  # noqa: E402
+from conftest import CHROMIUM_ARGS, chromium_path, engine_config, free_port  # noqa: E402
+
+from bench.ui_latency import PROBE, percentile  # noqa: E402
+
+LAG_EVERY = 10  # decode every 10th frame for the lag (keeps the clients' own CPU small)
+
+
+class SseClient(threading.Thread):
+    """One ``/api/events`` stream; counts frames, seq gaps, overflows and reconnects."""
+
+    def __init__(self, port: int, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.port, self.stop = port, stop
+        self.received = self.gaps = self.dups = self.overflows = self.disconnects = 0
+        self.last_seq = 0
+        self.lags_ms: list[float] = []
+        self.conn: http.client.HTTPConnection | None = None
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            headers = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
+            if self.last_seq:
+                headers["Last-Event-ID"] = str(self.last_seq)
+            try:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                self.conn.request("GET", "/api/events?topic=%3E", headers=headers)
+                self._read(self.conn.getresponse())
+            except (OSError, http.client.HTTPException):
+                pass
+            finally:
+                if self.conn is not None:
+                    self.conn.close()
+            if not self.stop.is_set():
+                self.disconnects += 1
+                self.stop.wait(0.2)
+
+    def _read(self, resp: http.client.HTTPResponse) -> None:
+        seq = 0
+        while not self.stop.is_set():
+            line = resp.fp.readline()
+            if not line:
+                return
+            if line.startswith(b"id: "):
+                seq = int(line[4:])
+            elif line.startswith(b"event: overflow"):
+                self.overflows += 1
+            elif line.startswith(b"data: ") and seq:
+                self.received += 1
+                if seq <= self.last_seq:
+                    self.dups += 1
+                else:
+                    if self.last_seq and seq != self.last_seq + 1:
+                        self.gaps += seq - self.last_seq - 1
+                    self.last_seq = seq
+                if self.received % LAG_EVERY == 0:
+                    ts_init = json.loads(line[6:])["ts_init"]
+                    self.lags_ms.append((time.time_ns() - ts_init) / 1e6)
+                seq = 0
+
+    def close(self) -> None:
+        sock = self.conn.sock if self.conn is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class Sampler(threading.Thread):
+    """Inbox depth (``health()['bus']['queue_depth']``) and RSS every ``period`` seconds."""
+
+    def __init__(self, kernel: Any, stop: threading.Event, period: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.kernel, self.stop, self.period = kernel, stop, period
+        self.depths: list[int] = []
+        self.rss_mib: list[float] = []
+
+    def run(self) -> None:
+        while not self.stop.wait(self.period):
+            self.depths.append(int(self.kernel.health()["bus"]["queue_depth"]))
+            self.rss_mib.append(rss_mib())
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def open_pages(browser: Any, url: str, port: int, n: int) -> tuple[list[Any], list[Any]]:
+    """``n`` signed-in pages (alice's session cookie from a real login), probe installed."""
+    client = Client(port)
+    reply = client.login("alice", PASSWORDS["alice"])
+    if not client.cookies:
+        raise RuntimeError(f"login failed: HTTP {reply.status}")
+    cookies = [{"name": k, "value": v, "url": url} for k, v in client.cookies.items()]
+    contexts, pages = [], []
+    for _ in range(n):  # start every load first, then wait: the pages load in parallel
+        ctx = browser.new_context(viewport={"width": 1300, "height": 900})
+        ctx.add_cookies(cookies)
+        page = ctx.new_page()
+        page.goto(url, wait_until="commit", timeout=60_000)
+        contexts.append(ctx)
+        pages.append(page)
+    for page in pages:
+        page.locator("[data-testid=last-trade]").first.wait_for(timeout=120_000)
+        page.evaluate(PROBE)
+    return contexts, pages
+
+
+def browser_latency(
+    kernel: Any, pages: list[Any], until: float, timeout_s: float
+) -> tuple[list[float], int, int]:
+    """Publish one bench fill at a time until ``until``; (latencies ms, missed, sent)."""
+    from streams.events import TradeExecuted
+
+    latencies: list[float] = []
+    missed = sent = 0
+    while time.monotonic() < until:
+        fill = f"load-{uuid.uuid4().hex[:10]}"
+        sent_ms = time.time() * 1000
+        kernel.publish(
+            TradeExecuted(
+                fill_id=fill,
+                order_id=f"o{sent}",
+                strategy="bench",
+                symbol="AAPL",
+                side="buy" if sent % 2 == 0 else "sell",
+                qty=1.0,
+                price=100.0,
+                ts_event=time.time_ns(),
+            )
+        )
+        sent += 1
+        deadline = time.monotonic() + timeout_s
+        pending = list(pages)
+        while pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+            still = []
+            for page in pending:
+                seen = page.evaluate(f"() => window.__seen['{fill}'] || null")
+                if seen is None:
+                    still.append(page)
+                else:
+                    latencies.append(seen - sent_ms)
+            pending = still
+        missed += len(pending)
+        time.sleep(0.2)
+    return latencies, missed, sent
+
+
+def pct(values: list[float]) -> str:
+    p = [percentile(values, q) for q in (50, 95, 99)]
+    return f"p50 {p[0]:.1f} ms  p95 {p[1]:.1f} ms  p99 {p[2]:.1f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--sse", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
+    parser.add_argument("--event-timeout", type=float, default=2.0, help="per browser event")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from engine.kernel import Kernel
+    from panel_app.server import DashboardServer
+    from panel_app.services import release_services, services_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="seamless-load-"))
+    config = engine_config(tmp)
+    config = dataclasses.replace(config, feed=dataclasses.replace(config.feed, rate=args.rate))
+    kernel = Kernel.from_config(config).start()
+    services_for(kernel)
+    port = free_port()
+    server = DashboardServer(config, port=port, kernel=kernel, access=make_access())
+    url = f"http://127.0.0.1:{port}/"
+    stop = threading.Event()
+    clients = [SseClient(port, stop) for _ in range(args.sse)]
+    sampler = Sampler(kernel, stop)
+    try:
+        server.start_background()
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            t0 = time.monotonic()
+            contexts, pages = open_pages(browser, url, port, args.sessions)
+            print(f"{args.sessions} pages open in {time.monotonic() - t0:.1f} s", flush=True)
+            for c in clients:
+                c.start()
+            sampler.start()
+            bus, inbox = kernel.bus, kernel.bus._inbox
+            d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.conflated, cpu_s(), time.monotonic()
+            lat, missed, sent = browser_latency(
+                kernel, pages, w0 + args.seconds, args.event_timeout
+            )
+            wall = time.monotonic() - w0
+            dispatched, conflated, cpu = bus.stats.dispatched - d0, inbox.conflated - c0, cpu_s()
+            stop.set()
+            for c in clients:
+                c.close()
+            for c in clients:
+                c.join(5)
+            sampler.join(5)
+            for ctx in contexts:
+                ctx.close()
+            browser.close()
+    finally:
+        stop.set()
+        server.stop()
+        release_services(kernel)
+        kernel.stop()
+
+    depths = sampler.depths or [0]
+    lags = [x for c in clients for x in c.lags_ms]
+    recv = [c.received for c in clients] or [0]
+    print(
+        f"Load: {args.sessions} browser sessions + {args.sse} SSE clients, feed {args.rate:g}"
+        f" ticks/s, SMA trading, {wall:.1f} s measured"
+    )
+    print(
+        f"  engine: {dispatched / wall:,.0f} events/s dispatched ({dispatched:,}), inbox depth"
+        f" max {max(depths)} mean {statistics.fmean(depths):.1f} (capacity {inbox.capacity},"
+        f" {len(depths)} samples), conflated {conflated:,}"
+    )
+    print(
+        f"  SSE: events per client min {min(recv):,} max {max(recv):,}"
+        f" ({sum(recv) / wall:,.0f}/s in all); lag {pct(lags)} ({len(lags):,} samples);"
+        f" seq gaps {sum(c.gaps for c in clients)}, duplicates {sum(c.dups for c in clients)},"
+        f" overflows {sum(c.overflows for c in clients)},"
+        f" reconnects {sum(c.disconnects for c in clients)},"
+        f" threads still alive {sum(c.is_alive() for c in clients)}"
+    )
+    print(
+        f"  browser: {pct(lat)} (mean {statistics.fmean(lat) if lat else float('nan'):.1f} ms,"
+        f" {len(lat)} samples, {missed} missed > {args.event_timeout:g} s, {sent} fills sent)"
+    )
+    rss = sampler.rss_mib or [rss_mib()]
+    print(
+        f"  server process: RSS {rss[0]:.0f} -> {rss[-1]:.0f} MiB (max {max(rss):.0f}),"
+        f" CPU {100 * (cpu - cpu0) / wall:.0f} % of one core (2 cores; incl. SSE clients)"
+    )
+
+
+if __name__ == "__main__":
+    main()
