@@ -63,12 +63,12 @@ def page(browser: Any, served: Any) -> Iterator[Page]:
     p.close()
 
 
-def publish_trade(kernel: Any, fill_id: str) -> None:
+def publish_trade(kernel: Any, fill_id: str, strategy: str = "probe") -> None:
     kernel.publish(
         TradeExecuted(
             fill_id=fill_id,
             order_id=f"o-{fill_id}",
-            strategy="probe",
+            strategy=strategy,
             symbol="AAPL",
             side="buy",
             qty=1.0,
@@ -114,10 +114,15 @@ def test_positions_table_has_one_row_per_symbol(page: Page, served: Any) -> None
 
 
 def test_engine_trade_appears_and_notifies(page: Page, served: Any) -> None:
-    fill_id = f"probe-{uuid.uuid4().hex[:8]}"
-    publish_trade(served.kernel, fill_id)
-    page.wait(f'[data-testid=last-trade][data-fill="{fill_id}"]')
-    page.page.get_by_text("Trade BUY 1 AAPL").first.wait_for(timeout=TIMEOUT_MS)
+    # A name of its own: the test engine's strategy trades too, and its fills may land in the
+    # same push (the last-trade badge then shows theirs), so look for this trade's own text.
+    strategy = f"probe_{uuid.uuid4().hex[:8]}"
+    publish_trade(served.kernel, f"{strategy}-fill", strategy)
+    toast = page.page.locator(
+        ".sl-toasts, .sl-toast", has_text=f"Trade BUY 1 AAPL @ 101.25 ({strategy})"
+    )
+    toast.first.wait_for(timeout=TIMEOUT_MS)
+    page.page.get_by_text(strategy).first.wait_for(timeout=TIMEOUT_MS)
 
 
 def test_daily_loss_breach_shows_and_stays(page: Page, served: Any) -> None:
@@ -144,10 +149,10 @@ def test_operator_can_pause_and_resume(page: Page, served: Any) -> None:
 def test_two_sessions_agree(browser: Any, served: Any) -> None:
     a, b = Page(browser, served.url), Page(browser, served.url)
     try:
-        fill_id = f"both-{uuid.uuid4().hex[:8]}"
-        publish_trade(served.kernel, fill_id)
+        strategy = f"both_{uuid.uuid4().hex[:8]}"
+        publish_trade(served.kernel, f"{strategy}-fill", strategy)
         for p in (a, b):
-            p.wait(f'[data-testid=last-trade][data-fill="{fill_id}"]')
+            p.page.get_by_text(strategy).first.wait_for(timeout=TIMEOUT_MS)
         status = served.kernel.runner.status
         for p in (a, b):
             p.wait(f"[data-testid=runner-status][data-status={status}]")
