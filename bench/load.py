@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
 from access_server import PASSWORDS, VIEWER_TOKEN, Client, make_access  # noqa: E402
 from conftest import CHROMIUM_ARGS, chromium_path, engine_config, free_port  # noqa: E402
 
-from bench.ui_latency import PROBE, percentile  # noqa: E402
+from bench.ui_latency import PROBE, percentile, publish_probe  # noqa: E402
 
 LAG_EVERY = 10  # decode every 10th frame for the lag (keeps the clients' own CPU small)
 
@@ -157,25 +156,11 @@ def browser_latency(
     kernel: Any, pages: list[Any], until: float, timeout_s: float
 ) -> tuple[list[float], int, int]:
     """Publish one bench fill at a time until ``until``; (latencies ms, missed, sent)."""
-    from streams.events import TradeExecuted
 
     latencies: list[float] = []
     missed = sent = 0
     while time.monotonic() < until:
-        fill = f"load-{uuid.uuid4().hex[:10]}"
-        sent_ms = time.time() * 1000
-        kernel.publish(
-            TradeExecuted(
-                fill_id=fill,
-                order_id=f"o{sent}",
-                strategy="bench",
-                symbol="AAPL",
-                side="buy" if sent % 2 == 0 else "sell",
-                qty=1.0,
-                price=100.0,
-                ts_event=time.time_ns(),
-            )
-        )
+        fill, sent_ms = publish_probe(kernel, "load", sent)
         sent += 1
         deadline = time.monotonic() + timeout_s
         pending = list(pages)

@@ -79,6 +79,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
+def publish_probe(kernel: Any, prefix: str, i: int) -> tuple[str, float]:
+    """Publish a probe fill with a unique id; returns the id and the wall time (ms) it left."""
+    from streams.events import TradeExecuted
+
+    fill = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    sent_ms = time.time() * 1000
+    kernel.publish(
+        TradeExecuted(
+            fill_id=fill,
+            order_id=f"o{i}",
+            strategy="bench",
+            symbol="AAPL",
+            side="buy" if i % 2 == 0 else "sell",
+            qty=1.0,
+            price=100.0,
+            ts_event=time.time_ns(),
+        )
+    )
+    return fill, sent_ms
+
+
 def open_page(browser: Any, url: str) -> tuple[Any, Any, float]:
     """A new browser context on the dashboard; returns (context, page, seconds to content)."""
     ctx = browser.new_context(viewport={"width": 1300, "height": 900})
@@ -105,7 +126,6 @@ def run(
     ``event_timeout_s``) in every page. A page that has not shown a fill in time counts as
     one *missed* sample (reported apart, never folded into the percentiles). The whole run
     stops after ``budget_s``; events not published by then are reported as not sent."""
-    from streams.events import TradeExecuted
 
     del sessions[:]
     contexts, pages, loads = [], [], []
@@ -125,20 +145,7 @@ def run(
     for i in range(n_events):
         if time.monotonic() > run_deadline:
             break
-        fill = f"bench-{uuid.uuid4().hex[:10]}"
-        sent_ms = time.time() * 1000
-        kernel.publish(
-            TradeExecuted(
-                fill_id=fill,
-                order_id=f"o{i}",
-                strategy="bench",
-                symbol="AAPL",
-                side="buy" if i % 2 == 0 else "sell",
-                qty=1.0,
-                price=100.0,
-                ts_event=time.time_ns(),
-            )
-        )
+        fill, sent_ms = publish_probe(kernel, "bench", i)
         sent += 1
         deadline = time.monotonic() + event_timeout_s
         pending = list(pages)
