@@ -1,7 +1,7 @@
 """Crash loop: SIGKILL the real ``seamless run`` (or ``seamless serve``) at random moments.
 
 Run: ``.venv/bin/python bench/crash_loop.py [--cycles 100] [--rate 500] [--seed 1]``, or
-``.venv/bin/python bench/crash_loop.py --serve [--cycles 20]`` for the dashboard server.
+``.venv/bin/python bench/crash_loop.py --serve [--cycles 100]`` for the dashboard server.
 
 The engine trades a fast synthetic feed with quick SMA crossovers, snapshots every second and
 flushes batches every 50 ms, so random kills land during snapshot writes, batch flushes and

@@ -2,7 +2,8 @@
 
 The defaults here are the *embedded defaults*: ``config/config.yaml`` restates them for people
 to edit. :func:`load_config` reads a YAML file (or nothing), validates every key, applies the
-environment overrides ``SEAMLESS_DB_PATH`` and ``SEAMLESS_LOG_LEVEL``, and returns one frozen
+environment overrides ``SEAMLESS_DB_PATH``, ``SEAMLESS_PG_DSN``, ``SEAMLESS_NATS_URL`` and
+``SEAMLESS_LOG_LEVEL``, and returns one frozen
 :class:`SeamlessConfig` that the kernel hands to components. Nothing else reads config.
 """
 
@@ -20,6 +21,7 @@ import yaml
 
 from engine.access_config import AccessConfig
 from engine.broker import BrokerConfig
+from engine.cluster_config import ClusterConfig
 from engine.config_schema import build, meta, to_dict
 from engine.dashboard_config import DashboardConfig
 from engine.pnl import PnlConfig
@@ -42,8 +44,15 @@ class EngineConfig:
 
 @dataclasses.dataclass(frozen=True)
 class StorageConfig:
-    """The DuckDB event log and snapshots."""
+    """The event log and snapshots: DuckDB (embedded default) or PostgreSQL (scale-out)."""
 
+    backend: str = dataclasses.field(
+        default="duckdb",
+        metadata=meta(
+            choices=("duckdb", "postgres"),
+            help="event-log backend: duckdb = one local file, postgres = shared by several nodes",
+        ),
+    )
     db_path: str = dataclasses.field(
         default="data/runtime/seamless.duckdb",
         metadata=meta(help="DuckDB file, relative to the working directory (env SEAMLESS_DB_PATH)"),
@@ -58,11 +67,25 @@ class StorageConfig:
         default=0.05,
         metadata=meta(min=0.001, max=60.0, help="longest wait before a batch is written"),
     )
+    memory_limit: str = dataclasses.field(
+        default="256MB",
+        metadata=meta(help="DuckDB memory_limit (caps its buffer cache; '' = DuckDB's default)"),
+    )
+    postgres_dsn: str = dataclasses.field(
+        default="",
+        metadata=meta(
+            help="PostgreSQL connection string for backend postgres (env SEAMLESS_PG_DSN)"
+        ),
+    )
+    stream: str = dataclasses.field(
+        default="default",
+        metadata=meta(help="this engine's stream (book) in a shared PostgreSQL log"),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class BusConfig:
-    """The in-process event bus."""
+    """The in-process event bus, and the optional NATS JetStream bridge between processes."""
 
     capacity: int = dataclasses.field(
         default=100_000,
@@ -74,6 +97,20 @@ class BusConfig:
     stall_warn_s: float = dataclasses.field(
         default=5.0,
         metadata=meta(min=0.0, help="report a dispatch round running longer than this (0 = never)"),
+    )
+    transport: str = dataclasses.field(
+        default="inprocess",
+        metadata=meta(
+            choices=("inprocess", "jetstream"),
+            help="inprocess = one process; jetstream = also relay committed events to NATS",
+        ),
+    )
+    nats_url: str = dataclasses.field(
+        default="nats://127.0.0.1:4222",
+        metadata=meta(help="NATS server for transport jetstream (env SEAMLESS_NATS_URL)"),
+    )
+    jetstream_stream: str = dataclasses.field(
+        default="SEAMLESS", metadata=meta(help="JetStream stream that mirrors the topics")
     )
 
 
@@ -206,6 +243,7 @@ class SeamlessConfig:
     runner: RunnerConfig = dataclasses.field(default_factory=RunnerConfig)
     dashboard: DashboardConfig = dataclasses.field(default_factory=DashboardConfig)
     access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
+    cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML-ready form of this configuration."""
@@ -227,6 +265,20 @@ def parse_config(
     if env.get("SEAMLESS_DB_PATH"):
         config = dataclasses.replace(
             config, storage=dataclasses.replace(config.storage, db_path=env["SEAMLESS_DB_PATH"])
+        )
+    if env.get("SEAMLESS_PG_DSN"):
+        config = dataclasses.replace(
+            config,
+            storage=dataclasses.replace(config.storage, postgres_dsn=env["SEAMLESS_PG_DSN"]),
+        )
+    if env.get("SEAMLESS_NATS_URL"):
+        config = dataclasses.replace(
+            config, bus=dataclasses.replace(config.bus, nats_url=env["SEAMLESS_NATS_URL"])
+        )
+    if config.storage.backend == "postgres" and not config.storage.postgres_dsn:
+        raise ConfigError(
+            "storage.postgres_dsn: required when storage.backend is 'postgres' "
+            "(or set SEAMLESS_PG_DSN), got ''"
         )
     if env.get("SEAMLESS_LOG_LEVEL"):
         level = env["SEAMLESS_LOG_LEVEL"].upper()

@@ -16,7 +16,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from reactivex import abc
@@ -30,10 +29,12 @@ from engine.lifecycle import STARTING, STOPPED
 from engine.pnl import PnlTracker
 from engine.portfolio import Portfolio
 from engine.reconcile import Reconciler, ReconciliationFailed, ReconciliationResult
+from engine.recorders import Fence, open_recorder
 from engine.risk import RiskEngine
 from engine.runner import LiveStrategyRunner
 from engine.strategy_host import StrategyHost, build_strategy
-from persistence import CLEAN, EventLog, RestoreResult, Snapshotter, restore
+from persistence import CLEAN, RestoreResult, Snapshotter, restore
+from persistence.recorder import Recorder
 from streams.clock import NS_PER_S, Clock, LiveClock
 from streams.errors import SeamlessError
 from streams.events import ACTIVE, CommandIssued, ErrorRaised, Event, Heartbeat
@@ -49,8 +50,8 @@ HOUSEKEEPING_S = 0.25
 class Kernel:
     """One engine instance: the facade the CLI, the dashboard and notebooks use.
 
-    Public collaborators: ``config``, ``clock``, ``log`` (EventLog), ``bus``, ``store``,
-    ``broker``, ``risk``, ``portfolio``, ``pnl``, ``host`` (strategies), ``runner``.
+    Public collaborators: ``config``, ``clock``, ``log`` (the event log, a Recorder), ``bus``,
+    ``store``, ``broker``, ``risk``, ``portfolio``, ``pnl``, ``host`` (strategies), ``runner``.
     """
 
     def __init__(
@@ -59,6 +60,7 @@ class Kernel:
         *,
         clock: Clock | None = None,
         authorize: Authorizer | None = None,
+        fence: Fence | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or LiveClock()
@@ -67,13 +69,7 @@ class Kernel:
         )
         logging.getLogger().setLevel(config.engine.log_level)
 
-        db_path = Path(config.storage.db_path)
-        db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = EventLog(
-            db_path,
-            batch_size=config.storage.batch_size,
-            flush_interval_s=config.storage.flush_interval_s,
-        ).open()
+        self.log: Recorder = open_recorder(config.storage, fence=fence)
         try:
             self.restored: RestoreResult = restore(self.log)
             self._build()
@@ -90,6 +86,8 @@ class Kernel:
         self._stall_halted = False  # a halt for the current feed stall was sent
         self._stall_reported = False  # the current long dispatch round was noticed
         self._stall_pending = 0.0  # its report, not yet published (the inbox was full)
+        #: The JetStream outbox relay (``bus.transport: jetstream``), started by ``start``.
+        self.relay: Any = None
 
     @classmethod
     def from_config(cls, config: SeamlessConfig, **kwargs: Any) -> Kernel:
@@ -163,6 +161,10 @@ class Kernel:
             target=self._housekeep, name="kernel-housekeeping", daemon=True
         )
         self._housekeeping.start()
+        if self.config.bus.transport == "jetstream":
+            from engine.jetstream import start_relay
+
+            self.relay = start_relay(self.config, self.log)
         if self.config.runner.autostart:
             self.command("start", "engine")
             # Wait for the command to be handled, not for the bus to drain: a busy feed may
@@ -194,6 +196,12 @@ class Kernel:
             if self.run_id is not None:
                 self.log.end_run(self.run_id, how)
         finally:
+            if self.relay is not None:
+                try:
+                    self.log.flush()  # commit the tail, so the relay sends it before stopping
+                except SeamlessError:
+                    log.exception("final flush before stopping the relay failed")
+                self.relay.stop()
             self.log.close()
 
     def __enter__(self) -> Kernel:
@@ -267,6 +275,7 @@ class Kernel:
             },
             "state": {"seq": seq, "version": version},
             "feed": feed_info,
+            **({"relay": self.relay.stats()} if self.relay is not None else {}),
         }
 
     # -- internals -------------------------------------------------------------------------

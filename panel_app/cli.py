@@ -25,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--address", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--dev", action="store_true", help="autoreload on code changes")
     serve.add_argument("--show", action="store_true", help="open a browser tab")
+    serve.add_argument(
+        "--mirror",
+        action="store_true",
+        help="no engine: mirror storage.stream read-only from the shared PostgreSQL log "
+        "(and JetStream), for a dashboard on another host",
+    )
     return parser
 
 
@@ -43,6 +49,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             address=args.address,
             dev=args.dev,
             show=args.show,
+            mirror=args.mirror,
         )
         return 0
     except SeamlessError as exc:

@@ -50,8 +50,10 @@ class DashboardServer:
         kernel: Any = None,
         app: Callable[[], Any] | None = None,
         access: AccessConfig | None = None,
+        mirror: bool = False,
     ) -> None:
         self.config = config
+        self.mirror = mirror
         self.port = port
         self.address = address
         self.show = show
@@ -88,6 +90,10 @@ class DashboardServer:
         return kernel
 
     def _build_kernel(self) -> Any:
+        if self.mirror:
+            from engine.mirror import start_mirror
+
+            return start_mirror(self.config)
         from engine.kernel import Kernel
 
         return Kernel.from_config(self.config).start()
@@ -179,9 +185,13 @@ def serve(
     address: str = "127.0.0.1",
     show: bool = False,
     dev: bool = False,
+    mirror: bool = False,
 ) -> None:
-    """Run the dashboard server until interrupted (``seamless serve``); stops the engine."""
-    DashboardServer(config, port=port, address=address, show=show, dev=dev).run()
+    """Run the dashboard server until interrupted (``seamless serve``); stops the engine.
+
+    ``mirror``: serve a read-only mirror of ``storage.stream`` from the shared log (and
+    JetStream) instead of running an engine (a dashboard on another host; docs/scale-out.md)."""
+    DashboardServer(config, port=port, address=address, show=show, dev=dev, mirror=mirror).run()
 
 
 def _app_factory() -> Callable[[], Any]:

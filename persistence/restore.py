@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from persistence.event_log import EventLog
+from persistence.recorder import Recorder
 from persistence.records import SkippedSnapshot, Snapshot
 from state import fold, migrations, model
 from streams.errors import PersistenceError, SnapshotCorrupted
@@ -49,7 +49,7 @@ def _state_of(snapshot: Snapshot) -> model.State:
 
 
 def _replay(
-    log_: EventLog, state: model.State, after: int, upto_seq: int | None
+    log_: Recorder, state: model.State, after: int, upto_seq: int | None
 ) -> tuple[model.State, int, int]:
     seq, count = after, 0
     for batch in log_.iter_batches(since_seq=after, until_seq=upto_seq, batch_size=REPLAY_BATCH):
@@ -59,7 +59,7 @@ def _replay(
     return state, seq, count
 
 
-def restore(log_: EventLog, *, upto_seq: int | None = None) -> RestoreResult:
+def restore(log_: Recorder, *, upto_seq: int | None = None) -> RestoreResult:
     """The state after every event up to ``upto_seq`` (default: all committed events).
 
     Starts from the newest snapshot with ``seq <= upto_seq`` that passes its checksum, decodes,
@@ -86,6 +86,6 @@ def restore(log_: EventLog, *, upto_seq: int | None = None) -> RestoreResult:
     return RestoreResult(state, seq, snapshot_seq, replayed, tuple(skipped))
 
 
-def full_replay(log_: EventLog, upto_seq: int | None = None) -> model.State:
+def full_replay(log_: Recorder, upto_seq: int | None = None) -> model.State:
     """The state from folding every event up to ``upto_seq`` over the initial state."""
     return _replay(log_, model.initial_state(), 0, upto_seq)[0]

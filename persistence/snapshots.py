@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from persistence.event_log import EventLog
+from persistence.recorder import Recorder
 from state.model import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class Snapshotter:
 
     def __init__(
         self,
-        log_: EventLog,
+        log_: Recorder,
         source: StateSource,
         *,
         interval_s: float = 300.0,

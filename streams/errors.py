@@ -32,6 +32,18 @@ class SnapshotCorrupted(PersistenceError):
     """A stored snapshot failed its checksum or could not be decoded."""
 
 
+class LeaseLostError(PersistenceError):
+    """This node no longer holds the lease on its book: it must not write or trade for it."""
+
+
+class LeaseHeldError(SeamlessError):
+    """Another node holds the lease on the book this node was asked to trade."""
+
+
+class TransportError(SeamlessError):
+    """The bus bridge to another process (NATS JetStream) failed or is misconfigured."""
+
+
 class AccessDenied(SeamlessError):
     """An actor tried to write a state path it does not own, or use a command it may not."""
 

@@ -1,0 +1,157 @@
+"""The recorder contract: what every event-log backend (DuckDB, PostgreSQL) guarantees.
+
+The kernel, restore, the snapshotter, the dashboard's history and the SSE endpoint talk to a
+``Recorder`` only, so the storage backend is a config switch (``storage.backend``). One
+contract test suite (``tests/persistence/test_recorder_contract.py``) runs against every
+backend, so both keep exactly the same guarantees:
+
+- ``seq`` is assigned by ``append`` (synchronously: the returned event carries it); it has no
+  gaps, and every commit covers a prefix of it, so a reader never sees seq ``n + 1`` before
+  ``n``. After a restart ``seq`` continues at ``max(seq) + 1``.
+- ``event_id`` is idempotent: an id stored before is not stored again (``append`` -> None).
+- Critical events (and ``wait=True``) are durable before ``append`` returns; others within
+  ``flush_interval_s``. A failed write is retried with backoff; meanwhile ``healthy`` is False
+  and every waiter gets :class:`~streams.errors.PersistenceError`, never a false acknowledgement.
+- Snapshots are checksummed; ``latest_snapshot`` skips (and reports) unusable ones, so
+  restore = newest usable snapshot + the tail of events after it.
+- Runs record how each engine run ended (``clean`` / ``crashed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+from persistence.records import RunRecord, SkippedSnapshot, Snapshot, SnapshotLookup
+from state.journal import Journal
+from streams.events import Event
+
+#: Backends selectable with ``storage.backend``.
+BACKENDS = ("duckdb", "postgres")
+
+
+@runtime_checkable
+class Recorder(Journal, Protocol):
+    """An event log: a :class:`~state.journal.Journal` plus reads, snapshots and runs.
+
+    ``path`` says where the log lives, for messages: a file path, or for PostgreSQL the DSN
+    without its password plus ``#<stream>``.
+    """
+
+    path: str
+
+    def open(self) -> Recorder:
+        """Connect, load seq and the dedup ids, start the writer; returns self."""
+        ...
+
+    def close(self) -> None:
+        """Write what is queued, stop the writer and disconnect."""
+        ...
+
+    @property
+    def committed_seq(self) -> int:
+        """The highest seq known to be durable."""
+        ...
+
+    @property
+    def is_open(self) -> bool:
+        """True between ``open`` and ``close``."""
+        ...
+
+    @property
+    def healthy(self) -> bool:
+        """False while writes fail (the engine must halt trading)."""
+        ...
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last write failed (None once a write succeeds again)."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the health endpoint and benchmarks."""
+        ...
+
+    def read(
+        self,
+        since_seq: int = 0,
+        until_seq: int | None = None,
+        topic: str | None = None,
+        types: Iterable[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Stored events with ``since_seq < seq <= until_seq`` matching the filters, by seq."""
+        ...
+
+    def read_df(
+        self,
+        since_seq: int = 0,
+        until_seq: int | None = None,
+        topic: str | None = None,
+        types: Iterable[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """The same rows as ``read``, as a DataFrame of the stored columns."""
+        ...
+
+    def iter_batches(
+        self,
+        since_seq: int = 0,
+        until_seq: int | None = None,
+        topic: str | None = None,
+        types: Iterable[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        batch_size: int = 50_000,
+    ) -> Iterator[list[Event]]:
+        """``read`` in bounded batches (for replays that must not hold the whole log)."""
+        ...
+
+    def count(
+        self,
+        since_seq: int = 0,
+        until_seq: int | None = None,
+        topic: str | None = None,
+        types: Iterable[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+    ) -> int:
+        """How many stored events match."""
+        ...
+
+    def save_snapshot(
+        self,
+        seq: int,
+        schema_version: int,
+        state: dict[str, Any],
+        *,
+        created_at_ns: int | None = None,
+    ) -> int:
+        """Store a checksummed snapshot of the state covering events up to ``seq``."""
+        ...
+
+    def iter_snapshots(self, max_seq: int | None = None) -> Iterator[Snapshot | SkippedSnapshot]:
+        """Snapshots newest first (with ``seq <= max_seq``); unusable ones as SkippedSnapshot."""
+        ...
+
+    def latest_snapshot(self, max_seq: int | None = None) -> SnapshotLookup:
+        """The newest usable snapshot and the newer ones that were skipped."""
+        ...
+
+    def start_run(self, config_hash: str, *, started_at_ns: int | None = None) -> str:
+        """Record a run start (marking an unfinished earlier run ``crashed``); its id."""
+        ...
+
+    def end_run(self, run_id: str, how: str = ..., *, ended_at_ns: int | None = None) -> None:
+        """Record how a run ended."""
+        ...
+
+    def runs(self) -> list[RunRecord]:
+        """Every run, oldest first."""
+        ...

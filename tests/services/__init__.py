@@ -1,0 +1,1 @@
+"""Private instances of external servers (PostgreSQL, NATS) for tests and benchmarks."""
