@@ -3,7 +3,9 @@
 Nothing a caller passes is ever formatted into SQL: values go in as parameters, and topic
 patterns are first validated by :func:`streams.topics.validate_pattern` (so a hostile string
 such as ``x' OR 1=1 --`` raises EventError) and then matched with ``starts_with`` on the literal
-prefix plus ``regexp_full_match`` on the whole pattern.
+prefix plus a full match of the whole pattern's regex. :class:`Dialect` holds the few SQL
+spellings that differ between the backends (DuckDB ``?`` placeholders and list functions,
+PostgreSQL ``%s`` placeholders, ``~`` and ``= ANY``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,37 @@ class EventFilter:
     types: Iterable[str] | None = None
     start_ns: int | None = None
     end_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """How one SQL backend spells the clauses ``build_where`` emits (``{p}`` = a placeholder)."""
+
+    placeholder: str
+    starts_with: str
+    full_match: str
+    one_of: str
+    #: Wraps the full-match regex (PostgreSQL's ``~`` searches, so it is anchored there).
+    anchor: str = "{}"
+
+    def sql(self, template: str) -> str:
+        """``template`` with every ``{p}`` replaced by the placeholder."""
+        return template.replace("{p}", self.placeholder)
+
+
+DUCKDB = Dialect(
+    placeholder="?",
+    starts_with="starts_with(topic, {p})",
+    full_match="regexp_full_match(topic, {p})",
+    one_of="list_contains({p}::VARCHAR[], type)",
+)
+POSTGRES = Dialect(
+    placeholder="%s",
+    starts_with="starts_with(topic, {p})",
+    full_match="topic ~ {p}",
+    one_of="type = ANY({p}::text[])",
+    anchor="^(?:{})$",
+)
 
 
 def _int(name: str, value: Any) -> int:
@@ -56,35 +89,36 @@ def topic_regex(pattern: str) -> tuple[str, str]:
     return "".join(prefix), r"\.".join(regex)
 
 
-def build_where(f: EventFilter) -> tuple[str, list[Any]]:
-    """The WHERE clause (without the keyword) and its parameters for ``f``."""
-    clauses = ["seq > ?"]
+def build_where(f: EventFilter, dialect: Dialect = DUCKDB) -> tuple[str, list[Any]]:
+    """The WHERE clause (without the keyword) and its parameters for ``f``, in ``dialect``."""
+    p = dialect.placeholder
+    clauses = [f"seq > {p}"]
     params: list[Any] = [_int("since_seq", f.since_seq)]
     if f.until_seq is not None:
-        clauses.append("seq <= ?")
+        clauses.append(f"seq <= {p}")
         params.append(_int("until_seq", f.until_seq))
     if f.topic is not None:
         if "*" in f.topic or ">" in f.topic:
             prefix, regex = topic_regex(f.topic)
             if prefix:
-                clauses.append("starts_with(topic, ?)")
+                clauses.append(dialect.sql(dialect.starts_with))
                 params.append(prefix)
-            clauses.append("regexp_full_match(topic, ?)")
-            params.append(regex)
+            clauses.append(dialect.sql(dialect.full_match))
+            params.append(dialect.anchor.format(regex))
         else:
-            clauses.append("topic = ?")
+            clauses.append(f"topic = {p}")
             params.append(validate_pattern(f.topic))
     if f.types is not None:
         names = [f.types] if isinstance(f.types, str) else list(f.types)
         for name in names:
             if not isinstance(name, str):
                 raise PersistenceError(f"types must be strings, got {name!r}")
-        clauses.append("list_contains(?::VARCHAR[], type)")
+        clauses.append(dialect.sql(dialect.one_of))
         params.append(names)
     if f.start_ns is not None:
-        clauses.append("ts_event >= ?")
+        clauses.append(f"ts_event >= {p}")
         params.append(_int("start_ns", f.start_ns))
     if f.end_ns is not None:
-        clauses.append("ts_event < ?")
+        clauses.append(f"ts_event < {p}")
         params.append(_int("end_ns", f.end_ns))
     return " AND ".join(clauses), params

@@ -2,6 +2,7 @@
 prints each acknowledged seq (flushed), until the parent SIGKILLs it.
 
 Usage: python -m tests.persistence.crash_child PATH RUN_TAG
+(PATH a DuckDB file, or a ``postgresql://`` DSN for the PostgreSQL recorder.)
 """
 
 from __future__ import annotations
@@ -9,12 +10,18 @@ from __future__ import annotations
 import sys
 
 from persistence import EventLog
+from persistence.pg import PostgresEventLog
 from streams.events import CashAdjusted, TickReceived, TradeExecuted
 
 
 def main() -> None:
     path, tag = sys.argv[1], sys.argv[2]
-    with EventLog(path, flush_interval_s=0.01) as log:
+    log: EventLog | PostgresEventLog = (
+        PostgresEventLog(path, flush_interval_s=0.01)
+        if path.startswith("postgresql://")
+        else EventLog(path, flush_interval_s=0.01)
+    )
+    with log:
         print("ready", log.last_seq, flush=True)
         i = 0
         while True:
