@@ -85,18 +85,26 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
+
+    def prepare(kernel: Kernel) -> None:
+        if args.print_events:
+            only_critical = args.print_events == "critical"
+
+            def emit(event: Event) -> None:
+                # Subscribers run after the commit: a printed critical event is durable.
+                if only_critical and not event.critical:
+                    return
+                out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+                out.flush()
+
+            kernel.bus.subscribe(">", emit, name="cli.print-events")
+
+    if config.storage.backend == "postgres":  # a scale-out node: trades its book under a lease
+        from engine.node import EngineNode
+
+        return EngineNode(config, prepare=prepare).run(done)
     kernel = Kernel.from_config(config)
-    if args.print_events:
-        only_critical = args.print_events == "critical"
-
-        def emit(event: Event) -> None:
-            # Subscribers run after the commit: a printed critical event is durable.
-            if only_critical and not event.critical:
-                return
-            out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
-            out.flush()
-
-        kernel.bus.subscribe(">", emit, name="cli.print-events")
+    prepare(kernel)
     kernel.start()
     print(
         f"seamless: engine {config.engine.name!r} running on {config.storage.db_path} "
