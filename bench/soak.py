@@ -1,6 +1,7 @@
 """Soak: push >= 1,000,000 ticks through the live engine and watch memory, fds and threads.
 
-Run: ``.venv/bin/python bench/soak.py [--ticks 1000000] [--sample 100000] [--warmup 200000]``.
+Run: ``.venv/bin/python bench/soak.py [--ticks 1000000] [--sample 100000] [--warmup 200000]
+[--memory-limit 256MB]`` (``--memory-limit ''`` = DuckDB's default, 80 % of RAM).
 
 A real ``Kernel`` (DuckDB event log, threaded bus, store, broker, risk, portfolio, P&L, one SMA
 strategy trading AAPL, heartbeats, snapshots every ``--snapshot-s``) gets ticks published from
@@ -23,8 +24,9 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -50,7 +52,7 @@ def duckdb_mib(kernel: Kernel | None) -> float | None:
     """DuckDB's own buffer-manager memory (part of RSS, capped by its memory_limit)."""
     if kernel is None or not kernel.log.is_open:
         return None
-    with kernel.log._reader() as cur:
+    with cast(EventLog, kernel.log)._reader() as cur:
         rows = cur.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchall()
     return round((rows[0][0] or 0) / 2**20, 1)
 
@@ -75,15 +77,31 @@ def main() -> int:
     parser.add_argument("--snapshot-s", type=float, default=5.0)
     parser.add_argument("--max-depth", type=int, default=20_000)
     parser.add_argument("--keep", help="put the DuckDB file in this folder (kept)")
+    parser.add_argument(
+        "--memory-limit",
+        default=None,
+        help="storage.memory_limit (default: the config default; '' = DuckDB's own default)",
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace Python allocations and print the top growth from warm-up to the end (slow)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="seamless-soak-") as tmp:
         folder = Path(args.keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         db = folder / "soak.duckdb"
+        storage: dict[str, Any] = {"db_path": str(db), "snapshot_interval_s": args.snapshot_s}
+        if args.memory_limit is not None:
+            storage["memory_limit"] = args.memory_limit
+        if args.tracemalloc:
+            tracemalloc.start(8)
+        traced: tracemalloc.Snapshot | None = None
         config = parse_config(
             {
-                "storage": {"db_path": str(db), "snapshot_interval_s": args.snapshot_s},
+                "storage": storage,
                 "feed": {"kind": "none", "symbols": ["AAPL", "MSFT"]},
                 "broker": {"account_path": str(folder / "broker.json")},
                 "runner": {"autostart": True, "heartbeat_interval_s": 0.5},
@@ -100,6 +118,8 @@ def main() -> int:
             env={},
         )
         kernel = Kernel.from_config(config).start()
+        with cast(EventLog, kernel.log)._reader() as cur:
+            limit = cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         inbox = kernel.bus._inbox
         samples: list[dict[str, Any]] = []
         started = time.monotonic()
@@ -128,6 +148,12 @@ def main() -> int:
                 gc.collect()
                 samples.append(sample(i, started, kernel))
                 print(json.dumps(samples[-1]), flush=True)
+                if args.tracemalloc and traced is None and i >= args.warmup:
+                    traced = tracemalloc.take_snapshot()
+        growth: list[str] = []
+        if traced is not None:
+            stats_diff = tracemalloc.take_snapshot().compare_to(traced, "lineno")
+            growth = [str(d) for d in stats_diff[:15]]
         kernel.bus.join(60)
         elapsed = time.monotonic() - started
         stats = dict(kernel.bus.stats.__dict__)
@@ -162,6 +188,7 @@ def main() -> int:
         "ticks": args.ticks,
         "elapsed_s": round(elapsed, 1),
         "ticks_per_s": round(args.ticks / elapsed),
+        "duckdb_memory_limit": limit,
         "producer_backoffs": waits,
         "conflated": conflated,
         "bus": {k: v for k, v in stats.items() if k != "subscriber_errors"},
@@ -174,6 +201,7 @@ def main() -> int:
         "rss_growth_mib_per_100k_after_warmup": round(per_100k, 2),
         "duckdb_mib": {"warm": warm["duckdb_mib"], "end": last["duckdb_mib"]},
         "py_objects": {"warm": warm["py_objects"], "end": last["py_objects"]},
+        "tracemalloc_top_growth_after_warmup": growth or None,
         "fds": {
             "start": samples[0]["fds"],
             "warm": warm["fds"],

@@ -11,13 +11,19 @@ server-side cost per applied update and per drain (including the flush of the he
 document changes) and the page load time. Every wait is bounded; a session count stops
 after ``--budget`` seconds.
 
-    .venv/bin/python bench/ui_latency.py [--events 200] [--sessions 1 10]
+With ``--server-process`` the engine and the dashboard server run in a child process and
+this one only drives the browsers (the Playwright client's polling then no longer competes
+with the server's event loop for the GIL); fills are published through a pipe, and the
+publish time is still taken where the fill is published (the same clock as the pages').
+
+    .venv/bin/python bench/ui_latency.py [--events 200] [--sessions 1 10] [--server-process]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -110,13 +116,73 @@ def open_page(browser: Any, url: str) -> tuple[Any, Any, float]:
     return ctx, page, time.monotonic() - start
 
 
+class EngineSide:
+    """The server side of the benchmark: the kernel and the sessions the server built."""
+
+    def __init__(self, kernel: Any, sessions: list[Any]) -> None:
+        self.kernel = kernel
+        self.sessions = sessions
+        self.live: list[Any] = []
+
+    def reset(self) -> None:
+        """Forget the sessions of an earlier session count."""
+        del self.sessions[:]
+
+    def mark(self) -> None:
+        """Count bridge work from now on, over the sessions open now."""
+        self.live = [s for s in self.sessions if not s.bridge.closed]
+        self.base = self._raw()
+
+    def _raw(self) -> list[tuple[int, int, int]]:
+        return [
+            (s.bridge.stats.applied, s.bridge.stats.drains, s.bridge.stats.drain_ns)
+            for s in self.live
+        ]
+
+    def totals(self) -> tuple[int, int, int]:
+        """(updates applied, drains, drain ns) summed over the marked sessions since mark()."""
+        applied = drains = drain_ns = 0
+        for (a, d, n), (a0, d0, n0) in zip(self._raw(), self.base, strict=True):
+            applied += a - a0
+            drains += d - d0
+            drain_ns += n - n0
+        return applied, drains, drain_ns
+
+    def publish(self, prefix: str, i: int) -> tuple[str, float]:
+        return publish_probe(self.kernel, prefix, i)
+
+
+class RemoteEngine:
+    """An :class:`EngineSide` in the server process, driven over a pipe."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def _call(self, *msg: Any) -> Any:
+        self.conn.send(msg)
+        return self.conn.recv()
+
+    def reset(self) -> None:
+        self._call("reset")
+
+    def mark(self) -> None:
+        self._call("mark")
+
+    def totals(self) -> tuple[int, int, int]:
+        a, d, n = self._call("totals")
+        return int(a), int(d), int(n)
+
+    def publish(self, prefix: str, i: int) -> tuple[str, float]:
+        fill, sent_ms = self._call("publish", prefix, i)
+        return str(fill), float(sent_ms)
+
+
 def run(
     n_sessions: int,
     n_events: int,
     browser: Any,
     url: str,
-    kernel: Any,
-    sessions: list[Any],
+    engine: EngineSide | RemoteEngine,
     *,
     event_timeout_s: float,
     budget_s: float,
@@ -127,7 +193,7 @@ def run(
     one *missed* sample (reported apart, never folded into the percentiles). The whole run
     stops after ``budget_s``; events not published by then are reported as not sent."""
 
-    del sessions[:]
+    engine.reset()
     contexts, pages, loads = [], [], []
     for _ in range(n_sessions):
         ctx, page, load_s = open_page(browser, url)
@@ -136,8 +202,7 @@ def run(
         pages.append(page)
         loads.append(load_s)
     time.sleep(1.0)
-    live = [s for s in sessions if not s.bridge.closed]
-    base = [(s.bridge.stats.applied, s.bridge.stats.drains, s.bridge.stats.drain_ns) for s in live]
+    engine.mark()
     latencies: list[float] = []
     missed = 0
     sent = 0
@@ -145,7 +210,7 @@ def run(
     for i in range(n_events):
         if time.monotonic() > run_deadline:
             break
-        fill, sent_ms = publish_probe(kernel, "bench", i)
+        fill, sent_ms = engine.publish("bench", i)
         sent += 1
         deadline = time.monotonic() + event_timeout_s
         pending = list(pages)
@@ -163,11 +228,7 @@ def run(
                     latencies.append(seen - sent_ms)
             pending = still
         missed += len(pending)
-    applied = drains = drain_ns = 0
-    for s, (a0, d0, n0) in zip(live, base, strict=True):
-        applied += s.bridge.stats.applied - a0
-        drains += s.bridge.stats.drains - d0
-        drain_ns += s.bridge.stats.drain_ns - n0
+    applied, drains, drain_ns = engine.totals()
     for ctx in contexts:
         ctx.close()
     return {
@@ -186,6 +247,66 @@ def run(
         "drains": drains,
         "page_load_s": statistics.fmean(loads),
     }
+
+
+def start_server(intervals_kind: str, quiet: bool) -> tuple[EngineSide, int, Any]:
+    """The real engine and dashboard server (this process); returns (engine side, port, stop)."""
+    import panel as pn
+
+    from engine.kernel import Kernel
+    from panel_app.app import create_session
+    from panel_app.services import release_services, services_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="seamless-bench-"))
+    intervals: dict[str, Any] = {}
+    if intervals_kind == "default":
+        intervals = {"pnl_throttle_s": 5.0, "runner_throttle_s": 10.0, "market_sample_s": 1.0}
+    config = engine_config(tmp, **intervals)
+    if quiet:
+        config = dataclasses.replace(config, strategies=())
+    kernel = Kernel.from_config(config).start()
+    services_for(kernel)
+    sessions: list[Any] = []
+
+    def app() -> Any:
+        session = create_session(kernel, "operator", "operator")
+        sessions.append(session)
+        return session.template
+
+    port = free_port()
+    server = pn.serve(
+        {"/": app},
+        port=port,
+        address="127.0.0.1",
+        threaded=True,
+        show=False,
+        websocket_origin=[f"127.0.0.1:{port}"],
+        check_unused_sessions_milliseconds=500,
+        unused_session_lifetime_milliseconds=5_000,
+    )
+    time.sleep(2)
+
+    def stop() -> None:
+        server.stop()
+        release_services(kernel)
+        kernel.stop()
+
+    return EngineSide(kernel, sessions), port, stop
+
+
+def serve_in_child(conn: Any, intervals_kind: str, quiet: bool) -> None:
+    """Server process of ``--server-process``: answer the driver's calls until "stop"."""
+    engine, port, stop = start_server(intervals_kind, quiet)
+    conn.send(port)
+    try:
+        while True:
+            name, *args = conn.recv()
+            if name == "stop":
+                break
+            conn.send(getattr(engine, name)(*args))
+    finally:
+        stop()
+        conn.send("stopped")
 
 
 def main() -> None:
@@ -211,49 +332,41 @@ def main() -> None:
         help="no live strategy: the bench's fills are the only trades (the test engine's fast"
         " SMA otherwise trades several times a second, each trade updating every page)",
     )
+    parser.add_argument(
+        "--server-process",
+        action="store_true",
+        help="run the engine and dashboard server in a child process (browsers driven here)",
+    )
     args = parser.parse_args()
 
-    import panel as pn
     from playwright.sync_api import sync_playwright
 
-    from engine.kernel import Kernel
-    from panel_app.app import create_session
-    from panel_app.services import release_services, services_for
+    engine: EngineSide | RemoteEngine
+    if args.server_process:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=serve_in_child, args=(child, args.intervals, args.quiet), daemon=True
+        )
+        proc.start()
+        port = parent.recv()
+        engine = RemoteEngine(parent)
 
-    tmp = Path(tempfile.mkdtemp(prefix="seamless-bench-"))
-    intervals: dict[str, Any] = {}
-    if args.intervals == "default":
-        intervals = {"pnl_throttle_s": 5.0, "runner_throttle_s": 10.0, "market_sample_s": 1.0}
-    config = engine_config(tmp, **intervals)
-    if args.quiet:
-        config = dataclasses.replace(config, strategies=())
-    kernel = Kernel.from_config(config).start()
-    services_for(kernel)
-    sessions: list[Any] = []
+        def stop() -> None:
+            parent.send(("stop",))
+            parent.recv()
+            proc.join(30)
 
-    def app() -> Any:
-        session = create_session(kernel, "operator", "operator")
-        sessions.append(session)
-        return session.template
-
-    port = free_port()
-    server = pn.serve(
-        {"/": app},
-        port=port,
-        address="127.0.0.1",
-        threaded=True,
-        show=False,
-        websocket_origin=[f"127.0.0.1:{port}"],
-        check_unused_sessions_milliseconds=500,
-        unused_session_lifetime_milliseconds=5_000,
-    )
-    time.sleep(2)
+    else:
+        engine, port, stop = start_server(args.intervals, args.quiet)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            where = "server in a child process" if args.server_process else "one process"
             print(
                 f"UI push latency, {args.events} TradeExecuted events each "
-                f"(publish -> DOM of every session); {args.intervals} throttle intervals"
+                f"(publish -> DOM of every session); {args.intervals} throttle intervals; "
+                f"{where}"
             )
             for n in args.sessions:
                 r = run(
@@ -261,8 +374,7 @@ def main() -> None:
                     args.events,
                     browser,
                     f"http://127.0.0.1:{port}/",
-                    kernel,
-                    sessions,
+                    engine,
                     event_timeout_s=args.event_timeout,
                     budget_s=args.budget,
                 )
@@ -283,9 +395,7 @@ def main() -> None:
                 )
             browser.close()
     finally:
-        server.stop()
-        release_services(kernel)
-        kernel.stop()
+        stop()
 
 
 if __name__ == "__main__":

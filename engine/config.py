@@ -68,8 +68,12 @@ class StorageConfig:
         metadata=meta(min=0.001, max=60.0, help="longest wait before a batch is written"),
     )
     memory_limit: str = dataclasses.field(
-        default="256MB",
-        metadata=meta(help="DuckDB memory_limit (caps its buffer cache; '' = DuckDB's default)"),
+        default="",
+        metadata=meta(
+            help="DuckDB memory_limit, e.g. '1GB' ('' = DuckDB's default). A hard cap: the "
+            "event_id index grows ~7 MiB per 100k events and cannot be evicted, so commits "
+            "fail (trading halts) once it is reached; see docs/reliability.md"
+        ),
     )
     postgres_dsn: str = dataclasses.field(
         default="",

@@ -12,6 +12,13 @@ on the session's event loop that callback drains everything queued, inside one
 notifications posted with :meth:`SessionBridge.toast` are merged into at most one toast per
 drain (the most severe one, with a count of the others).
 
+One drain per trade, not one per event: a post made on the bus's dispatch thread schedules
+the drain only when that dispatch round ends (``EventBus.after_round``), so a fill and the
+position and P&L updates the engine derives from it in the same round (committed a few ms
+later) go out together; and updates or toasts that the drain's own updates raise (a trade's
+toast) are applied in the same drain instead of scheduling another one. Each drain is one
+Bokeh patch message, whose cost grows with the size of the session's document.
+
 Work that is the same for every session (formatting an event into a table row) is done once
 per event with :func:`once_per_event`; every session's bridge receives the same result.
 """
@@ -19,6 +26,8 @@ per event with :func:`once_per_event`; every session's bridge receives the same 
 from __future__ import annotations
 
 import collections
+import heapq
+import itertools
 import logging
 import threading
 import time
@@ -96,6 +105,43 @@ def merge_toasts(toasts: list[Toast], *, lines: int = 4) -> Toast | None:
     return Toast(chosen.kind, " | ".join(shown), duration)
 
 
+class _Deadlines:
+    """One daemon thread that calls ``fn()`` at ``when`` (time.monotonic) for every bridge:
+    caps how long a drain waits for the end of a dispatch round (a round held by a slow
+    commit must not hold the page)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def call_at(self, when: float, fn: Callable[[], None]) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (when, next(self._ids), fn))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="ui-round-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(timeout)
+                _, _, fn = heapq.heappop(self._heap)
+            try:
+                fn()
+            except Exception:
+                log.exception("dashboard: a drain deadline failed")
+
+
+_DEADLINES = _Deadlines()
+
+
 class BridgeStats:
     """Counters of one bridge (read from any thread; exact enough for benchmarks)."""
 
@@ -132,6 +178,8 @@ class SessionBridge:
 
     ``doc`` is the session's Bokeh Document, or None outside a server (tests, notebooks):
     then updates run at once on the posting thread. Safe to call from any thread.
+    ``max_round_wait_s``: the longest a post made during a dispatch round waits for that
+    round to end (see :meth:`follow_rounds`) before it is drained anyway.
     """
 
     def __init__(
@@ -141,12 +189,14 @@ class SessionBridge:
         name: str = "session",
         notifier: Callable[[str, str, int], None] | None = None,
         toast_interval_s: float = 0.5,
+        max_round_wait_s: float = 0.05,
     ) -> None:
         self.doc = doc
         self.name = name
         self.stats = BridgeStats()
         self.notifier = notifier if notifier is not None else _panel_notify
         self.toast_interval_s = toast_interval_s
+        self.max_round_wait_s = max_round_wait_s
         self._held_toasts: list[Toast] = []
         self._next_toast_at = 0.0
         self._toast_timer = False
@@ -154,7 +204,9 @@ class SessionBridge:
         self._queue: dict[object, Update] = {}
         self._toasts: list[Toast] = []
         self._counter = 0
-        self._scheduled = False
+        self._scheduled = False  # a drain is scheduled on the session loop (or running)
+        self._deferred = False  # a drain will be scheduled when the bus's round ends
+        self._bus: Any = None
         self._closed = False
         self._disposables: list[Any] = []
 
@@ -164,6 +216,12 @@ class SessionBridge:
         return self._closed
 
     # -- subscriptions ------------------------------------------------------------------------
+    def follow_rounds(self, bus: Any) -> None:
+        """Defer the drain of posts made while ``bus`` dispatches to the end of its round
+        (see the module docstring). A bus without ``after_round`` is ignored."""
+        if callable(getattr(bus, "after_round", None)):
+            self._bus = bus
+
     def own(self, disposable: Any) -> Any:
         """Keep ``disposable`` (anything with ``dispose()``) to dispose with the session."""
         with self._lock:
@@ -178,6 +236,8 @@ class SessionBridge:
     ) -> Any:
         """Immediate tier: ``handler(event)`` on the session's loop for every matching event
         (with ``key``, only the newest of those queued since the last drain)."""
+        if self._bus is None:
+            self.follow_rounds(bus)
         return self.own(
             bus.subscribe(
                 pattern,
@@ -234,6 +294,8 @@ class SessionBridge:
             self._queue[key] = update
             if self._scheduled:
                 return
+            if self._defer_to_round_end():
+                return
             self._scheduled = True
         self._schedule()
 
@@ -253,6 +315,39 @@ class SessionBridge:
             self._toasts.append(toast)
             if self._scheduled:
                 return
+            if self._defer_to_round_end():
+                return
+            self._scheduled = True
+        self._schedule()
+
+    def _defer_to_round_end(self) -> bool:
+        """Under the lock, nothing scheduled: on the bus's dispatch thread, ask for the drain
+        to be scheduled when the round ends (True); elsewhere schedule now (False)."""
+        bus = self._bus
+        if bus is None or not bus.on_dispatch_thread:
+            return False
+        if not self._deferred:
+            self._deferred = True
+            bus.after_round(self._round_ended)
+            _DEADLINES.call_at(time.monotonic() + self.max_round_wait_s, self._round_too_long)
+        return True
+
+    def _round_too_long(self) -> None:
+        """Deadline thread: the round has not ended within ``max_round_wait_s``: drain now."""
+        with self._lock:
+            if not self._deferred or self._scheduled or self._closed:
+                return
+            if not (self._queue or self._toasts):
+                return
+            self._scheduled = True
+        self._schedule()
+
+    def _round_ended(self) -> None:
+        """Dispatch thread, end of a round in which this session was posted to."""
+        with self._lock:
+            self._deferred = False
+            if self._scheduled or self._closed or not (self._queue or self._toasts):
+                return
             self._scheduled = True
         self._schedule()
 
@@ -264,20 +359,44 @@ class SessionBridge:
             with self._lock:
                 self._scheduled = False
 
+    #: Passes over the queue in one drain: updates posted while it runs (a toast raised by an
+    #: update, an event arriving meanwhile) join it instead of costing another message.
+    MAX_PASSES = 3
+
     def _drain(self) -> None:
         start = time.perf_counter_ns()
-        with self._lock:
-            updates = list(self._queue.values())
-            self._queue.clear()
-            toasts, self._toasts = self._toasts, []
-            self._scheduled = False
-            if self._closed:
-                return
+        if self._closed:
+            with self._lock:
+                self._scheduled = False
+            return
+        toasts: list[Toast] = []
+        again = False
+        # ``_scheduled`` stays True while the drain runs: posts from any thread only queue.
         with set_curdoc(self.doc), hold(self.doc):
-            self._run(updates)
+            for _ in range(self.MAX_PASSES):
+                with self._lock:
+                    updates = list(self._queue.values())
+                    self._queue.clear()
+                    toasts += self._toasts
+                    self._toasts = []
+                    if self._closed:
+                        self._scheduled = False
+                        return
+                    if not updates:
+                        self._scheduled = False
+                        break
+                self._run(updates)
+            else:
+                with self._lock:
+                    toasts += self._toasts
+                    self._toasts = []
+                    again = bool(self._queue) and not self._closed
+                    self._scheduled = again
             self._show_toasts(toasts)
         self.stats.drains += 1
         self.stats.drain_ns += time.perf_counter_ns() - start
+        if again:
+            self._schedule()
 
     def _apply(self, updates: list[Update]) -> None:
         start = time.perf_counter_ns()

@@ -166,6 +166,10 @@ class EventLog:
     event ids are remembered for idempotent appends (critical ids are all remembered).
     ``max_pending``: queued rows above which ``append`` blocks (and raises while unhealthy).
     ``close_timeout_s``: how long ``close`` keeps retrying a failing write before giving up.
+    ``memory_limit``: DuckDB's ``memory_limit`` for this connection (e.g. ``"256MB"``; caps its
+    buffer cache, hence the process's resident memory, as the file grows); ``""`` keeps
+    DuckDB's default (80 % of RAM). A value DuckDB refuses fails ``open`` with a
+    PersistenceError naming it.
 
     Thread-safe: any thread may append, wait, read or snapshot. Use ``open()``/``close()`` or
     ``with EventLog(path) as log:``.
@@ -182,6 +186,7 @@ class EventLog:
         max_commit_rows: int = 100_000,
         close_timeout_s: float = 10.0,
         group_commit_wait_s: float = 0.001,
+        memory_limit: str = "",
     ) -> None:
         if batch_size < 1:
             raise PersistenceError(f"batch_size must be >= 1, got {batch_size!r}")
@@ -197,6 +202,7 @@ class EventLog:
         self._max_commit_rows = max(max_commit_rows, 1)
         self._close_timeout = close_timeout_s
         self._gather = group_commit_wait_s
+        self._memory_limit = memory_limit.strip()
         self._codec = EventCodec()
         self._codecs = self._codec.codecs
         self._key = os.path.realpath(self.path)
@@ -310,10 +316,19 @@ class EventLog:
         self.close()
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        # memory_limit goes in at connect so that it also bounds the WAL replay of the open.
+        config: dict[str, str | bool | int | float | list[str]] = (
+            {"memory_limit": self._memory_limit} if self._memory_limit else {}
+        )
         try:
-            return duckdb.connect(self.path)
+            return duckdb.connect(self.path, config=config)
         except duckdb.Error as exc:
             message = str(exc)
+            if config and isinstance(exc, duckdb.ParserException) and "memory" in message.lower():
+                raise PersistenceError(
+                    f"event log {self.path!r}: DuckDB refused memory_limit "
+                    f"{self._memory_limit!r} (expected e.g. '256MB' or '1GiB'): {message}"
+                ) from exc
             if "lock" in message.lower():
                 pid = re.search(r"PID (\d+)", message)
                 holder = f" (PID {pid.group(1)})" if pid else ""

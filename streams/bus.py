@@ -120,6 +120,7 @@ class EventBus:
         self._closed = False
         self._sync_lock = threading.RLock()
         self._round_started = 0.0  # time.monotonic() when the running round began; 0 = idle
+        self._after_round: list[Callable[[], None]] = []  # run when the current round ends
 
     # -- lifecycle -----------------------------------------------------------------------
     def set_hook(self, hook: DispatchHook | None) -> None:
@@ -302,14 +303,38 @@ class EventBus:
             if not len(inbox):
                 self._call_idle()
 
+    def after_round(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` on the dispatch thread once the round now being dispatched has
+        ended, i.e. after the events its subscribers publish in turn (a fill's position and
+        P&L updates) have been committed and delivered too. Dispatch thread only.
+
+        For consumers that batch their own output per round (a dashboard session sends one
+        update for a trade instead of one per event). A callback that raises is logged.
+        """
+        if not self.on_dispatch_thread:
+            raise RuntimeError("after_round() may only be called from the dispatch thread")
+        self._after_round.append(callback)
+
     def _dispatch_round(self, batch: list[Event]) -> None:
         local = self._local
-        while True:
-            self._dispatch_batch(batch)
-            if not local:
-                return
-            batch = list(local)
-            local.clear()
+        try:
+            while True:
+                self._dispatch_batch(batch)
+                if not local:
+                    return
+                batch = list(local)
+                local.clear()
+        finally:
+            if self._after_round:
+                self._run_after_round()
+
+    def _run_after_round(self) -> None:
+        callbacks, self._after_round = self._after_round, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("bus %s: an after-round callback failed", self.name)
 
     def _dispatch_batch(self, batch: list[Event]) -> None:
         hook = self._hook

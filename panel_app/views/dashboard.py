@@ -332,6 +332,9 @@ class DashboardView(pn.viewable.Viewer):
         """Subscribe through the bridge, then show the current snapshot (no gap: subscribe
         first, read second; updates are idempotent)."""
         bus, b, streams = self.kernel.bus, self.bridge, self.streams
+        # One drain per dispatch round: a fill and the position/P&L updates derived from it
+        # in the same round reach the page in one message.
+        b.follow_rounds(bus)
         # Immediate tier. Fills are formatted once per engine on the engine thread and
         # collected; one keyed flush per drain streams all of them at once.
         b.own(bus.subscribe("fills.*", self._collect_trade, name=f"ui:{b.name}"))

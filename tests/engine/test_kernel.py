@@ -125,6 +125,20 @@ def test_health_reports_engine_bus_log_state_and_feed(tmp_path: Path) -> None:
     assert health["feed"] == {"status": "none"}
 
 
+def test_the_event_log_gets_storage_memory_limit(tmp_path: Path) -> None:
+    config = kernel_config(
+        tmp_path,
+        storage={"db_path": str(tmp_path / "engine.duckdb"), "memory_limit": "96MiB"},
+    )
+    kernel = Kernel.from_config(config)
+    try:
+        with kernel.log._reader() as cur:  # type: ignore[attr-defined]
+            setting = cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    finally:
+        kernel.stop()
+    assert setting == "96.0 MiB"
+
+
 def test_a_restart_restores_the_same_books_and_seq_goes_on(tmp_path: Path) -> None:
     config = kernel_config(tmp_path)
     with Kernel.from_config(config) as kernel:

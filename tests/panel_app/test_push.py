@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -117,6 +118,112 @@ def test_once_per_event_computes_once_for_all_sessions() -> None:
     assert value == {"x": 1}
     assert len(calls) == 1
     assert once_per_event(object(), "row", lambda: 2) == 2
+
+
+def test_toasts_and_posts_raised_by_a_drain_join_it_not_another_drain() -> None:
+    bridge, doc, shown = make_bridge()
+    seen: list[str] = []
+
+    def fill() -> None:  # like the dashboard's trade flush: an update that raises a toast
+        seen.append("fill")
+        bridge.toast("info", "Trade BUY 1 AAPL")
+        bridge.post(lambda: seen.append("follow-up"))
+
+    bridge.post(fill, key="trades")
+    assert doc.run_pending() == 1
+    assert seen == ["fill", "follow-up"]
+    assert shown == [("info", "Trade BUY 1 AAPL", 4_000)]
+    assert bridge.stats.drains == 1
+    assert doc.pending == [], "nothing left for a second drain"
+
+
+def test_a_drain_stops_after_max_passes_and_schedules_the_rest() -> None:
+    bridge, doc, _ = make_bridge()
+    seen: list[int] = []
+
+    def again(i: int) -> None:
+        seen.append(i)
+        bridge.post(lambda: again(i + 1))
+
+    bridge.post(lambda: again(0))
+    doc.run_pending()
+    assert seen == list(range(SessionBridge.MAX_PASSES))
+    assert len(doc.pending) == 1, "what is still queued gets its own drain"
+
+
+def test_posts_on_the_dispatch_thread_drain_once_per_round(kernel: Any) -> None:
+    """A fill and the position/P&L events derived from it in the same dispatch round reach
+    the session in one drain (one message), scheduled when the round ends."""
+    from streams.events import TradeExecuted
+
+    bridge, doc, _ = make_bridge()
+    bridge.follow_rounds(kernel.bus)
+    seen: list[str] = []
+    bridge.on_bus(kernel.bus, "fills.*", lambda e: seen.append(e.type), key="fills")
+    bridge.on_bus(kernel.bus, "positions.*", lambda e: seen.append(e.type), key="positions")
+    bridge.on_bus(kernel.bus, "pnl", lambda e: seen.append(e.type), key="pnl")
+    kernel.publish(
+        TradeExecuted(
+            fill_id="f-round",
+            order_id="o1",
+            strategy="t",
+            symbol="AAPL",
+            side="buy",
+            qty=1.0,
+            price=100.0,
+        )
+    )
+    assert kernel.bus.join(10)
+    assert len(doc.pending) == 1, "one drain for the whole round"
+    doc.run_pending()
+    assert seen[0] == "trade_executed"
+    assert "position_updated" in seen
+    assert bridge.stats.drains == 1
+    bridge.dispose()
+
+
+def test_a_post_from_another_thread_is_not_held_by_a_deferred_round() -> None:
+    class RoundBus:
+        on_dispatch_thread = True
+
+        def __init__(self) -> None:
+            self.ends: list[Any] = []
+
+        def after_round(self, callback: Any) -> None:
+            self.ends.append(callback)
+
+    bus = RoundBus()
+    bridge, doc, _ = make_bridge()
+    bridge.follow_rounds(bus)
+    seen: list[str] = []
+    bridge.post(lambda: seen.append("engine"))
+    bridge.post(lambda: seen.append("engine 2"))
+    assert doc.pending == [] and len(bus.ends) == 1, "deferred to the round's end, once"
+    bus.on_dispatch_thread = False
+    bridge.post(lambda: seen.append("timer thread"))
+    assert len(doc.pending) == 1, "another thread's post schedules at once"
+    doc.run_pending()
+    assert seen == ["engine", "engine 2", "timer thread"]
+    bus.ends.pop()()  # the round ends: nothing left to drain, nothing scheduled
+    assert doc.pending == []
+
+
+def test_a_round_that_does_not_end_holds_the_drain_at_most_max_round_wait_s() -> None:
+    class StuckBus:
+        on_dispatch_thread = True
+
+        def after_round(self, callback: Any) -> None:
+            pass  # the round never ends (a commit held by a checkpoint, a blocked subscriber)
+
+    doc = CapturingDoc()
+    bridge = SessionBridge(doc, name="t", notifier=lambda *a: None, max_round_wait_s=0.02)
+    bridge.follow_rounds(StuckBus())
+    bridge.post(lambda: None)
+    assert doc.pending == []
+    deadline = time.monotonic() + 5
+    while not doc.pending and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(doc.pending) == 1
 
 
 def test_dispose_drops_queued_updates_and_ignores_later_posts() -> None:

@@ -333,3 +333,28 @@ def test_a_failing_disk_is_reported_retried_and_recovered(db_path: Path) -> None
     assert stored == list(range(1, len(stored) + 1))  # gapless, nothing lost
     assert report["acked_last"] in stored
     assert report["after_seq"] == stored[-1]
+
+
+def _memory_limit(log: EventLog) -> str:
+    with log._reader() as cur:
+        return str(cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+
+def test_memory_limit_is_applied_to_the_connection(db_path: Path) -> None:
+    with EventLog(db_path, memory_limit="64MiB") as log:
+        assert _memory_limit(log) == "64.0 MiB"
+        log.append(tick(1), wait=True)
+    with EventLog(db_path) as log:  # "" keeps DuckDB's default (a share of RAM), not 64 MiB
+        assert _memory_limit(log) != "64.0 MiB"
+        assert log.count() == 1
+
+
+@pytest.mark.parametrize("bad", ["lots", "256", "x'; DROP TABLE events; --"])
+def test_a_memory_limit_duckdb_refuses_fails_open_naming_the_value(db_path: Path, bad: str) -> None:
+    log = EventLog(db_path, memory_limit=bad)
+    with pytest.raises(PersistenceError, match="memory_limit") as info:
+        log.open()
+    assert repr(bad) in str(info.value)
+    assert not log.is_open
+    with EventLog(db_path, memory_limit="128MB") as again:  # the file was released
+        assert again.last_seq == 0

@@ -103,6 +103,41 @@ def test_events_published_during_dispatch_run_after_the_current_round(bus: Event
     assert seen == ["A:tick", "B:tick", "A:order_accepted", "B:order_accepted"]
 
 
+def test_after_round_runs_once_the_round_and_its_follow_ups_are_delivered(
+    bus: EventBus,
+) -> None:
+    log: list[str] = []
+
+    def on_tick(event: Event) -> None:
+        assert isinstance(event, TickReceived)
+        log.append(f"tick {event.symbol}")
+        bus.after_round(lambda: log.append("round ended"))
+        if event.symbol == "AAPL":
+            bus.publish(order(1))  # a follow-up in the same round
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    def on_after_round_raises(event: Event) -> None:
+        bus.after_round(boom)  # logged; the others still run
+
+    def on_order(event: Event) -> None:
+        assert isinstance(event, OrderAccepted)
+        log.append(f"order {event.order_id}")
+
+    bus.subscribe("data.ticks.*", on_tick)
+    bus.subscribe("data.ticks.msft", on_after_round_raises)
+    bus.subscribe("orders.*", on_order)
+    bus.publish(tick("AAPL"))
+    assert bus.join(5)
+    assert log == ["tick AAPL", "order 1", "round ended"]
+    bus.publish(tick("MSFT"))
+    assert bus.join(5)
+    assert log[3:] == ["tick MSFT", "round ended"]
+    with pytest.raises(RuntimeError, match="dispatch thread"):
+        bus.after_round(lambda: None)
+
+
 def test_observe_composes_with_rx_and_isolates_failures(bus: EventBus) -> None:
     prices: list[float] = []
     bus.observe("data.ticks.*").pipe(

@@ -1,0 +1,92 @@
+"""Event-log memory: what DuckDB holds as the log grows, and where a memory_limit bites.
+
+Run: ``.venv/bin/python bench/log_memory.py [--events 5000000] [--every 500000]
+[--memory-limit 256MB]`` (``--memory-limit ''`` = DuckDB's default, 80 % of RAM).
+
+Appends tick events to an ``EventLog`` in a temporary file as fast as it takes them, and every
+``--every`` events flushes, prints RSS and ``duckdb_memory()`` by tag (``ART_INDEX`` is the
+UNIQUE/PRIMARY KEY indexes, which DuckDB cannot evict), then runs a ``CHECKPOINT``. Stops at the
+first write failure (e.g. DuckDB's "Out of Memory" once the indexes outgrow the limit) and
+prints how many events were committed by then. Exit status 1 on such a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from persistence import EventLog
+from streams.errors import PersistenceError
+from streams.events import TickReceived
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--every", type=int, default=500_000)
+    parser.add_argument("--memory-limit", default="256MB")
+    args = parser.parse_args()
+    failed = None
+    with tempfile.TemporaryDirectory(prefix="seamless-logmem-") as tmp:
+        log = EventLog(Path(tmp) / "log.duckdb", memory_limit=args.memory_limit).open()
+        with log._reader() as cur:
+            limit = cur.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+        print(json.dumps({"memory_limit": limit}), flush=True)
+        t0 = time.time_ns()
+        started = time.monotonic()
+        try:
+            for i in range(1, args.events + 1):
+                log.append(
+                    TickReceived(
+                        symbol="AAPL", bid=100.0, ask=100.02, size=1.0, ts_event=t0 + i, source="m"
+                    )
+                )
+                if i % args.every == 0:
+                    log.flush()
+                    with log._reader() as cur:
+                        tags = cur.execute(
+                            "SELECT tag, round(memory_usage_bytes / 2^20, 1) FROM duckdb_memory()"
+                            " WHERE memory_usage_bytes > 0 ORDER BY tag"
+                        ).fetchall()
+                        cur.execute("CHECKPOINT")
+                    print(
+                        json.dumps(
+                            {
+                                "events": i,
+                                "s": round(time.monotonic() - started, 1),
+                                "rss_mib": rss_mib(),
+                                "duckdb_mib": dict(tags),
+                            }
+                        ),
+                        flush=True,
+                    )
+        except PersistenceError as exc:
+            failed = {"committed": log.committed_seq, "error": str(exc).splitlines()[0]}
+            print(json.dumps({"write_failed": failed}), flush=True)
+            # DuckDB may abort the process when a database that failed a commit is closed:
+            # leave without closing it.
+            shutil.rmtree(tmp, ignore_errors=True)
+            sys.stdout.flush()
+            os._exit(1)
+        log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
