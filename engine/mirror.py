@@ -151,6 +151,8 @@ class Mirror:
         self.run_id: str | None = None
         self._published = restored.seq  # the highest seq handed to the bus
         self._following: Following | None = None
+        #: Every book of a shared log (an ``engine.cluster.ClusterView``), when served so.
+        self.cluster: Any = None
 
     @classmethod
     def from_config(cls, config: SeamlessConfig, **kwargs: Any) -> Mirror:
@@ -168,7 +170,10 @@ class Mirror:
             self._following = _LogPoller(self.log, self._published, self.deliver, self._poll_s)
 
     def stop(self) -> None:
-        """Stop following, dispatch what is queued, close the log reader."""
+        """Stop following, dispatch what is queued, close the log reader (and the cluster)."""
+        if self.cluster is not None:
+            cluster, self.cluster = self.cluster, None
+            cluster.close(keep=self)
         if self._following is not None:
             self._following.close()
             self._following = None

@@ -59,6 +59,7 @@ def api_routes(
         (f"{prefix}/health", HealthHandler, opts),
         (f"{prefix}/events", EventsHandler, opts),
         (f"{prefix}/command", CommandHandler, opts),
+        (f"{prefix}/cluster", ClusterHandler, opts),
     ]
 
 
@@ -159,6 +160,17 @@ class HealthHandler(ApiHandler):
                 "faulted"
             )
         self.write_json(report, 200 if report["ok"] else 503)
+
+
+class ClusterHandler(ApiHandler):
+    """``GET /api/cluster``: every book of a shared log with its lease and account (mirror
+    mode, see docs/scale-out.md); 404 when this server has no cluster view."""
+
+    def get(self) -> None:
+        cluster = getattr(self.kernel, "cluster", None)
+        if cluster is None:
+            raise ApiError(404, "no cluster view here: serve with --mirror and backend postgres")
+        self.write_json({"books": cluster.summary()})
 
 
 class CommandHandler(ApiHandler):

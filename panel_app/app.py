@@ -33,12 +33,13 @@ from panel_app.services import services_for
 from panel_app.toasts import ToastStack
 from panel_app.views.analytics import AnalyticsView
 from panel_app.views.backtests import BacktestsView
+from panel_app.views.cluster import ClusterView
 from panel_app.views.controls import OPERATOR, ControlsView
 from panel_app.views.dashboard import DashboardView
 
 log = logging.getLogger(__name__)
 
-TABS = ("Dashboard", "Controls", "Analytics", "Backtests")
+TABS = ("Dashboard", "Controls", "Analytics", "Backtests", "Cluster")
 DEV_USER_ENV = "SEAMLESS_DEV_USER"
 
 SYSTEM_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
@@ -110,23 +111,31 @@ class DashboardSession:
         self.controls = ControlsView(kernel, user, role)
         self.analytics = AnalyticsView(self.services, self.bridge, self.config.history_page_size)
         self.backtests = BacktestsView(self.services.backtests, self.bridge)
-        self.tabs = pn.Tabs(
+        tabs: list[tuple[str, Any]] = [
             ("Dashboard", self.dashboard),
             ("Controls", self.controls),
             ("Analytics", self.analytics),
             ("Backtests", self.backtests),
+        ]
+        cluster = getattr(kernel, "cluster", None)
+        self.cluster = ClusterView(cluster) if cluster is not None else None
+        if self.cluster is not None:
+            tabs.append(("Cluster", self.cluster))
+        self.tab_names = [name for name, _ in tabs]
+        self.tabs = pn.Tabs(
+            *tabs,
             dynamic=True,
             sizing_mode="stretch_width",
             css_classes=["sl-tabs"],
         )
         selected = self.prefs.get("tab")
-        if selected in TABS and (selected != "Controls" or role == OPERATOR):
-            self.tabs.active = TABS.index(selected)
+        if selected in self.tab_names and (selected != "Controls" or role == OPERATOR):
+            self.tabs.active = self.tab_names.index(selected)
         self.tabs.param.watch(self._on_tab, "active")
         self.template = self._template()
         self._periodic: Any = None
         self.dashboard.connect()
-        if self.tabs.active == TABS.index("Analytics"):
+        if self.tabs.active == self.tab_names.index("Analytics"):
             self.analytics.activate()
 
     def _template(self) -> pn.template.BaseTemplate:
@@ -162,7 +171,7 @@ class DashboardSession:
         return template
 
     def _on_tab(self, event: Any) -> None:
-        name = TABS[event.new]
+        name = self.tab_names[event.new]
         self.prefs = self.prefs_store.update(self.user, tab=name)
         if name == "Analytics":
             self.analytics.activate()
@@ -182,6 +191,8 @@ class DashboardSession:
 
     def _tick(self) -> None:
         self.dashboard.tick()
+        if self.cluster is not None:
+            self.cluster.tick()
         self.toasts.prune()
 
     def dispose(self) -> None:

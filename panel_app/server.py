@@ -91,9 +91,9 @@ class DashboardServer:
 
     def _build_kernel(self) -> Any:
         if self.mirror:
-            from engine.mirror import start_mirror
+            from engine.cluster import start_cluster_mirror
 
-            return start_mirror(self.config)
+            return start_cluster_mirror(self.config)
         from engine.kernel import Kernel
 
         return Kernel.from_config(self.config).start()

@@ -70,7 +70,7 @@ def assert_json_error(reply_body: bytes, status: int, actual: int) -> dict[str, 
 
 
 # -- authentication -------------------------------------------------------------------------
-@pytest.mark.parametrize("path", ["/api/state", "/api/health", "/api/events"])
+@pytest.mark.parametrize("path", ["/api/state", "/api/health", "/api/events", "/api/cluster"])
 def test_every_endpoint_needs_authentication(client: Client, path: str) -> None:
     reply = client.request("GET", path)
 
@@ -126,6 +126,13 @@ def test_state_path_selects_one_value_and_unknown_paths_are_404(client: Client) 
 
     assert found.status == 200 and found.json()["value"] == pytest.approx(100_000.0)
     assert_json_error(missing.body, 404, missing.status)
+
+
+def test_cluster_is_404_on_a_node_without_a_cluster_view(client: Client) -> None:
+    reply = client.request("GET", "/api/cluster", headers=BEARER)
+
+    body = assert_json_error(reply.body, 404, reply.status)
+    assert "--mirror" in str(body["error"])
 
 
 def test_health_reports_engine_bus_log_and_feed(client: Client) -> None:
