@@ -1,0 +1,147 @@
+"""Scale-out benchmark: PostgreSQL beside DuckDB, and the JetStream bridge (figures only).
+
+Run: ``.venv/bin/python bench/scale.py [--critical 500] [--batch 50000] [--bridge 20000]``
+(``--seconds 5 --rate 1000`` for the latency run).
+Starts a private PostgreSQL and a private nats-server (as the tests do, installing them from
+Debian when missing) in temp folders, then in the same run:
+
+- **critical append** p50/p99 (one producer, ``wait=True``, fsync on) and critical appends/s
+  with 8 producers (group commit), DuckDB beside PostgreSQL;
+- **batched append**: non-critical events/s (DuckDB: Arrow insert; PostgreSQL: COPY);
+- **bridge**: relay events/s from a committed backlog, end-to-end events/s while appending,
+  and engine commit -> remote subscriber latency p50/p99 (from ``bench/scale_bridge.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import scale_bridge
+
+from persistence import EventLog
+from persistence.pg import PostgresEventLog
+from persistence.recorder import Recorder
+from streams.events import TickReceived, TradeExecuted
+from tests.services.nats import NatsServer
+from tests.services.postgres import PostgresServer
+
+T0 = 1_700_000_000_000_000_000
+
+
+def _fill(i: int) -> TradeExecuted:
+    return TradeExecuted(
+        fill_id=f"f{i}",
+        order_id=f"o{i}",
+        strategy="bench",
+        symbol="AAPL",
+        side="buy" if i % 2 else "sell",
+        qty=1.0,
+        price=100.0 + i % 7,
+        ts_event=T0 + i,
+    )
+
+
+def _tick(i: int) -> TickReceived:
+    return TickReceived(
+        symbol="AAPL" if i % 2 else "MSFT",
+        bid=100.0 + (i % 100) * 0.01,
+        ask=100.02 + (i % 100) * 0.01,
+        size=1.0,
+        ts_event=T0 + i * 1000,
+    )
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def critical_latency(log: Recorder, n: int) -> tuple[float, float]:
+    """p50 and p99 in ms of one producer's critical appends, each waited for."""
+    times: list[float] = []
+    for i in range(n):
+        start = time.perf_counter()
+        log.append(_fill(i), wait=True)
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times), _pct(times, 0.99)
+
+
+def critical_throughput(log: Recorder, producers: int, per_producer: int, base: int) -> float:
+    """Critical appends/s with ``producers`` threads each waiting for every append."""
+
+    def produce(k: int) -> None:
+        for i in range(per_producer):
+            log.append(_fill(base + k * per_producer + i), wait=True)
+
+    threads = [threading.Thread(target=produce, args=(k,)) for k in range(producers)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return producers * per_producer / (time.perf_counter() - start)
+
+
+def batched(log: Recorder, n: int) -> float:
+    """Non-critical appends/s including the final flush (the commit)."""
+    ticks = [_tick(i) for i in range(n)]
+    start = time.perf_counter()
+    for tick in ticks:
+        log.append(tick)
+    log.flush()
+    return n / (time.perf_counter() - start)
+
+
+def measure(name: str, open_log: Callable[[str], Recorder], args: argparse.Namespace) -> None:
+    with open_log("latency") as log:
+        p50, p99 = critical_latency(log, args.critical)
+    with open_log("throughput") as log:
+        per_s = critical_throughput(log, 8, args.critical // 4, 10_000_000)
+    with open_log("batch") as log:
+        batch_s = batched(log, args.batch)
+    print(
+        f"{name:<10} critical p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  |  8 producers "
+        f"{per_s:8,.0f}/s  |  batched {batch_s:9,.0f} ev/s",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--critical", type=int, default=500, help="critical appends per test")
+    parser.add_argument("--batch", type=int, default=50_000, help="non-critical events")
+    parser.add_argument("--bridge", type=int, default=20_000, help="events through the bridge")
+    parser.add_argument("--seconds", type=float, default=5.0, help="latency run length")
+    parser.add_argument("--rate", type=float, default=1_000.0, help="latency run events/s")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="seamless-scale-") as tmp:
+        folder = Path(tmp)
+        print("event log backends (same run, fsync on both):")
+        measure("duckdb", lambda name: EventLog(folder / f"{name}.duckdb"), args)
+        with PostgresServer() as server:
+
+            def open_pg(name: str) -> Recorder:
+                return PostgresEventLog(server.create_database(), stream=name)
+
+            measure("postgres", open_pg, args)
+        print("JetStream bridge (DuckDB log -> nats-server -> durable consumer):")
+        bridge = folder / "bridge"
+        bridge.mkdir()
+        with NatsServer() as nats:
+            scale_bridge.backlog(nats.url, bridge, args.bridge)
+            scale_bridge.live(nats.url, bridge, args.bridge)
+            scale_bridge.latency(nats.url, bridge, args.seconds, args.rate)
+
+
+if __name__ == "__main__":
+    main()
