@@ -9,9 +9,12 @@ PostgreSQL log with ``bus.transport: jetstream`` (a private nats-server); a thir
   alpha over ``/api/events`` with the same semantics as on the node: ``id:`` = seq, replay
   from the log after ``Last-Event-ID``, then live (here from JetStream), no gap, no duplicate.
 - nats-server stopped for a while: both nodes keep trading and logging; once it is back the
-  relays catch up. After the nodes stop cleanly, JetStream holds every committed event of
-  both books exactly once (its message count equals the log's), and the dashboard's mirror
-  ends at the log's last seq with the same account and positions as a restore of the log.
+  relays catch up.
+- a1 SIGKILLed: standby a2 takes alpha over (epoch 2, shown on the dashboard) and its relay
+  resumes from the last event JetStream holds. After the nodes stop cleanly, JetStream holds
+  every committed event of both books exactly once (its message count equals the log's),
+  and the dashboard's mirror ends at the log's last seq with the same account and positions
+  as a restore of the log.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ from tests.services.nats import NatsServer
 from tests.services.postgres import free_port
 
 
-def node_config(folder: Path, dsn: str, url: str, book: str, node: str, seed: int) -> Path:
+def node_config(
+    folder: Path, dsn: str, url: str, book: str, node: str, seed: int, standby: bool = False
+) -> Path:
     """A node's config (see test_takeover) with the JetStream transport switched on."""
-    path = write_config(folder, dsn, book, node, seed=seed)
+    path = write_config(folder, dsn, book, node, seed=seed, standby=standby)
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     config["bus"] = {"transport": "jetstream", "nats_url": url}
     config["feed"]["rate"] = 60
@@ -244,8 +249,21 @@ def test_two_nodes_jetstream_outage_and_a_remote_dashboard(
     nats_server.start()
     dash.wait_until("mirror past the outage", lambda: dash.mirrored_seq() > seq_before_live)
 
+    # SIGKILL alpha's node: its standby takes the book over after the TTL, and its relay goes
+    # on from the last event JetStream holds (a1's relay may have died behind its log).
+    a2 = Node(
+        tmp_path, "a2", node_config(tmp_path, pg_dsn, url, "alpha", "a2", seed=11, standby=True)
+    )
+    processes.append(a2)
+    a2.wait_for("standby", lambda: "standing by for book 'alpha'" in a2.stderr())
+    a1.kill()
+    a2.wait_trading(2)
+    a2.wait_trade()
+    dash.wait_until("alpha's new owner", lambda: dash.cluster()["alpha"]["owner"] == "a2")
+    assert dash.cluster()["alpha"]["epoch"] == 2
+
     # Stop the nodes cleanly: their relays send the last committed events, then stop.
-    assert a1.stop() == 0, a1.stderr()
+    assert a2.stop() == 0, a2.stderr()
     assert b1.stop() == 0, b1.stderr()
     alpha, alpha_state = stored(pg_dsn, "alpha")
     beta, _ = stored(pg_dsn, "beta")
