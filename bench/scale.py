@@ -27,38 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import scale_bridge
+from log import _fill
+from scale_bridge import _tick
 
 from persistence import EventLog
 from persistence.pg import PostgresEventLog
 from persistence.recorder import Recorder
-from streams.events import TickReceived, TradeExecuted
 from tests.services.nats import NatsServer
 from tests.services.postgres import PostgresServer
-
-T0 = 1_700_000_000_000_000_000
-
-
-def _fill(i: int) -> TradeExecuted:
-    return TradeExecuted(
-        fill_id=f"f{i}",
-        order_id=f"o{i}",
-        strategy="bench",
-        symbol="AAPL",
-        side="buy" if i % 2 else "sell",
-        qty=1.0,
-        price=100.0 + i % 7,
-        ts_event=T0 + i,
-    )
-
-
-def _tick(i: int) -> TickReceived:
-    return TickReceived(
-        symbol="AAPL" if i % 2 else "MSFT",
-        bid=100.0 + (i % 100) * 0.01,
-        ask=100.02 + (i % 100) * 0.01,
-        size=1.0,
-        ts_event=T0 + i * 1000,
-    )
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,19 +26,6 @@ from streams.events import Event
 from tests.services.postgres import PostgresServer
 
 
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[PostgresServer]:
-    """A server of this module alone: stopping it must not disturb the session's."""
-    server = PostgresServer()
-    try:
-        server.start()
-    except (RuntimeError, OSError) as exc:
-        server.close()
-        pytest.fail(f"cannot start a private PostgreSQL server: {exc}")
-    yield server
-    server.close()
-
-
 def _wait(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -49,9 +36,9 @@ def _wait(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
 
 @pytest.mark.slow
 def test_kernel_holds_while_postgres_is_down_and_resumes_losing_nothing(
-    own_server: PostgresServer, tmp_path: Path
+    own_postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
-    dsn = own_server.create_database()
+    dsn = own_postgres_server.create_database()
     config = parse_config(
         {
             "storage": {"backend": "postgres", "postgres_dsn": dsn, "stream": "restart"},
@@ -85,13 +72,13 @@ def test_kernel_holds_while_postgres_is_down_and_resumes_losing_nothing(
     kernel.start()
     try:
         _wait(lambda: fills() >= 3, "fills before the outage")
-        own_server.stop("immediate")
+        own_postgres_server.stop("immediate")
         _wait(lambda: kernel.store.storage_fault is not None, "storage fault (engine held)")
         assert not kernel.log.healthy and kernel.log.last_error
         held_at = fills()
         time.sleep(2.0)  # the feed keeps publishing; nothing critical may get through
         assert fills() <= held_at + 1  # at most one round already past its commit
-        own_server.start()
+        own_postgres_server.start()
         _wait(lambda: kernel.log.healthy and kernel.store.storage_fault is None, "recovery")
         _wait(lambda: fills() > held_at + 2, "fills after the restart")
     finally:

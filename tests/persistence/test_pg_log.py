@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -214,22 +213,11 @@ def test_a_failing_fence_fails_the_write_and_stores_nothing(pg_dsn: str) -> None
 
 
 # -- a restart under load ------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def own_server() -> Iterator[PostgresServer]:
-    """A server of this module alone: the restart test must not disturb the session's."""
-    server = PostgresServer()
-    try:
-        server.start()
-    except (RuntimeError, OSError) as exc:
-        server.close()
-        pytest.fail(f"cannot start a private PostgreSQL server: {exc}")
-    yield server
-    server.close()
-
-
 @pytest.mark.slow
-def test_restart_under_load_loses_no_acknowledged_event(own_server: PostgresServer) -> None:
-    dsn = own_server.create_database()
+def test_restart_under_load_loses_no_acknowledged_event(
+    own_postgres_server: PostgresServer,
+) -> None:
+    dsn = own_postgres_server.create_database()
     log = PostgresEventLog(dsn, flush_interval_s=0.01, close_timeout_s=30.0).open()
     acked: list[tuple[int, str]] = []
     refused: list[str] = []
@@ -254,7 +242,7 @@ def test_restart_under_load_loses_no_acknowledged_event(own_server: PostgresServ
         p.start()
     try:
         _wait_until(lambda: len(acked) > 50, 30.0, "appends before the restart")
-        own_server.stop("immediate")
+        own_postgres_server.stop("immediate")
         _wait_until(lambda: not log.healthy, 30.0, "the log to notice the outage")
         time.sleep(0.3)  # producers released by the last commit before the stop record it
         acked_while_down = len(acked)
@@ -263,7 +251,7 @@ def test_restart_under_load_loses_no_acknowledged_event(own_server: PostgresServ
             log.count()
         assert len(acked) == acked_while_down, "an append was acknowledged while PG was down"
         assert log.last_error
-        own_server.start()
+        own_postgres_server.start()
         _wait_until(lambda: log.healthy, 30.0, "the log to recover after the restart")
         _wait_until(lambda: len(acked) > acked_while_down + 50, 30.0, "appends after restart")
     finally:

@@ -26,7 +26,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-__all__ = ["PostgresServer", "find_bin_dir", "pg_dsn", "postgres_server"]
+__all__ = ["PostgresServer", "find_bin_dir", "own_postgres_server", "pg_dsn", "postgres_server"]
 
 _USER = "postgres"
 
@@ -214,9 +214,7 @@ class PostgresServer:
         self.close()
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One private PostgreSQL server for the whole test session (a failure if unavailable)."""
+def _private_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     try:
         server.start()
@@ -227,6 +225,19 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One private PostgreSQL server for the whole test session (a failure if unavailable)."""
+    yield from _private_server()
+
+
+@pytest.fixture(scope="module")
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """A server of one test module alone, for tests that stop or restart it (so the session's
+    server is never disturbed)."""
+    yield from _private_server()
 
 
 @pytest.fixture
