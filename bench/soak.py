@@ -48,13 +48,17 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def duckdb_mib(kernel: Kernel | None) -> float | None:
-    """DuckDB's own buffer-manager memory (part of RSS, capped by its memory_limit)."""
+def duckdb_mib(kernel: Kernel | None, tag: str | None = None) -> float | None:
+    """DuckDB's own buffer-manager memory (part of RSS), all of it or one ``duckdb_memory()``
+    tag (``ART_INDEX``: indexes, which DuckDB cannot evict; the rest is capped by its
+    memory_limit)."""
     if kernel is None or not kernel.log.is_open:
         return None
+    sql = "SELECT sum(memory_usage_bytes) FROM duckdb_memory()"
     with cast(EventLog, kernel.log)._reader() as cur:
-        rows = cur.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchall()
-    return round((rows[0][0] or 0) / 2**20, 1)
+        rows = cur.execute(sql + " WHERE tag = ?", [tag]) if tag else cur.execute(sql)
+        total = rows.fetchall()[0][0]
+    return round((total or 0) / 2**20, 1)
 
 
 def sample(ticks: int, started: float, kernel: Kernel | None = None) -> dict[str, Any]:
@@ -63,6 +67,7 @@ def sample(ticks: int, started: float, kernel: Kernel | None = None) -> dict[str
         "s": round(time.monotonic() - started, 1),
         "rss_mib": round(rss_kib() / 1024, 1),
         "duckdb_mib": duckdb_mib(kernel),
+        "art_index_mib": duckdb_mib(kernel, "ART_INDEX"),
         "py_objects": len(gc.get_objects()),
         "fds": open_fds(),
         "threads": threading.active_count(),
@@ -200,6 +205,7 @@ def main() -> int:
         },
         "rss_growth_mib_per_100k_after_warmup": round(per_100k, 2),
         "duckdb_mib": {"warm": warm["duckdb_mib"], "end": last["duckdb_mib"]},
+        "art_index_mib": {"warm": warm["art_index_mib"], "end": last["art_index_mib"]},
         "py_objects": {"warm": warm["py_objects"], "end": last["py_objects"]},
         "tracemalloc_top_growth_after_warmup": growth or None,
         "fds": {

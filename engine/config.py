@@ -68,11 +68,11 @@ class StorageConfig:
         metadata=meta(min=0.001, max=60.0, help="longest wait before a batch is written"),
     )
     memory_limit: str = dataclasses.field(
-        default="",
+        default="512MB",
         metadata=meta(
-            help="DuckDB memory_limit, e.g. '1GB' ('' = DuckDB's default). A hard cap: the "
-            "event_id index grows ~7 MiB per 100k events and cannot be evicted, so commits "
-            "fail (trading halts) once it is reached; see docs/reliability.md"
+            help="DuckDB memory_limit, e.g. '512MB' ('' = DuckDB's default, 80% of RAM): caps "
+            "DuckDB's evictable buffer cache; the log has no event_id index, so its unevictable "
+            "memory stays flat (~2 MiB) and the cap holds; see docs/reliability.md"
         ),
     )
     postgres_dsn: str = dataclasses.field(

@@ -12,7 +12,13 @@ One DuckDB file per engine. ``EventLog`` implements :class:`state.journal.Journa
   the same commit (one fsync, about 1 ms). Critical events and waited-for events are written
   at once; others when ``batch_size`` rows are queued, ``flush_interval_s`` after the first
   of them was queued, or on ``flush``/``close``.
-- **Idempotence.** An event_id already stored is not stored again (see ``EventLog.append``).
+- **Idempotence.** Checked in memory by ``append``, before a seq is assigned: a critical
+  event_id already stored is never stored again; a non-critical one not if it is among the
+  last ``dedup_window`` (default 200,000) non-critical events. An older non-critical duplicate
+  is stored again. The file has no index on event_id (only the ``seq`` primary key): DuckDB
+  keeps indexes wholly in memory, so one over every event id would grow for ever. A file
+  written with the old ``UNIQUE(event_id)`` is migrated once at open (see
+  ``EventLog._drop_event_id_index``).
 - **Failures.** A failed write (disk full, I/O error) is rolled back and retried with
   backoff; while it fails ``healthy`` is False, ``last_error`` says why, and every waiter gets
   :class:`PersistenceError` (never a false acknowledgement). The engine must halt trading.
@@ -50,11 +56,13 @@ from streams.events import Event
 
 log = logging.getLogger(__name__)
 
-_DDL = (
-    """
-    CREATE TABLE IF NOT EXISTS events (
+# No index on event_id: DuckDB keeps every ART index (UNIQUE, PRIMARY KEY) wholly in memory
+# and cannot evict it, so a UNIQUE(event_id) grew resident memory by ~6.7 MiB per 100k events
+# for ever (docs/reliability.md, Soak). Idempotence is EventLog's in-memory dedup instead; the
+# seq primary key is cheap (sequential keys).
+_EVENTS_COLUMNS = """(
         seq BIGINT PRIMARY KEY,
-        event_id VARCHAR NOT NULL UNIQUE,
+        event_id VARCHAR NOT NULL,
         ts_event BIGINT NOT NULL,
         ts_init BIGINT NOT NULL,
         topic VARCHAR NOT NULL,
@@ -64,8 +72,10 @@ _DDL = (
         payload JSON NOT NULL,
         correlation_id VARCHAR,
         causation_id VARCHAR
-    )
-    """,
+    )"""
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS events " + _EVENTS_COLUMNS,
     """
     CREATE TABLE IF NOT EXISTS snapshots (
         id BIGINT NOT NULL,
@@ -104,6 +114,17 @@ _SCHEMA = pa.schema(
     ]
 )
 _SELECT = "SELECT " + ", ".join(EVENT_COLUMNS) + " FROM events"
+
+# Files written before the UNIQUE(event_id) was dropped are rebuilt once at open, in one
+# transaction (see EventLog._drop_event_id_index); the statements run between BEGIN and COMMIT.
+_MIGRATION_TABLE = "events__migrating"
+_MIGRATE_EVENTS: tuple[str, ...] = (
+    f"DROP TABLE IF EXISTS {_MIGRATION_TABLE}",
+    f"CREATE TABLE {_MIGRATION_TABLE} " + _EVENTS_COLUMNS,
+    f"INSERT INTO {_MIGRATION_TABLE} SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY seq",
+    "DROP TABLE events",
+    f"ALTER TABLE {_MIGRATION_TABLE} RENAME TO events",
+)
 
 # DuckDB locks a file per process, but a second connect() from the *same* process silently
 # shares the open database; two writers would then assign the same seqs. This set is the
@@ -163,7 +184,8 @@ class EventLog:
 
     ``batch_size``: non-critical rows that trigger a write. ``flush_interval_s``: the longest a
     non-critical row waits to be written. ``dedup_window``: how many recent non-critical
-    event ids are remembered for idempotent appends (critical ids are all remembered).
+    event ids are remembered for idempotent appends (critical ids are all remembered; an
+    older non-critical duplicate is stored again).
     ``max_pending``: queued rows above which ``append`` blocks (and raises while unhealthy).
     ``close_timeout_s``: how long ``close`` keeps retrying a failing write before giving up.
     ``memory_limit``: DuckDB's ``memory_limit`` for this connection (e.g. ``"256MB"``; caps its
@@ -230,7 +252,6 @@ class EventLog:
         self._committed = 0
         self._error: str | None = None
         self._failures = 0
-        self._dropped_duplicates = 0
         self._critical_ids: set[str] = set()
         self._recent_ids: set[str] = set()
         self._recent_order: collections.deque[str] = collections.deque()
@@ -256,6 +277,7 @@ class EventLog:
             try:
                 for ddl in _DDL:
                     cur.execute(ddl)
+                self._drop_event_id_index(cur)
                 self.repaired = self._restore_from_journal(cur)
                 cur.execute("CHECKPOINT")
                 self._journal.reset()  # the checkpoint put all it held in the main file
@@ -358,6 +380,50 @@ class EventLog:
             )
             return self._connect()
 
+    def _drop_event_id_index(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Rebuild an events table that still has UNIQUE(event_id) (a file written before it
+        was dropped) without it, keeping every row and seq; a no-op for a new-style file.
+
+        One DuckDB transaction (copy, drop the old table, rename, check the row count): a crash
+        or an error before COMMIT leaves the old table as it was, and the next open migrates
+        again; after COMMIT the WAL holds the whole change. A CHECKPOINT then writes it to the
+        main file and frees the old index. Raises PersistenceError (file unchanged) on failure,
+        e.g. if a ``memory_limit`` is too small for the old index: open once without it.
+        """
+        row = cur.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE database_name = current_database()"
+            " AND table_name = 'events' AND constraint_type = 'UNIQUE'"
+            " AND list_contains(constraint_column_names, 'event_id')"
+        ).fetchall()[0]
+        if not row[0]:
+            return
+        started = time.monotonic()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            before = cur.execute("SELECT count(*), coalesce(max(seq), 0) FROM events").fetchall()
+            for sql in _MIGRATE_EVENTS:
+                cur.execute(sql)
+            after = cur.execute("SELECT count(*), coalesce(max(seq), 0) FROM events").fetchall()
+            if after != before:
+                raise PersistenceError(f"rows (count, max seq) {before} became {after}")
+            cur.execute("COMMIT")
+        except (duckdb.Error, PersistenceError) as exc:
+            with suppress(duckdb.Error):
+                cur.execute("ROLLBACK")
+            raise PersistenceError(
+                f"event log {self.path!r}: dropping UNIQUE(event_id) failed, the file is "
+                f"unchanged: {exc}"
+            ) from exc
+        cur.execute("CHECKPOINT")
+        log.warning(
+            "event log %s: migrated the events table to drop UNIQUE(event_id) (%d rows, "
+            "last seq %d) in %.2f s; event ids are deduplicated in memory from now on",
+            self.path,
+            before[0][0],
+            before[0][1],
+            time.monotonic() - started,
+        )
+
     def _restore_from_journal(self, cur: duckdb.DuckDBPyConnection) -> int:
         """Insert every journaled critical event the database lacks; returns how many."""
         rows = self._journal.read()
@@ -413,11 +479,12 @@ class EventLog:
 
         Idempotence: an event whose ``event_id`` is already in the log is not stored again
         and ``None`` is returned (no seq consumed; with ``wait``, after everything appended
-        so far is durable). Every critical id is remembered; non-critical ids only for the
-        last ``dedup_window`` non-critical events. A non-critical duplicate older than that
-        window gets a seq, but the writer finds it on the UNIQUE(event_id) constraint and
-        drops it instead of storing it twice: its seq stays a hole in the log (counted in
-        ``stats()['dropped_duplicates']``, logged), and nothing else is affected.
+        so far is durable). Ids are checked in memory, before a seq is assigned: every critical
+        id is remembered for ever (all are loaded at open), non-critical ids only for the last
+        ``dedup_window`` non-critical events (loaded at open too). So critical events are
+        idempotent for ever and non-critical ones within that window; a non-critical duplicate
+        older than the window is appended and stored again under a new seq (the file has no
+        index on event_id: DuckDB would keep it in memory, growing without bound).
 
         A payload that cannot be stored as JSON (NaN, infinity, an unserialisable value)
         raises EventError here, before a seq is assigned.
@@ -552,7 +619,12 @@ class EventLog:
         return self._error
 
     def stats(self) -> dict[str, Any]:
-        """Counters for monitoring: seqs, queue length, failures, dropped duplicates."""
+        """Counters for monitoring: seqs, queue length, failures.
+
+        ``dropped_duplicates`` is always 0 here (kept for the same shape as PostgreSQL's): a
+        duplicate is refused by ``append`` before it gets a seq, or, a non-critical one older
+        than ``dedup_window``, stored again.
+        """
         with self._lock:
             return {
                 "last_seq": self._seq,
@@ -561,7 +633,7 @@ class EventLog:
                 "healthy": self.healthy,
                 "last_error": self._error,
                 "write_failures": self._failures,
-                "dropped_duplicates": self._dropped_duplicates,
+                "dropped_duplicates": 0,
             }
 
     # -- the writer thread -------------------------------------------------------------------
@@ -629,15 +701,6 @@ class EventLog:
                         break
                 self._insert(cur, batch)
                 break
-            except duckdb.ConstraintException as exc:
-                assert cur is not None
-                kept = self._without_duplicates(cur, batch)
-                if len(kept) == len(batch):
-                    self._failed(cur, exc)
-                    cur = None
-                else:
-                    batch = kept
-                    continue
             except (duckdb.Error, OSError, pa.ArrowException) as exc:
                 self._failed(cur, exc)
                 cur = None
@@ -704,41 +767,14 @@ class EventLog:
         self._disconnect()
 
     def _recover(self, batch: _Columns) -> tuple[duckdb.DuckDBPyConnection, _Columns]:
-        """Reconnect after a failure and skip rows a failed-looking commit did store."""
+        """Reconnect after a failure and skip rows a failed-looking commit did store (a
+        commit covers a prefix of seq, so they are the rows up to the stored max(seq))."""
         cur = self._writer_cursor()
         row = cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchall()[0]
         stored = int(row[0]) if row else 0
         with self._lock:
             self._committed = max(self._committed, min(stored, self._seq))
         return cur, batch.slice(bisect.bisect_right(batch.seq, stored), len(batch))
-
-    def _without_duplicates(self, cur: duckdb.DuckDBPyConnection, batch: _Columns) -> _Columns:
-        """The rows of ``batch`` whose event_id is neither stored nor earlier in the batch."""
-        ids = batch.event_id
-        stored = {
-            r[0]
-            for r in cur.execute(
-                "SELECT event_id FROM events WHERE list_contains(?, event_id)", [ids]
-            ).fetchall()
-        }
-        kept: list[tuple[Any, ...]] = []
-        seen: set[str] = set()
-        for r in batch.rows():
-            if r[1] in stored or r[1] in seen:
-                continue
-            seen.add(r[1])
-            kept.append(r)
-        dropped = len(batch) - len(kept)
-        if dropped:
-            log.warning(
-                "event log %s: dropped %d duplicate event(s) older than the dedup window; "
-                "their seqs stay unused",
-                self.path,
-                dropped,
-            )
-            with self._lock:
-                self._dropped_duplicates += dropped
-        return _Columns.from_rows(kept)
 
     # -- reads -------------------------------------------------------------------------------
     @contextmanager

@@ -8,7 +8,12 @@ backend, so both keep exactly the same guarantees:
 - ``seq`` is assigned by ``append`` (synchronously: the returned event carries it); it has no
   gaps, and every commit covers a prefix of it, so a reader never sees seq ``n + 1`` before
   ``n``. After a restart ``seq`` continues at ``max(seq) + 1``.
-- ``event_id`` is idempotent: an id stored before is not stored again (``append`` -> None).
+- ``event_id`` is idempotent (``append`` -> None, no seq used): a critical event's id for
+  ever; a non-critical one within the last ``dedup_window`` (default 200,000) non-critical
+  events. Both backends check this in memory before assigning a seq. A non-critical duplicate
+  older than the window is stored again by DuckDB (its file has no index on event_id: DuckDB
+  keeps indexes wholly in memory, so that one grew for ever); PostgreSQL's unique index, on
+  disk, still makes its writer drop it (its seq stays a hole).
 - Critical events (and ``wait=True``) are durable before ``append`` returns; others within
   ``flush_interval_s``. A failed write is retried with backoff; meanwhile ``healthy`` is False
   and every waiter gets :class:`~streams.errors.PersistenceError`, never a false acknowledgement.

@@ -20,6 +20,8 @@ class Journal(Protocol):
     queues the event for writing; events are written in ``seq`` order and every commit covers a
     prefix of that order. With ``wait=True`` the call returns only after the event is committed.
     An event whose ``event_id`` was appended before is not stored again: ``append`` returns None.
+    A journal may bound how far back it remembers ids: the event logs remember every critical
+    id but only the last ``dedup_window`` non-critical ones (persistence/recorder.py).
     """
 
     def append(self, event: Event, *, wait: bool = False) -> Event | None:

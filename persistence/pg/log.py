@@ -222,10 +222,11 @@ class PostgresEventLog(PgWriter, PgReads, PgStored):
         With ``wait`` return only once it is committed (PersistenceError if the write fails).
         Critical events are written at once; others in batches.
 
-        Idempotence exactly as in the DuckDB ``EventLog.append``: a known ``event_id`` returns
-        None without consuming a seq; a non-critical duplicate older than ``dedup_window`` is
-        dropped by the writer on the UNIQUE(stream, event_id) constraint (its seq stays a
-        hole, counted in ``stats()['dropped_duplicates']``).
+        Idempotence as in the DuckDB ``EventLog.append``: a known ``event_id`` returns None
+        without consuming a seq. Beyond it (DuckDB stores such a duplicate again), a
+        non-critical duplicate older than ``dedup_window`` is dropped by the writer on the
+        UNIQUE(stream, event_id) constraint (its seq stays a hole, counted in
+        ``stats()['dropped_duplicates']``).
 
         A payload that cannot be stored as JSON (NaN, infinity, an unserialisable value)
         raises EventError here, before a seq is assigned.

@@ -96,21 +96,187 @@ def test_appending_a_stored_event_id_again_is_a_no_op(db_path: Path, make: objec
         assert log.last_seq == 1
 
 
-def test_a_duplicate_older_than_the_window_is_dropped_not_stored_twice(db_path: Path) -> None:
+def test_a_non_critical_duplicate_older_than_the_window_is_stored_again(db_path: Path) -> None:
+    # The documented DuckDB contract: non-critical ids are idempotent within the last
+    # dedup_window non-critical events only (no index on event_id: it would grow in memory).
     with EventLog(db_path, dedup_window=2) as log:
         old = tick(0)
         log.append(old)
         for i in range(1, 5):
             log.append(tick(i))
         log.flush()
-        again = log.append(old)  # beyond the window: seq 6 is taken
+        again = log.append(old)  # beyond the window: stored again as seq 6
         log.append(tick(99))
         assert again is not None and again.seq == 6
         assert log.flush() == 7
-        assert log.stats()["dropped_duplicates"] == 1
+        assert log.stats()["dropped_duplicates"] == 0
         assert log.healthy
-        assert log.count() == 6
-    assert _stored_seqs(db_path) == [1, 2, 3, 4, 5, 7]
+        assert log.count() == 7
+        assert [e.seq for e in log.read() if e.event_id == old.event_id] == [1, 6]
+    assert _stored_seqs(db_path) == list(range(1, 8))
+
+
+def test_critical_ids_stay_idempotent_beyond_the_window(db_path: Path) -> None:
+    critical, ticks = fill(1), [tick(i) for i in range(10)]
+    with EventLog(db_path, dedup_window=2) as log:
+        assert log.append(critical, wait=True) is not None
+        for t in ticks:
+            log.append(t)
+        assert log.append(critical, wait=True) is None
+    with EventLog(db_path, dedup_window=2) as log:  # every critical id is reloaded at open
+        assert log.append(critical, wait=True) is None
+        assert log.append(ticks[-1]) is None  # among the last 2 non-critical: reloaded too
+        assert log.count() == 11 and log.last_seq == 11
+
+
+def _event_constraints(path: Path) -> list[str]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT constraint_text FROM duckdb_constraints() WHERE table_name = 'events'"
+            " AND constraint_type <> 'NOT NULL'"
+        ).fetchall()
+    finally:
+        con.close()
+    return sorted(r[0] for r in rows)
+
+
+def _all_rows(path: Path) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute("SELECT * FROM events ORDER BY seq").fetchall()
+    finally:
+        con.close()
+
+
+def test_a_new_file_has_no_index_on_event_id(event_log: EventLog, db_path: Path) -> None:
+    event_log.append(fill(1), wait=True)
+    event_log.close()
+    assert _event_constraints(db_path) == ["PRIMARY KEY(seq)"]
+
+
+# The events table as files were created before UNIQUE(event_id) was dropped.
+_OLD_EVENTS_DDL = """
+    CREATE TABLE events (
+        seq BIGINT PRIMARY KEY,
+        event_id VARCHAR NOT NULL UNIQUE,
+        ts_event BIGINT NOT NULL,
+        ts_init BIGINT NOT NULL,
+        topic VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        schema_version INTEGER NOT NULL,
+        critical BOOLEAN NOT NULL,
+        payload JSON NOT NULL,
+        correlation_id VARCHAR,
+        causation_id VARCHAR
+    )
+"""
+
+
+def _old_style_file(path: Path, events: list[Event]) -> list[tuple[object, ...]]:
+    """A log file with the old DDL holding ``events`` (and a seq hole at 3, as an old
+    dropped duplicate left one); returns its rows."""
+    scratch = path.with_name("scratch.duckdb")
+    with EventLog(scratch) as log:
+        for e in events:
+            log.append(e)
+        log.start_run("cfg")
+        log.flush()
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(_OLD_EVENTS_DDL)
+        con.execute(f"ATTACH '{scratch}' AS scratch (READ_ONLY)")
+        con.execute("INSERT INTO events SELECT * FROM scratch.events WHERE seq <> 3 ORDER BY seq")
+        con.execute("CREATE TABLE snapshots AS SELECT * FROM scratch.snapshots")
+        con.execute("CREATE TABLE runs AS SELECT * FROM scratch.runs")
+        con.execute("DETACH scratch")
+    finally:
+        con.close()
+    assert _event_constraints(path) == ["PRIMARY KEY(seq)", "UNIQUE(event_id)"]
+    return _all_rows(path)
+
+
+def test_a_file_with_the_old_unique_event_id_is_migrated_once_at_open(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    events: list[Event] = [fill(0), *(tick(i) for i in range(1, 50)), fill(50)]
+    rows = _old_style_file(db_path, events)
+    assert len(rows) == 50 and rows[-1][0] == 51
+
+    with caplog.at_level("WARNING", logger="persistence.event_log"), EventLog(db_path) as log:
+        assert "drop UNIQUE(event_id) (50 rows, last seq 51)" in caplog.text
+        assert log.last_seq == 51
+        assert log.append(events[0], wait=True) is None  # ids still deduplicated
+        assert log.append(events[-2]) is None
+        nxt = log.append(tick(1000), wait=True)
+        assert nxt is not None and nxt.seq == 52
+        assert len(log.runs()) == 1
+    assert _event_constraints(db_path) == ["PRIMARY KEY(seq)"]
+    assert _all_rows(db_path)[:-1] == rows  # every row and seq kept, the hole too
+    assert _stored_seqs(db_path) == [1, 2, *range(4, 53)]
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="persistence.event_log"), EventLog(db_path) as log:
+        assert "UNIQUE" not in caplog.text  # migrated once
+        assert log.append(tick(1001), wait=True) is not None
+        assert log.last_seq == 53
+
+
+def test_a_failed_migration_leaves_the_old_file_unchanged(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import persistence.event_log as event_log_module
+
+    rows = _old_style_file(db_path, [fill(0), *(tick(i) for i in range(1, 10))])
+    failing = (*event_log_module._MIGRATE_EVENTS, "SELECT error('injected failure')")
+    monkeypatch.setattr(event_log_module, "_MIGRATE_EVENTS", failing)
+    with pytest.raises(PersistenceError, match=r"the file is unchanged: .*injected failure"):
+        EventLog(db_path).open()
+    assert _event_constraints(db_path) == ["PRIMARY KEY(seq)", "UNIQUE(event_id)"]
+    assert _all_rows(db_path) == rows
+
+    monkeypatch.undo()
+    with EventLog(db_path) as log:
+        assert log.last_seq == 10
+    assert _event_constraints(db_path) == ["PRIMARY KEY(seq)"]
+    assert _all_rows(db_path) == rows
+
+
+_CRASH_MID_MIGRATION = """
+import os, sys
+import persistence.event_log as m
+
+def connect(self, _orig=m.EventLog._connect):
+    con = _orig(self)
+    con.create_function("crash_now", lambda: os._exit(9), [], "BIGINT", side_effects=True)
+    return con
+
+m.EventLog._connect = connect
+m._MIGRATE_EVENTS = (*m._MIGRATE_EVENTS, "SELECT crash_now()")  # after the rename
+m.EventLog(sys.argv[1]).open()
+"""
+
+
+def test_a_crash_mid_migration_leaves_the_old_table_and_the_next_open_migrates(
+    db_path: Path,
+) -> None:
+    rows = _old_style_file(db_path, [fill(0), *(tick(i) for i in range(1, 10))])
+    child = subprocess.run(
+        [sys.executable, "-c", _CRASH_MID_MIGRATION, str(db_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 9, child.stderr  # died inside the migration transaction
+    assert _event_constraints(db_path) == ["PRIMARY KEY(seq)", "UNIQUE(event_id)"]
+    assert _all_rows(db_path) == rows
+    with EventLog(db_path) as log:
+        assert log.last_seq == 10
+        nxt = log.append(tick(100), wait=True)
+        assert nxt is not None and nxt.seq == 11
+    assert _event_constraints(db_path) == ["PRIMARY KEY(seq)"]
+    assert _all_rows(db_path)[:-1] == rows
 
 
 def test_wait_true_is_durable_after_reopen(db_path: Path) -> None:

@@ -1,9 +1,11 @@
 """The recorder contract, one suite run against every backend (DuckDB file, PostgreSQL).
 
-Both backends must keep exactly the same guarantees (persistence/recorder.py): gapless seq in
-commit order, idempotent event ids, critical events durable before ``append`` returns (proved
-by SIGKILLing a child that printed its acknowledged seqs), the same filtered reads, checksummed
-snapshots with restore = snapshot + tail, run records, and seq continuing after a reopen.
+Both backends must keep the same guarantees (persistence/recorder.py): gapless seq in commit
+order, idempotent event ids (critical ones for ever, others within the last ``dedup_window``
+non-critical events), critical events durable before ``append`` returns (proved by SIGKILLing a
+child that printed its acknowledged seqs), the same filtered reads, checksummed snapshots with
+restore = snapshot + tail, run records, and seq continuing after a reopen. The one documented
+difference: a non-critical duplicate older than the window (see its test).
 """
 
 from __future__ import annotations
@@ -169,9 +171,24 @@ def test_event_id_is_idempotent_for_critical_and_other_events(backend: Backend) 
         assert log.last_seq == 2 and log.count() == 2
 
 
-def test_a_duplicate_older_than_the_dedup_window_is_dropped_not_stored_twice(
-    backend: Backend,
-) -> None:
+def test_a_critical_duplicate_is_refused_however_old(backend: Backend) -> None:
+    critical = fill(1)
+    with backend.make(dedup_window=2) as log:
+        assert log.append(critical, wait=True) is not None
+        _append_all(log, [tick(i) for i in range(5)])
+        assert log.append(critical, wait=True) is None
+    with backend.make(dedup_window=2) as log:
+        assert log.append(critical, wait=True) is None
+        assert log.last_seq == log.count() == 6
+
+
+def test_a_non_critical_duplicate_older_than_the_dedup_window(backend: Backend) -> None:
+    """Non-critical ids are idempotent within the last ``dedup_window`` non-critical events
+    (both backends, in memory). Beyond the window the backends differ, by design:
+    PostgreSQL's unique index lives on disk, so its writer still finds the duplicate and drops
+    it (its seq stays a hole); DuckDB has no index on event_id (DuckDB keeps indexes wholly in
+    memory, so one over every id grew without bound: docs/reliability.md, Soak), so the late
+    duplicate is stored again under its new seq and the log stays gapless."""
     old = tick(0)
     with backend.make(dedup_window=2) as log:
         _append_all(log, [old, tick(1), tick(2), tick(3)])
@@ -180,10 +197,16 @@ def test_a_duplicate_older_than_the_dedup_window_is_dropped_not_stored_twice(
         after = log.append(fill(1), wait=True)
         assert after is not None and after.seq == 6
         assert log.flush() == 6
-        # ...but the writer finds it stored and drops it: its seq stays a hole.
-        assert [e.seq for e in log.read()] == [1, 2, 3, 4, 6]
-        assert log.stats()["dropped_duplicates"] == 1
         assert log.healthy
+        if backend.name == "postgres":
+            # ...but the writer finds it stored and drops it: its seq stays a hole.
+            assert [e.seq for e in log.read()] == [1, 2, 3, 4, 6]
+            assert log.stats()["dropped_duplicates"] == 1
+        else:
+            # ...and it is stored again.
+            assert [e.seq for e in log.read()] == [1, 2, 3, 4, 5, 6]
+            assert [e.seq for e in log.read() if e.event_id == old.event_id] == [1, 5]
+            assert log.stats()["dropped_duplicates"] == 0
 
 
 def _start_child(target: str, tag: str) -> subprocess.Popen[str]:
