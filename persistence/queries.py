@@ -1,4 +1,5 @@
-"""Translation of read filters into a SQL WHERE clause with bound parameters.
+"""Translation of read filters into a SQL WHERE clause with bound parameters (and
+:func:`non_negative`, the check of a read's ``limit`` or ``batch_size``).
 
 Nothing a caller passes is ever formatted into SQL: values go in as parameters, and topic
 patterns are first validated by :func:`streams.topics.validate_pattern` (so a hostile string
@@ -122,3 +123,10 @@ def build_where(f: EventFilter, dialect: Dialect = DUCKDB) -> tuple[str, list[An
         clauses.append(f"ts_event < {p}")
         params.append(_int("end_ns", f.end_ns))
     return " AND ".join(clauses), params
+
+
+def non_negative(name: str, value: int) -> int:
+    """``value`` if it is an int >= 0, else PersistenceError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PersistenceError(f"{name} must be a non-negative integer, got {value!r}")
+    return value

@@ -1,9 +1,13 @@
-"""Plain records the event log hands out: snapshots, skipped snapshots, runs."""
+"""Plain records the event log hands out: snapshots, skipped snapshots, runs (and the run
+statuses ``RUNNING``, ``CLEAN``, ``CRASHED``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+#: How a run is recorded: still running, ended cleanly, or found unfinished by a later run.
+RUNNING, CLEAN, CRASHED = "running", "clean", "crashed"
 
 
 @dataclass(frozen=True, slots=True)

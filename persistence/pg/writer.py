@@ -1,30 +1,29 @@
-"""The writer thread of the PostgreSQL event log: group commit, COPY, gseq, fence, retries.
+"""The writer of the PostgreSQL event log: COPY, gseq, fence and the duplicate fallback.
 
-The loop is the DuckDB writer's (see :mod:`persistence.event_log`): it waits until something
-urgent (a critical or waited-for row), ``batch_size`` rows or ``flush_interval_s`` calls for a
-write, takes the whole queue and commits it in one transaction. Each transaction:
+The loop, its group commit and the retries with backoff are the shared ones
+(:class:`persistence.group_commit.GroupCommitLog`); this is the store they write to. Each
+transaction:
 
 1. takes the gseq advisory lock (held until COMMIT, so commits are serialised across nodes),
 2. reads the highest gseq (a fresh statement snapshot: it sees the previous holder's commit),
 3. COPYs the rows numbered after it, 4. calls the fence, 5. COMMITs (WAL flushed).
 
-A failure rolls back, drops the connection and retries with backoff after reconnecting; the
-reconnect waits for the gseq lock (so a commit of the old connection still running on the
-server has ended) and skips rows a commit that looked failed did store (by max seq).
+A failure rolls back and drops the connection; the reconnect waits for the gseq lock (so a
+commit of the old connection still running on the server has ended) and reports the stored
+max seq, so rows a commit that looked failed did store are skipped. A UNIQUE violation on
+event_id (a non-critical duplicate older than the dedup window) drops the duplicates and
+commits the rest at once.
 """
 
 from __future__ import annotations
 
-import bisect
-import collections
 import logging
-import threading
-import time
 from contextlib import suppress
-from typing import Any
+from typing import ClassVar
 
 import psycopg
 
+from persistence.group_commit import GroupCommitLog, Row
 from persistence.pg.connect import connect_writer
 from persistence.pg.schema import GSEQ_LOCK
 from persistence.pg.stored import Fence
@@ -32,129 +31,39 @@ from streams.errors import SeamlessError
 
 log = logging.getLogger(__name__)
 
-Row = tuple[Any, ...]  # one queued event in EVENT_COLUMNS order (seq first, event_id second)
+__all__ = ["PgWriter", "Row"]
 
 
-class PgWriter:
-    """The writer half of :class:`~persistence.pg.log.PostgresEventLog` (a mixin)."""
+class PgWriter(GroupCommitLog[psycopg.Connection]):
+    """The store half of :class:`~persistence.pg.log.PostgresEventLog`: the group-commit
+    hooks that write to PostgreSQL."""
+
+    _logger: ClassVar[logging.Logger] = log
+    _writer_name: ClassVar[str] = "pg-log-writer"
+    _stop_join_s: ClassVar[float | None] = 30.0
+    _write_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        psycopg.Error,
+        SeamlessError,  # fence errors included
+        OSError,
+    )
 
     dsn: str
     stream: str
-    path: str
     _copy_sql: str
     _fence: Fence | None
-    _lock: threading.Lock
-    _wake: threading.Condition
-    _durable: threading.Condition
-    _stop_retrying: threading.Event
-    _con: psycopg.Connection | None
-    _pending: list[Row]
-    _first_pending_at: float
-    _urgent: bool
-    _urgent_rows: int
-    _urgent_since: float
-    _committed_at: float
-    _expect: int
-    _wait_seqs: collections.Counter[int]
-    _closing: bool
-    _seq: int
-    _committed: int
-    _error: str | None
-    _failures: int
-    _dropped_duplicates: int
-    _batch_size: int
-    _interval: float
-    _gather: float
-    _max_commit_rows: int
+    _con: psycopg.Connection | None  # the writer's connection
 
-    def _run_writer(self) -> None:
-        try:
-            con = self._con
-            while True:
-                with self._lock:
-                    while True:
-                        if self._pending:
-                            if self._urgent or self._closing:
-                                break
-                            if len(self._pending) >= self._batch_size:
-                                break
-                            now = time.monotonic()
-                            remaining = self._first_pending_at + self._interval - now
-                            if self._urgent_rows:
-                                # Group commit: the producers the last commit released are
-                                # about to append again; give them a moment to share this one.
-                                if self._urgent_rows >= self._expect:
-                                    break
-                                since = max(self._urgent_since, self._committed_at)
-                                remaining = min(remaining, since + self._gather - now)
-                            if remaining <= 0:
-                                break
-                            self._wake.wait(remaining)
-                        elif self._closing:
-                            return
-                        else:
-                            self._urgent = False
-                            self._wake.wait()
-                    rows = self._pending
-                    self._pending = []
-                    self._urgent = False
-                    self._urgent_rows = 0
-                for start in range(0, len(rows), self._max_commit_rows):
-                    con = self._write(con, rows[start : start + self._max_commit_rows])
-                    if con is None:
-                        return
-        except BaseException as exc:  # the writer must report, never vanish silently
-            log.exception("event log %s: writer died", self.path)
-            with self._lock:
-                self._error = f"writer thread died: {exc!r}"
-                self._durable.notify_all()
+    @staticmethod
+    def _error_text(exc: BaseException) -> str:
+        return f"{type(exc).__name__}: {exc}".strip()
 
-    def _write(self, con: psycopg.Connection | None, rows: list[Row]) -> psycopg.Connection | None:
-        """Commit ``rows`` (retrying until it works); the connection to go on with, or None
-        if close gave up on a failing database."""
-        delay = 0.01
-        while rows:
-            try:
-                if con is None:
-                    con, rows = self._recover(rows)
-                    if not rows:
-                        break
-                self._commit(con, rows)
-                break
-            except psycopg.errors.UniqueViolation as exc:
-                assert con is not None
-                try:
-                    kept = self._without_duplicates(con, rows)
-                except psycopg.Error as inner:
-                    self._failed(con, inner)
-                    con = None
-                else:
-                    if len(kept) < len(rows):
-                        rows = kept
-                        continue
-                    self._failed(con, exc)  # a seq clash: another writer on this stream
-                    con = None
-            except (psycopg.Error, SeamlessError, OSError) as exc:  # fence errors included
-                self._failed(con, exc)
-                con = None
-            if self._stop_retrying.wait(delay):
-                return None
-            delay = min(delay * 2, 1.0)
-        last = rows[-1][0] if rows else None
-        with self._lock:
-            if last is not None:
-                self._committed = max(self._committed, last)
-                released = sum(n for s, n in self._wait_seqs.items() if s <= last)
-                self._expect = released + self._urgent_rows
-                self._committed_at = time.monotonic()
-            self._error = None
-            self._durable.notify_all()
-        return con
+    def _writer_handle(self) -> psycopg.Connection | None:
+        return self._con
 
-    def _commit(self, con: psycopg.Connection, rows: list[Row]) -> None:
+    def _store(self, handle: psycopg.Connection, rows: list[Row]) -> None:
         """One transaction: gseq lock, COPY, fence, COMMIT (rolled back on any error)."""
         try:
-            with con.cursor() as cur:
+            with handle.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", [GSEQ_LOCK])
                 top = cur.execute("SELECT coalesce(max(gseq), 0) FROM events").fetchone()
                 gseq = int(top[0]) if top else 0
@@ -164,29 +73,29 @@ class PgWriter:
                         gseq += 1
                         copy.write_row((stream, gseq, *row))
                 if self._fence is not None:
-                    self._fence(con)
-            con.commit()
+                    self._fence(handle)
+            handle.commit()
         except BaseException:
             with suppress(psycopg.Error):
-                con.rollback()
+                handle.rollback()
             raise
 
-    def _failed(self, con: psycopg.Connection | None, exc: BaseException) -> None:
-        """Record a failed write and drop the connection (the retry reconnects)."""
-        message = f"{type(exc).__name__}: {exc}".strip()
-        log.error("event log %s: write failed, will retry: %s", self.path, message)
-        with self._lock:
-            self._error = message
-            self._failures += 1
-            self._durable.notify_all()
-        if con is not None:
+    def _salvage(
+        self, handle: psycopg.Connection | None, rows: list[Row], exc: BaseException
+    ) -> list[Row] | None:
+        # Not fewer rows on a UNIQUE violation: a seq clash, another writer on this stream.
+        if handle is None or not isinstance(exc, psycopg.errors.UniqueViolation):
+            return None
+        return self._without_duplicates(handle, rows)
+
+    def _drop(self, handle: psycopg.Connection | None) -> None:
+        if handle is not None:
             with suppress(psycopg.Error):
-                con.close()
-        if con is self._con:
+                handle.close()
+        if handle is self._con:
             self._con = None
 
-    def _recover(self, rows: list[Row]) -> tuple[psycopg.Connection, list[Row]]:
-        """Reconnect after a failure and skip rows a failed-looking commit did store."""
+    def _reconnect(self) -> tuple[psycopg.Connection, int]:
         con = self._con = connect_writer(self.dsn)
         # Our previous connection's COMMIT may still be running on the server (it holds the
         # gseq lock until it ends): wait for it before reading what is stored.
@@ -195,10 +104,7 @@ class PgWriter:
             "SELECT coalesce(max(seq), 0) FROM events WHERE stream = %s", [self.stream]
         ).fetchone()
         con.commit()
-        stored = int(top[0]) if top else 0
-        with self._lock:
-            self._committed = max(self._committed, min(stored, self._seq))
-        return con, rows[bisect.bisect_right([r[0] for r in rows], stored) :]
+        return con, int(top[0]) if top else 0
 
     def _without_duplicates(self, con: psycopg.Connection, rows: list[Row]) -> list[Row]:
         """The rows whose event_id is neither stored in this stream nor earlier in ``rows``."""

@@ -1,0 +1,117 @@
+"""The DuckDB file of the event log: its tables, connecting, and the Arrow insert of a batch.
+
+``events`` has no index on event_id (only the ``seq`` primary key): DuckDB keeps every ART
+index (UNIQUE, PRIMARY KEY) wholly in memory and cannot evict it, so a UNIQUE(event_id) grew
+resident memory by ~6.7 MiB per 100k events for ever (docs/reliability.md, Soak). Idempotence
+is the log's in-memory dedup instead; the seq primary key is cheap (sequential keys). Files
+written with the old UNIQUE(event_id) are migrated at open (:mod:`persistence.duckdb_repair`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from persistence.codec import EVENT_COLUMNS
+from streams.errors import PersistenceError
+
+EVENTS_COLUMNS = """(
+        seq BIGINT PRIMARY KEY,
+        event_id VARCHAR NOT NULL,
+        ts_event BIGINT NOT NULL,
+        ts_init BIGINT NOT NULL,
+        topic VARCHAR NOT NULL,
+        type VARCHAR NOT NULL,
+        schema_version INTEGER NOT NULL,
+        critical BOOLEAN NOT NULL,
+        payload JSON NOT NULL,
+        correlation_id VARCHAR,
+        causation_id VARCHAR
+    )"""
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS events " + EVENTS_COLUMNS,
+    """
+    CREATE TABLE IF NOT EXISTS snapshots (
+        id BIGINT NOT NULL,
+        seq BIGINT NOT NULL,
+        created_at BIGINT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        state JSON NOT NULL,
+        checksum VARCHAR NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR NOT NULL,
+        started_at BIGINT NOT NULL,
+        ended_at BIGINT,
+        how VARCHAR NOT NULL,
+        config_hash VARCHAR,
+        pid INTEGER
+    )
+    """,
+)
+
+SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("event_id", pa.string()),
+        ("ts_event", pa.int64()),
+        ("ts_init", pa.int64()),
+        ("topic", pa.string()),
+        ("type", pa.string()),
+        ("schema_version", pa.int32()),
+        ("critical", pa.bool_()),
+        ("payload", pa.string()),
+        ("correlation_id", pa.string()),
+        ("causation_id", pa.string()),
+    ]
+)
+SELECT = "SELECT " + ", ".join(EVENT_COLUMNS) + " FROM events"
+
+
+def connect(path: str, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """Connect to the file; PersistenceError saying why not (held by another process, a
+    ``memory_limit`` DuckDB refuses, anything else)."""
+    # memory_limit goes in at connect so that it also bounds the WAL replay of the open.
+    config: dict[str, str | bool | int | float | list[str]] = (
+        {"memory_limit": memory_limit} if memory_limit else {}
+    )
+    try:
+        return duckdb.connect(path, config=config)
+    except duckdb.Error as exc:
+        message = str(exc)
+        if config and isinstance(exc, duckdb.ParserException) and "memory" in message.lower():
+            raise PersistenceError(
+                f"event log {path!r}: DuckDB refused memory_limit "
+                f"{memory_limit!r} (expected e.g. '256MB' or '1GiB'): {message}"
+            ) from exc
+        if "lock" in message.lower():
+            pid = re.search(r"PID (\d+)", message)
+            holder = f" (PID {pid.group(1)})" if pid else ""
+            raise PersistenceError(
+                f"event log file {path!r} is held by another process{holder}; "
+                "only one engine may open it at a time"
+            ) from None
+        raise PersistenceError(f"cannot open event log file {path!r}: {message}") from exc
+
+
+def insert(cur: duckdb.DuckDBPyConnection, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (``EVENT_COLUMNS`` order) into ``events`` as one Arrow batch."""
+    if not rows:
+        return
+    table = pa.Table.from_arrays(
+        [
+            pa.array(list(col), type=field.type)
+            for col, field in zip(zip(*rows, strict=True), SCHEMA, strict=True)
+        ],
+        schema=SCHEMA,
+    )
+    # In auto-commit mode one statement is one transaction: the batch is committed (one
+    # WAL fsync) or rolled back as a whole, with fewer GIL round trips than BEGIN/COMMIT.
+    cur.from_arrow(table).insert_into("events")

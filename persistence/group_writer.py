@@ -1,0 +1,199 @@
+"""The writer thread of the event log, shared by both backends: group commit and retries.
+
+One thread owns the store's write handle. It waits until something urgent (a critical or
+waited-for row), ``batch_size`` rows or ``flush_interval_s`` calls for a write, takes the whole
+queue and has the backend commit it, at most ``max_commit_rows`` rows per transaction
+(``_store``). Waiters on any seq the commit covers are then released together. While the
+producers the last commit released are about to append again (``group_commit_wait_s``), an
+urgent write waits a moment for them, so several share one commit (one fsync).
+
+A failed write is recorded (``healthy`` False, ``last_error``, waiters fail), its handle
+dropped (``_drop``), and retried with backoff on a fresh one (``_reconnect``), skipping the
+rows the store already holds (a commit covers a prefix of seq, so they are those up to its max
+seq). ``close`` may tell it to stop retrying: the rest is reported unwritten.
+
+The backend supplies the hooks below; :class:`persistence.group_commit.GroupCommitLog` the
+queue and the waiters.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import logging
+import threading
+import time
+from typing import Any, ClassVar, Generic, TypeVar
+
+#: One queued event in ``EVENT_COLUMNS`` order (seq first, event_id second, critical eighth).
+Row = tuple[Any, ...]
+#: What the writer writes through: a DuckDB cursor, a PostgreSQL connection.
+H = TypeVar("H")
+
+
+class GroupWriter(Generic[H]):
+    """The writer thread's loop, commit bookkeeping and retries (a base of GroupCommitLog)."""
+
+    _logger: ClassVar[logging.Logger]
+    #: The errors of a write that are retried (anything else kills the writer, reported).
+    _write_errors: ClassVar[tuple[type[BaseException], ...]]
+
+    path: str
+    _lock: threading.Lock
+    _wake: threading.Condition
+    _durable: threading.Condition
+    _stop_retrying: threading.Event
+    _pending: list[Row]
+    _first_pending_at: float
+    _urgent: bool
+    _urgent_rows: int
+    _urgent_since: float
+    _committed_at: float
+    _expect: int
+    _wait_seqs: collections.Counter[int]
+    _closing: bool
+    _seq: int
+    _committed: int
+    _error: str | None
+    _failures: int
+    _batch_size: int
+    _interval: float
+    _gather: float
+    _max_commit_rows: int
+
+    # -- the backend's hooks -----------------------------------------------------------------
+    def _writer_handle(self) -> H | None:
+        """The writer's first handle (called on the writer thread; None: the first write
+        connects)."""
+        raise NotImplementedError
+
+    def _store(self, handle: H, rows: list[Row]) -> None:
+        """Write ``rows`` and commit them in one transaction (rolled back on any error)."""
+        raise NotImplementedError
+
+    def _reconnect(self) -> tuple[H, int]:
+        """After a failure: a fresh handle and the highest seq the store holds."""
+        raise NotImplementedError
+
+    def _drop(self, handle: H | None) -> None:
+        """Close the handle of a failed write (and whatever the retry must not reuse)."""
+        raise NotImplementedError
+
+    def _salvage(self, handle: H | None, rows: list[Row], exc: BaseException) -> list[Row] | None:
+        """Fewer rows to retry at once after ``exc``, or None: the write failed."""
+        return None
+
+    def _on_committed(self, rows: list[Row]) -> bool:
+        """Runs after ``rows`` committed, before anyone waiting on them is released; False
+        if close gave up."""
+        return True
+
+    @staticmethod
+    def _error_text(exc: BaseException) -> str:
+        return f"{type(exc).__name__}: {exc}"
+
+    # -- the writer thread -------------------------------------------------------------------
+    def _run_writer(self) -> None:
+        try:
+            handle: H | None = self._writer_handle()
+            while True:
+                with self._lock:
+                    while True:
+                        if self._pending:
+                            if self._urgent or self._closing:
+                                break
+                            if len(self._pending) >= self._batch_size:
+                                break
+                            now = time.monotonic()
+                            remaining = self._first_pending_at + self._interval - now
+                            if self._urgent_rows:
+                                # Group commit: the producers the last commit released are
+                                # about to append again; give them a moment to share this one.
+                                if self._urgent_rows >= self._expect:
+                                    break
+                                since = max(self._urgent_since, self._committed_at)
+                                remaining = min(remaining, since + self._gather - now)
+                            if remaining <= 0:
+                                break
+                            self._wake.wait(remaining)
+                        elif self._closing:
+                            return
+                        else:
+                            self._urgent = False
+                            self._wake.wait()
+                    rows = self._pending
+                    self._pending = []
+                    self._urgent = False
+                    self._urgent_rows = 0
+                step = self._max_commit_rows
+                for start in range(0, len(rows), step):
+                    handle = self._write(
+                        handle, rows if len(rows) <= step else rows[start : start + step]
+                    )
+                    if handle is None:
+                        return
+        except BaseException as exc:  # the writer must report, never vanish silently
+            self._logger.exception("event log %s: writer died", self.path)
+            with self._lock:
+                self._error = f"writer thread died: {exc!r}"
+                self._durable.notify_all()
+
+    def _write(self, handle: H | None, rows: list[Row]) -> H | None:
+        """Commit ``rows`` (retrying until it works); the handle to go on with, or None if
+        close gave up on a failing store."""
+        batch = rows
+        delay = 0.01
+        while rows:
+            try:
+                if handle is None:
+                    handle, rows = self._recover(rows)
+                    if not rows:
+                        break
+                self._store(handle, rows)
+                break
+            except self._write_errors as exc:
+                failure = exc
+                try:
+                    kept = self._salvage(handle, rows, exc)
+                except self._write_errors as inner:
+                    kept, failure = None, inner
+                if kept is not None and len(kept) < len(rows):
+                    rows = kept
+                    continue
+                self._failed(handle, failure)
+                handle = None
+            if self._stop_retrying.wait(delay):
+                return None
+            delay = min(delay * 2, 1.0)
+        if not self._on_committed(batch):
+            return None
+        last = rows[-1][0] if rows else None
+        with self._lock:
+            if last is not None:
+                self._committed = max(self._committed, last)
+                released = sum(n for s, n in self._wait_seqs.items() if s <= last)
+                self._expect = released + self._urgent_rows
+                self._committed_at = time.monotonic()
+            self._error = None
+            self._durable.notify_all()
+        return handle
+
+    def _recover(self, rows: list[Row]) -> tuple[H, list[Row]]:
+        """Reconnect after a failure and skip rows a failed-looking commit did store (a
+        commit covers a prefix of seq, so they are the rows up to the stored max(seq))."""
+        handle, stored = self._reconnect()
+        with self._lock:
+            self._committed = max(self._committed, min(stored, self._seq))
+        return handle, rows[bisect.bisect_right([r[0] for r in rows], stored) :]
+
+    def _failed(self, handle: H | None, exc: BaseException) -> None:
+        """Record a failed write and drop its handle (the retry starts from a fresh one)."""
+        self._record_failure(self._error_text(exc))
+        self._drop(handle)
+
+    def _record_failure(self, message: str) -> None:
+        self._logger.error("event log %s: write failed, will retry: %s", self.path, message)
+        with self._lock:
+            self._error = message
+            self._failures += 1
+            self._durable.notify_all()
