@@ -3,7 +3,9 @@
 
 The filters are :func:`persistence.queries.build_where` in the backend's dialect; values are
 always bound parameters, never formatted into SQL. Every read flushes the log first, so it
-sees everything appended before the call.
+sees everything appended before the call — except one bounded by ``until_seq`` at or below
+``committed_seq``, which asks only for what is already durable (the JetStream relay reads so
+every few ms, and must not force a commit of the pending batch each time).
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ class LogReads:
 
     def flush(self) -> int:
         raise NotImplementedError
+
+    @property
+    def committed_seq(self) -> int:
+        raise NotImplementedError
+
+    def _flush_for(self, until_seq: int | None) -> None:
+        """Flush unless every event the read can return is committed already."""
+        if until_seq is None or until_seq > self.committed_seq:
+            self.flush()
 
     def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -64,7 +75,7 @@ class LogReads:
         """
         f = EventFilter(since_seq, until_seq, topic, types, start_ns, end_ns)
         sql, params = self._query(f, limit)
-        self.flush()
+        self._flush_for(until_seq)
         return [row_to_event(r) for r in self._fetch(sql, params)]
 
     def read_df(
@@ -80,7 +91,7 @@ class LogReads:
         """Like ``read`` but the raw rows as a DataFrame (``payload`` is JSON text)."""
         f = EventFilter(since_seq, until_seq, topic, types, start_ns, end_ns)
         sql, params = self._query(f, limit)
-        self.flush()
+        self._flush_for(until_seq)
         return self._frame(sql, params)
 
     def iter_batches(
@@ -98,7 +109,7 @@ class LogReads:
         Pages by seq, each page fetched fully; the log is flushed once, at the start.
         """
         size = non_negative("batch_size", batch_size) or 1
-        self.flush()
+        self._flush_for(until_seq)
         last = since_seq
         while True:
             f = EventFilter(last, until_seq, topic, types, start_ns, end_ns)
@@ -124,6 +135,6 @@ class LogReads:
         where, params = self._where(
             EventFilter(since_seq, until_seq, topic, types, start_ns, end_ns)
         )
-        self.flush()
+        self._flush_for(until_seq)
         rows = self._fetch(f"SELECT count(*) FROM events WHERE {where}", params)
         return int(rows[0][0]) if rows else 0

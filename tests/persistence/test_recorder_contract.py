@@ -388,3 +388,21 @@ def test_reopen_continues_seq_at_max_plus_one(backend: Backend) -> None:
     assert not log.is_open and not log.healthy
     with pytest.raises(PersistenceError, match="not open"):
         log.append(tick(100))
+
+
+def test_reads_see_every_append_but_a_read_of_committed_events_forces_no_commit(
+    backend: Backend,
+) -> None:
+    with backend.make(flush_interval_s=30.0, batch_size=1_000_000) as log:
+        done = log.append(fill(1), wait=True)
+        assert done is not None and log.committed_seq == done.seq
+        log.append(tick(2))  # pending: nothing writes it for 30 s
+
+        committed = log.read(until_seq=log.committed_seq)
+        assert [e.seq for e in committed] == [done.seq]
+        assert log.committed_seq == done.seq  # the bounded read did not force a commit
+        assert len(log.read_df(until_seq=done.seq)) == 1 and log.committed_seq == done.seq
+
+        everything = log.read()  # unbounded: flushes first, so it sees the pending tick
+        assert [e.seq for e in everything] == [done.seq, done.seq + 1]
+        assert log.committed_seq == done.seq + 1
