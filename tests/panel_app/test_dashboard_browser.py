@@ -147,18 +147,28 @@ def test_operator_can_pause_and_resume(page: Page, served: Any) -> None:
 
 
 def test_two_sessions_agree(browser: Any, served: Any) -> None:
+    kernel = served.kernel
     a, b = Page(browser, served.url), Page(browser, served.url)
+    # The test engine's own strategy trades too: under load its fills share a push with this
+    # one, take the last-trade badge, crowd the merged toast and push this row below the
+    # trade table's visible rows. Pause it, so this fill is the newest on both pages.
+    kernel.command("pause", "engine")
     try:
+        for p in (a, b):
+            p.wait("[data-testid=runner-status][data-status=paused]")
+        time.sleep(0.5)  # an order accepted just before the pause may still fill
         strategy = f"both_{uuid.uuid4().hex[:8]}"
-        publish_trade(served.kernel, f"{strategy}-fill", strategy)
+        publish_trade(kernel, f"{strategy}-fill", strategy)
         for p in (a, b):
             p.page.get_by_text(strategy).first.wait_for(timeout=TIMEOUT_MS)
-        status = served.kernel.runner.status
-        for p in (a, b):
-            p.wait(f"[data-testid=runner-status][data-status={status}]")
     finally:
-        a.close()
-        b.close()
+        kernel.command("resume", "engine")
+        try:
+            for p in (a, b):
+                p.wait("[data-testid=runner-status][data-status=running]")
+        finally:
+            a.close()
+            b.close()
 
 
 def test_closing_sessions_leaves_no_subscriptions(browser: Any, served: Any) -> None:
