@@ -402,6 +402,11 @@ class DashboardView(pn.viewable.Viewer):
         self.trades_source.stream(
             {f: [row[f] for _, row in batch] for f in TRADE_FIELDS}, rollover=rollover
         )
+        # Rows are appended at the bottom: select the newest, and the table (scroll_to_selection)
+        # brings it into view instead of leaving the latest fills below the visible rows.
+        newest = len(self.trades_source.data["fill_id"]) - 1
+        if self.trades_source.selected.indices != [newest]:
+            self.trades_source.selected.indices = [newest]
         text = f"{event.side.upper()} {event.qty:g} {event.symbol} @ {event.price:,.2f}"
         self.last_trade_pane.object = _badge(
             "last-trade", text, kind=event.side, fill=event.fill_id, count=str(self.trade_count)

@@ -125,6 +125,22 @@ def test_engine_trade_appears_and_notifies(page: Page, served: Any) -> None:
     page.page.get_by_text(strategy).first.wait_for(timeout=TIMEOUT_MS)
 
 
+def test_the_newest_fill_is_scrolled_into_view_in_the_trade_table(page: Page, served: Any) -> None:
+    kernel = served.kernel
+    kernel.command("pause", "engine")  # only this test's fills, in this order
+    try:
+        page.wait("[data-testid=runner-status][data-status=paused]")
+        names = [f"row{i}_{uuid.uuid4().hex[:6]}" for i in range(30)]  # far more than fit
+        for name in names:
+            publish_trade(kernel, f"{name}-fill", name)
+        newest = page.page.locator(".slick-row", has_text=names[-1]).first
+        newest.wait_for(timeout=TIMEOUT_MS)  # rendered: the grid only renders rows in view
+        assert newest.is_visible()
+    finally:
+        kernel.command("resume", "engine")
+        page.wait("[data-testid=runner-status][data-status=running]")
+
+
 def test_daily_loss_breach_shows_and_stays(page: Page, served: Any) -> None:
     served.kernel.publish(
         DailyLossBreached(daily_pnl=-6_000.0, limit=5_000.0, action="halt", ts_event=time.time_ns())
