@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
 from access_server import PASSWORDS, VIEWER_TOKEN, Client, make_access  # noqa: E402
 from conftest import CHROMIUM_ARGS, chromium_path, engine_config, free_port  # noqa: E402
 
-from bench.ui_latency import PROBE, percentile, publish_probe  # noqa: E402
+from bench.ui_latency import PROBE, percentile, publish_probe, wait_seen  # noqa: E402
 
 LAG_EVERY = 10  # decode every 10th frame for the lag (keeps the clients' own CPU small)
 
@@ -162,19 +162,7 @@ def browser_latency(
     while time.monotonic() < until:
         fill, sent_ms = publish_probe(kernel, "load", sent)
         sent += 1
-        deadline = time.monotonic() + timeout_s
-        pending = list(pages)
-        while pending and time.monotonic() < deadline:
-            time.sleep(0.05)
-            still = []
-            for page in pending:
-                seen = page.evaluate(f"() => window.__seen['{fill}'] || null")
-                if seen is None:
-                    still.append(page)
-                else:
-                    latencies.append(seen - sent_ms)
-            pending = still
-        missed += len(pending)
+        missed += wait_seen(pages, fill, sent_ms, timeout_s, 0.05, latencies)
         time.sleep(0.2)
     return latencies, missed, sent
 

@@ -76,6 +76,35 @@ PROBE = """
 """
 
 
+def wait_seen(
+    pages: list[Any],
+    fill: str,
+    sent_ms: float,
+    timeout_s: float,
+    poll_s: float,
+    latencies: list[float],
+) -> int:
+    """Wait until every page has seen ``fill``, adding each page's latency (ms) to
+    ``latencies``; returns how many pages missed it within ``timeout_s``.
+
+    The times are taken in the pages; polling here only finds out when to go on. Poll gently:
+    the Playwright driver runs in this process and competes with the server's event loop for
+    the GIL (every evaluate is a round trip through it)."""
+    deadline = time.monotonic() + timeout_s
+    pending = list(pages)
+    while pending and time.monotonic() < deadline:
+        time.sleep(poll_s)
+        still = []
+        for page in pending:
+            seen = page.evaluate(f"() => window.__seen['{fill}'] || null")
+            if seen is None:
+                still.append(page)
+            else:
+                latencies.append(seen - sent_ms)
+        pending = still
+    return len(pending)
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (NaN for no values)."""
     if not values:
@@ -212,22 +241,7 @@ def run(
             break
         fill, sent_ms = engine.publish("bench", i)
         sent += 1
-        deadline = time.monotonic() + event_timeout_s
-        pending = list(pages)
-        # The times are taken in the pages; polling here only finds out when to go on. Poll
-        # gently: the Playwright driver runs in this process and competes with the server's
-        # event loop for the GIL (every evaluate is a round trip through it).
-        while pending and time.monotonic() < deadline:
-            time.sleep(poll_s)
-            still = []
-            for page in pending:
-                seen = page.evaluate(f"() => window.__seen['{fill}'] || null")
-                if seen is None:
-                    still.append(page)
-                else:
-                    latencies.append(seen - sent_ms)
-            pending = still
-        missed += len(pending)
+        missed += wait_seen(pages, fill, sent_ms, event_timeout_s, poll_s, latencies)
     applied, drains, drain_ns = engine.totals()
     for ctx in contexts:
         ctx.close()
