@@ -4,11 +4,9 @@ and continues at max+1, and restore equals full replay."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,36 +16,16 @@ import pytest
 from persistence import EventLog, full_replay, restore
 from state import model
 from tests.persistence.builders import tick
+from tests.persistence.crash_parent import parse_acks, start_crash_child
 
-ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 20
-
-
-def _start(path: Path, tag: str) -> subprocess.Popen[str]:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.persistence.crash_child", str(path), tag],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert child.stdout is not None
-    line = child.stdout.readline()
-    assert line.startswith("ready"), line + (child.stderr.read() if child.stderr else "")
-    return child
 
 
 def _kill_and_collect(child: subprocess.Popen[str], after_s: float) -> dict[int, str]:
     time.sleep(after_s)
     child.send_signal(signal.SIGKILL)
     out, _ = child.communicate(timeout=30)
-    acked: dict[int, str] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit():  # a partial last line is not an ack
-            acked[int(parts[0])] = parts[1]
-    return acked
+    return parse_acks(out.splitlines())
 
 
 @pytest.mark.slow
@@ -56,7 +34,7 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
     rng = random.Random(1234)
     all_acked: dict[int, str] = {}
     for trial in range(TRIALS):
-        child = _start(path, f"t{trial}")
+        child = start_crash_child(str(path), f"t{trial}")
         acked = _kill_and_collect(child, rng.uniform(0.05, 0.6))
         assert child.returncode == -signal.SIGKILL
         all_acked.update(acked)

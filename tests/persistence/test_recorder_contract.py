@@ -14,7 +14,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,8 +33,8 @@ from streams.errors import EventError, PersistenceError
 from streams.events import CashAdjusted, Event, TickReceived, TradeExecuted
 from streams.topics import matches
 from tests.persistence.builders import T0, every_event_type, fill, tick
+from tests.persistence.crash_parent import parse_acks, start_crash_child
 
-ROOT = Path(__file__).resolve().parents[2]
 CRASH_TRIALS = 3
 
 
@@ -209,43 +208,19 @@ def test_a_non_critical_duplicate_older_than_the_dedup_window(backend: Backend) 
             assert log.stats()["dropped_duplicates"] == 0
 
 
-def _start_child(target: str, tag: str) -> subprocess.Popen[str]:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.persistence.crash_child", target, tag],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert child.stdout is not None
-    line = child.stdout.readline()
-    assert line.startswith("ready"), line + (child.stderr.read() if child.stderr else "")
-    return child
-
-
-def _acks(lines: list[str]) -> dict[int, str]:
-    acked: dict[int, str] = {}
-    for line in lines:
-        parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit():  # a partial last line is not an ack
-            acked[int(parts[0])] = parts[1]
-    return acked
-
-
 def _kill_and_collect(child: subprocess.Popen[str], after_s: float) -> dict[int, str]:
     """Let the child acknowledge a few events (it may start slowly on a busy machine), then
     SIGKILL it ``after_s`` later, mid-stream; every seq it printed as acknowledged."""
     assert child.stdout is not None
     first: list[str] = []
-    while len(_acks(first)) < 3:
+    while len(parse_acks(first)) < 3:
         line = child.stdout.readline()
         assert line, "the child exited before acknowledging anything"
         first.append(line)
     threading.Event().wait(after_s)
     child.send_signal(signal.SIGKILL)
     out, _ = child.communicate(timeout=30)
-    return _acks(first + out.splitlines())
+    return parse_acks(first + out.splitlines())
 
 
 @pytest.mark.slow
@@ -253,7 +228,7 @@ def test_acknowledged_critical_events_survive_sigkill(backend: Backend) -> None:
     rng = random.Random(7)
     all_acked: dict[int, str] = {}
     for trial in range(CRASH_TRIALS):
-        child = _start_child(backend.target, f"t{trial}")
+        child = start_crash_child(backend.target, f"t{trial}")
         acked = _kill_and_collect(child, rng.uniform(0.05, 0.4))
         assert child.returncode == -signal.SIGKILL
         all_acked.update(acked)
@@ -266,9 +241,9 @@ def test_acknowledged_critical_events_survive_sigkill(backend: Backend) -> None:
             assert log.last_seq == len(rows)
             nxt = log.append(tick(trial), wait=True)
             assert nxt is not None and nxt.seq == len(rows) + 1
-            result = restore(log)  # type: ignore[arg-type]
+            result = restore(log)
             assert result.seq == nxt.seq
-            assert result.state == full_replay(log)  # type: ignore[arg-type]
+            assert result.state == full_replay(log)
 
 
 def test_filtered_reads_agree_with_the_events_appended(recorder: Recorder) -> None:
@@ -330,8 +305,8 @@ def test_corrupt_snapshot_is_skipped_and_restore_equals_full_replay(backend: Bac
 
     with backend.make() as log:
         lookup = log.latest_snapshot()
-        result = restore(log)  # type: ignore[arg-type]
-        expected = full_replay(log)  # type: ignore[arg-type]
+        result = restore(log)
+        expected = full_replay(log)
         last = log.last_seq
 
     assert lookup.snapshot is not None
