@@ -3,8 +3,10 @@
 Serves the real dashboard over a real engine (temp DuckDB, synthetic feed) in-process, opens
 N headless Chromium pages (Debian's ``chromium``), publishes ``TradeExecuted`` events with
 known fill ids one at a time and records, inside each page, the wall time at which the
-``last-trade`` badge first shows that id (checked every animation frame; the badge lives in
-a shadow root, so the probe walks shadow roots, which MutationObserver on the body cannot).
+``last-trade`` badge or one of the newest rows of the recent-trades table first shows that id
+(MutationObservers on the shadow roots holding them: an observer on the body does not see
+into shadow roots). The table matters when the engine's own strategy trades: its fill can
+share a push with the probe's and take the badge.
 Prints p50/p95/p99 per session count, the events missed (not shown within
 ``--event-timeout`` seconds: reported apart, not folded into the percentiles), the
 server-side cost per applied update and per drain (including the flush of the held
@@ -45,7 +47,7 @@ PROBE = """
   // once, observe it, and re-find it if the pane is re-rendered. No animation-frame polling
   // (ten pages polling every frame would eat the CPU the server needs).
   window.__seen = {};
-  let root = null, observer = null;
+  let root = null, observer = null, table = null, tableObserver = null;
   const find = (node) => {
     if (node.querySelector('[data-testid=last-trade]')) return node;
     for (const el of node.querySelectorAll('*')) {
@@ -53,21 +55,44 @@ PROBE = """
     }
     return null;
   };
+  const mark = (fill, now) => { if (fill && !(fill in window.__seen)) window.__seen[fill] = now; };
   const check = () => {
     const el = root && root.querySelector('[data-testid=last-trade]');
     if (!el) return false;
-    const fill = el.getAttribute('data-fill');
-    if (fill && !(fill in window.__seen)) window.__seen[fill] = Date.now();
+    const now = Date.now();
+    mark(el.getAttribute('data-fill'), now);
+    // A fill that shares its push with a later one is not on the badge: find it in the
+    // newest rows of the recent-trades table (another shadow root, found once).
+    if (!table || !table.isConnected) table = findTable(document);
+    if (table) {
+      const rows = table.querySelectorAll('tbody tr[data-key]');
+      const n = Math.min(rows.length, 5);
+      for (let i = 0; i < n; i++) mark(rows[i].getAttribute('data-key'), now);
+    }
     return true;
   };
+  const findTable = (node) => {
+    const t = node.querySelector('[data-testid=recent-trades]');
+    if (t) return t;
+    for (const el of node.querySelectorAll('*')) {
+      if (el.shadowRoot) { const r = findTable(el.shadowRoot); if (r) return r; }
+    }
+    return null;
+  };
   const attach = () => {
-    if (root && check()) return;
+    if (root && check() && table && table.isConnected) return;
     if (observer) observer.disconnect();
+    if (tableObserver) tableObserver.disconnect();
     root = find(document);
     if (!root) return;
     observer = new MutationObserver(check);
     observer.observe(root, {subtree: true, childList: true, attributes: true,
                             characterData: true});
+    table = findTable(document);
+    if (table) {
+      tableObserver = new MutationObserver(check);
+      tableObserver.observe(table.getRootNode(), {subtree: true, childList: true});
+    }
     check();
   };
   attach();

@@ -44,7 +44,10 @@ class DashboardConfig:
         metadata=meta(min=0.0, max=86_400.0, help="lazy tier: history/analytics/backtests TTL"),
     )
     recent_trades_rollover: int = dataclasses.field(
-        default=200, metadata=meta(min=10, max=100_000, help="recent trades kept on the page")
+        default=20,
+        metadata=meta(
+            min=5, max=1_000, help="newest fills in the recent-trades table (all sessions)"
+        ),
     )
     chart_points: int = dataclasses.field(
         default=2_000, metadata=meta(min=100, max=1_000_000, help="points kept per streamed chart")

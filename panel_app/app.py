@@ -22,7 +22,9 @@ from typing import Any
 
 import panel as pn
 from panel.io.callbacks import PeriodicCallback
+from panel.io.document import hold
 from panel.io.resources import CDN_DIST, LOCAL_DIST
+from panel.io.state import set_curdoc
 from panel.theme.fast import Fast
 
 from engine.dashboard_config import DashboardConfig
@@ -95,8 +97,12 @@ class DashboardSession:
         self.doc = doc if doc is not None and doc.session_context is not None else None
         _serve_assets_locally(self.doc)
         self.toasts = ToastStack()
+        # Held toasts join the 1 s tick's message instead of costing one of their own.
         self.bridge = SessionBridge(
-            self.doc, name=f"{user}@{id(self):x}", notifier=self.toasts.show
+            self.doc,
+            name=f"{user}@{id(self):x}",
+            notifier=self.toasts.show,
+            held_toast_timer=False,
         )
         self.services = services_for(kernel)
         self.dashboard = DashboardView(
@@ -105,6 +111,7 @@ class DashboardSession:
             self.services.aggregates,
             self.config,
             streams=self.services.streams,
+            recent=self.services.recent,
             prefs=self.prefs,
             save_prefs=lambda **changes: self.prefs_store.update(user, **changes),
         )
@@ -190,10 +197,17 @@ class DashboardSession:
         pn.state.on_session_destroyed(lambda _ctx: self.dispose())
 
     def _tick(self) -> None:
-        self.dashboard.tick()
-        if self.cluster is not None:
-            self.cluster.tick()
-        self.toasts.prune()
+        # One message for everything the tick changes (status line, markers, toasts).
+        held = contextlib.ExitStack()
+        if self.doc is not None:
+            held.enter_context(set_curdoc(self.doc))
+            held.enter_context(hold(self.doc))
+        with held:
+            self.dashboard.tick()
+            if self.cluster is not None:
+                self.cluster.tick()
+            self.toasts.prune()
+            self.bridge.flush_held_toasts()
 
     def dispose(self) -> None:
         """Release the session's subscriptions and timers (idempotent)."""

@@ -180,6 +180,9 @@ class SessionBridge:
     then updates run at once on the posting thread. Safe to call from any thread.
     ``max_round_wait_s``: the longest a post made during a dispatch round waits for that
     round to end (see :meth:`follow_rounds`) before it is drained anyway.
+    ``held_toast_timer``: toasts held back by the rate limit are shown by a timer of their
+    own (one more message); a session with a periodic tick passes False and calls
+    :meth:`flush_held_toasts` from it instead, so they join that tick's message.
     """
 
     def __init__(
@@ -190,6 +193,7 @@ class SessionBridge:
         notifier: Callable[[str, str, int], None] | None = None,
         toast_interval_s: float = 0.5,
         max_round_wait_s: float = 0.05,
+        held_toast_timer: bool = True,
     ) -> None:
         self.doc = doc
         self.name = name
@@ -197,6 +201,7 @@ class SessionBridge:
         self.notifier = notifier if notifier is not None else _panel_notify
         self.toast_interval_s = toast_interval_s
         self.max_round_wait_s = max_round_wait_s
+        self.held_toast_timer = held_toast_timer
         self._held_toasts: list[Toast] = []
         self._next_toast_at = 0.0
         self._toast_timer = False
@@ -425,7 +430,7 @@ class SessionBridge:
         urgent = any(t.kind == "error" or t.duration == 0 for t in toasts)
         if self.doc is not None and not urgent and now < self._next_toast_at:
             self._held_toasts = toasts
-            if not self._toast_timer:
+            if self.held_toast_timer and not self._toast_timer:
                 self._toast_timer = True
                 delay_ms = max(1, int((self._next_toast_at - now) * 1000))
                 try:
@@ -447,9 +452,16 @@ class SessionBridge:
         self._toast_timer = False
         if self._closed or not self._held_toasts:
             return
-        self._next_toast_at = 0.0
         with set_curdoc(self.doc), hold(self.doc):
-            self._show_toasts([])
+            self.flush_held_toasts()
+
+    def flush_held_toasts(self) -> None:
+        """Session loop: show the toasts held back by the rate limit now, merged into one
+        (call inside the caller's ``hold``; a no-op when none are held)."""
+        if self._closed or not self._held_toasts:
+            return
+        self._next_toast_at = 0.0
+        self._show_toasts([])
 
     # -- teardown -----------------------------------------------------------------------------
     def dispose(self) -> None:

@@ -1,5 +1,5 @@
-"""Per-engine dashboard services, shared by every session: aggregates, history, backtests
-and the throttled Rx streams of the dashboard.
+"""Per-engine dashboard services, shared by every session: aggregates, the recent-trades
+tape, history, backtests and the throttled Rx streams of the dashboard.
 
 The throttled tier's streams (P&L, heartbeat, staleness, sampled market data) are built once
 per engine and shared (``ops.share``): however many sessions are open, each stream runs one
@@ -25,6 +25,7 @@ from panel_app.backtests import BacktestManager
 from panel_app.engine_instance import _holder
 from panel_app.facade import dashboard_config
 from panel_app.history import HistoryService
+from panel_app.recent_trades import RecentTrades
 from streams import topics
 from streams.events import BarReceived, Event, Heartbeat, PnlUpdated, TickReceived
 from streams.operators import conflate_latest, staleness, throttled
@@ -68,10 +69,12 @@ class EngineServices:
     history: HistoryService
     backtests: BacktestManager
     streams: EngineStreams
+    recent: RecentTrades
 
     def close(self) -> None:
         """Dispose of the shared bus subscriptions."""
         self.aggregates.detach()
+        self.recent.detach()
 
 
 _LOCK = threading.Lock()
@@ -92,6 +95,9 @@ def services_for(kernel: Any) -> EngineServices:
             history=HistoryService(kernel.log, aggregates, ttl_s=cfg.cache_ttl_s),
             backtests=BacktestManager(ttl_s=cfg.cache_ttl_s),
             streams=build_streams(kernel.bus, cfg),
+            recent=RecentTrades(cfg.recent_trades_rollover).attach(
+                kernel.bus, kernel.log, aggregates.trade_page_bounds
+            ),
         )
         registry[id(kernel)] = (kernel, services)
         return services

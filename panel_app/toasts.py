@@ -4,9 +4,10 @@ Panel's notification area adds a new Bokeh model for every toast, and adding a m
 Bokeh walk every model of the session's document (``DocumentModelManager.recompute``): with
 a dashboard of tables and charts that is the most expensive thing a push can do, and a busy
 engine raises several toasts a second in every session. Here the toasts are one HTML pane
-whose text is re-rendered: a string property change, no model walk. Each toast fades out by
-CSS when its duration is over (the delay is computed from when it was raised, so re-rendering
-does not restart it); sticky toasts (duration 0, e.g. a daily-loss breach) stay until the
+whose text is re-rendered: a string property change, no model walk. Each toast is hidden by
+CSS when its duration is over: a zero-length animation whose delay is computed from when the
+toast was raised, so re-rendering does not restart it (a fade would cost every open page
+frames to draw in software); sticky toasts (duration 0, e.g. a daily-loss breach) stay until the
 user dismisses them with the "Dismiss" button.
 """
 
@@ -19,6 +20,8 @@ from typing import Any
 
 import panel as pn
 
+from panel_app.views.live_html import LiveHTML
+
 TOAST_CSS = """
 .sl-toast { margin: 0 0 8px 0; padding: 10px 14px; border-radius: 4px; color: #fff;
             font-size: 14px; box-shadow: 0 2px 6px rgba(0,0,0,.25); word-wrap: break-word; }
@@ -26,9 +29,8 @@ TOAST_CSS = """
 .sl-toast-success { background: #2e7d32; }
 .sl-toast-warning { background: #ef6c00; }
 .sl-toast-error { background: #c62828; }
-.sl-fade { animation-name: sl-fade-out; animation-duration: .4s;
-           animation-fill-mode: forwards; animation-timing-function: ease-in; }
-@keyframes sl-fade-out { to { opacity: 0; visibility: hidden; } }
+.sl-fade { animation-name: sl-hide; animation-duration: 0s; animation-fill-mode: forwards; }
+@keyframes sl-hide { to { visibility: hidden; } }
 """
 
 
@@ -37,7 +39,7 @@ class ToastStack:
 
     def __init__(self, *, max_toasts: int = 6) -> None:
         self._toasts: deque[tuple[str, str, float, int]] = deque(maxlen=max_toasts)
-        self.pane = pn.pane.HTML("", stylesheets=[TOAST_CSS], css_classes=["sl-toasts"])
+        self.pane = LiveHTML("", stylesheets=[TOAST_CSS], css_classes=["sl-toasts"])
         self.dismiss = pn.widgets.Button(label="Dismiss alerts", visible=False, width=140)
         self.dismiss.on_click(lambda _event: self.clear_sticky())
         self.shown = 0

@@ -5,10 +5,13 @@ immediate (fills, positions, risk, runner, errors), throttled (P&L, runner statu
 sampled (market data; the throttled streams are shared per engine, see
 :mod:`panel_app.services`). Methods named ``_on_*`` run on the session's event loop only.
 
-Cheap updates by construction: fills are formatted once per engine and collected on the
-engine thread, then streamed in one ``stream`` call per drain; positions live in a Bokeh
-``DataTable`` whose source is patched cell by cell (only changed cells are sent); indicators
-and the status line are only assigned when their value changes; at most one toast per drain.
+Cheap updates by construction, on the server and in the browser: the recent-trades and
+positions tables are small HTML tables rendered once per change for all sessions (the
+per-engine :class:`~panel_app.recent_trades.RecentTrades` tape; positions once per state
+version) and shown in :class:`~panel_app.views.live_html.LiveHTML` panes, which send only the
+new text; indicators and the status line are only assigned when their value changes; trade
+markers join the price chart's sampled updates (one chart repaint per sample, not per fill);
+at most one toast per drain.
 Key elements carry ``data-testid`` attributes (inside Panel's shadow roots; Playwright
 locators pierce them) so browser tests and the latency benchmark can find them.
 """
@@ -25,14 +28,15 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.models import ColumnDataSource, DataRange1d, DatetimeTickFormatter
-from bokeh.models.widgets.tables import DataTable, NumberFormatter, StringFormatter, TableColumn
 from bokeh.plotting import figure
 
 from engine.dashboard_config import DashboardConfig
 from panel_app.aggregates import TradeAggregator
-from panel_app.history import fmt_ns
+from panel_app.html_tables import TABLE_CSS, Column, html_table, money, quantity
 from panel_app.push import SessionBridge, once_per_event
+from panel_app.recent_trades import TRADE_FIELDS, RecentTrades
 from panel_app.services import EngineStreams, build_streams
+from panel_app.views.live_html import LiveHTML
 from streams import topics
 from streams.events import (
     DailyLossBreached,
@@ -65,14 +69,15 @@ POSITION_TITLES = {
     "unrealized_pnl": "Unrealized P&L",
     "realized_pnl": "Realized P&L",
 }
-TRADE_FIELDS = ("time", "strategy", "symbol", "side", "qty", "price", "fill_id")
+POSITION_TABLE = [
+    Column(c, POSITION_TITLES[c], quantity if c == "qty" else money, numeric=True)
+    if c != "symbol"
+    else Column(c, POSITION_TITLES[c])
+    for c in POSITION_COLUMNS
+]
 
 #: Chart ranges a user can pick (seconds shown; 0 = everything kept).
 CHART_WINDOWS = {"everything": 0, "last minute": 60, "last 5 minutes": 300, "last hour": 3_600}
-
-
-def _trade_columns(fields: Any) -> list[TableColumn]:
-    return [TableColumn(field=f, title=f.replace("_", " ")) for f in fields]
 
 
 #: Styles of the status badges; given to the panes themselves because they render inside
@@ -85,19 +90,6 @@ BADGE_CSS = """
 .sl-buy { background:#d4edda; color:#155724; font-weight:bold; }
 .sl-runner { background:#d1ecf1; color:#0c5460; }
 """
-
-
-def trade_row(event: TradeExecuted) -> dict[str, Any]:
-    """One row of the recent-trades table (computed once per event for all sessions)."""
-    return {
-        "time": fmt_ns(event.ts_event),
-        "strategy": event.strategy,
-        "symbol": event.symbol,
-        "side": event.side,
-        "qty": event.qty,
-        "price": event.price,
-        "fill_id": event.fill_id,
-    }
 
 
 def position_rows(positions: Any, prices: Any) -> list[dict[str, Any]]:
@@ -125,27 +117,9 @@ def position_rows(positions: Any, prices: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _same(a: Any, b: Any) -> bool:
-    return bool(a == b or (a != a and b != b))  # NaN equals NaN here
-
-
-def patch_table(source: ColumnDataSource, rows: list[dict[str, Any]], columns: list[str]) -> int:
-    """Bring ``source`` to ``rows``: patch only changed cells when the row keys (first column)
-    are unchanged, else replace the data. Returns the number of cells sent."""
-    key = columns[0]
-    data = source.data
-    if list(data.get(key, [])) != [r[key] for r in rows]:
-        source.data = {c: [r[c] for r in rows] for c in columns}
-        return len(rows) * len(columns)
-    patches: dict[str, list[tuple[int, Any]]] = {}
-    for c in columns[1:]:
-        old = data[c]
-        changes = [(i, r[c]) for i, r in enumerate(rows) if not _same(old[i], r[c])]
-        if changes:
-            patches[c] = changes
-    if patches:
-        source.patch(patches)
-    return sum(len(v) for v in patches.values())
+def positions_html(rows: list[dict[str, Any]]) -> str:
+    """The positions table (computed once per state version for all sessions)."""
+    return html_table("positions", POSITION_TABLE, rows, key="symbol", empty="no positions")
 
 
 def _badge(testid: str, text: str, *, kind: str, **attrs: str) -> str:
@@ -165,6 +139,7 @@ class DashboardView(pn.viewable.Viewer):
         aggregates: TradeAggregator,
         config: DashboardConfig,
         streams: EngineStreams | None = None,
+        recent: RecentTrades | None = None,
         prefs: Mapping[str, Any] | None = None,
         save_prefs: Callable[..., Any] | None = None,
         **params: Any,
@@ -177,9 +152,10 @@ class DashboardView(pn.viewable.Viewer):
         self.aggregates = aggregates
         self.config = config
         self.streams = streams if streams is not None else build_streams(kernel.bus, config)
-        self._pending_trades: collections.deque[tuple[TradeExecuted, dict[str, Any]]] = (
-            collections.deque()
-        )
+        self.recent = recent if recent is not None else RecentTrades(config.recent_trades_rollover)
+        # Filled on the engine thread, emptied on the session loop (deque ends are thread-safe).
+        self._pending_trades: collections.deque[TradeExecuted] = collections.deque()
+        self._pending_marks: collections.deque[TradeExecuted] = collections.deque()
         self._trading: dict[str, Any] = {"state": "active", "reason": "", "actor": ""}
         self._status_html = ""
         self.last_trade_id = ""
@@ -189,6 +165,7 @@ class DashboardView(pn.viewable.Viewer):
         self._runner_status = ""
         self._problem = ""
         self._stale = False
+        self._last_market_at = 0.0
         self._build()
 
     # -- layout -------------------------------------------------------------------------------
@@ -206,45 +183,31 @@ class DashboardView(pn.viewable.Viewer):
             )
             for name in INDICATORS
         }
-        self.status_pane = pn.pane.HTML(
+        self.status_pane = LiveHTML(
             "", sizing_mode="stretch_width", css_classes=["sl-status"], stylesheets=[BADGE_CSS]
         )
-        self.last_trade_pane = pn.pane.HTML(
+        self.last_trade_pane = LiveHTML(
             _badge("last-trade", "no trades yet", kind="muted", fill=""),
             css_classes=["sl-last-trade"],
             stylesheets=[BADGE_CSS],
         )
-        money = NumberFormatter(format="0,0.00")
-        self.positions_source = ColumnDataSource({c: [] for c in POSITION_COLUMNS})
-        self.positions_table = DataTable(
-            source=self.positions_source,
-            columns=[
-                TableColumn(
-                    field=c,
-                    title=POSITION_TITLES[c],
-                    formatter=StringFormatter() if c == "symbol" else money,
-                )
-                for c in POSITION_COLUMNS
-            ],
-            height=220,
+        self.positions = LiveHTML(
+            positions_html([]),
             sizing_mode="stretch_width",
-            index_position=None,
             css_classes=["sl-positions"],
+            stylesheets=[TABLE_CSS],
         )
-        self.positions = pn.pane.Bokeh(self.positions_table, sizing_mode="stretch_width")
-        self.trades_source = ColumnDataSource({k: [] for k in TRADE_FIELDS})
         saved_columns = [c for c in self._prefs.get("trade_columns", ()) if c in TRADE_FIELDS]
         self.trade_columns = pn.widgets.MultiChoice(
             label="Trade columns",
             options=list(TRADE_FIELDS),
             value=saved_columns or list(TRADE_FIELDS),
         )
-        self.trades_table = DataTable(
-            source=self.trades_source,
-            columns=_trade_columns(self.trade_columns.value),
-            height=260,
+        self.trades = LiveHTML(
+            self.recent.html(self.trade_columns.value),
             sizing_mode="stretch_width",
-            index_position=None,
+            css_classes=["sl-trades"],
+            stylesheets=[TABLE_CSS],
         )
         self.trade_columns.param.watch(self._on_trade_columns, "value")
         self.equity_source = ColumnDataSource({"t": [], "equity": [], "drawdown": []})
@@ -272,6 +235,11 @@ class DashboardView(pn.viewable.Viewer):
         )
         self.price_fig = price_fig
         self.equity_fig = equity_fig
+        for fig in (price_fig, equity_fig):
+            # The browser auto-ranges the axes on every repaint; the server does not need the
+            # new bounds (each would be a message back and a document patch per session).
+            fig.x_range.syncable = False
+            fig.y_range.syncable = False
         symbols = list(self._symbols())
         saved_symbol = self._prefs.get("price_symbol")
         self.symbol = pn.widgets.Select(
@@ -298,7 +266,7 @@ class DashboardView(pn.viewable.Viewer):
                     "### Recent trades",
                     self.last_trade_pane,
                     self.trade_columns,
-                    pn.pane.Bokeh(self.trades_table, sizing_mode="stretch_width"),
+                    self.trades,
                     sizing_mode="stretch_width",
                 ),
                 sizing_mode="stretch_width",
@@ -379,52 +347,57 @@ class DashboardView(pn.viewable.Viewer):
 
     # -- immediate tier (session loop) --------------------------------------------------------
     def _collect_trade(self, event: Event) -> None:
-        """Engine thread: queue a fill (formatted once per engine) and ask for one flush."""
+        """Engine thread: put a fill on the shared tape (once per engine), queue it for this
+        session's badge, toasts and chart markers, and ask for one flush."""
         if not isinstance(event, TradeExecuted):
             return
-        row = once_per_event(event, "trade-row", lambda: trade_row(event))
-        self._pending_trades.append((event, row))
+        self.recent.add(event)
+        self._pending_trades.append(event)
+        self._pending_marks.append(event)
         self.bridge.post(self._flush_trades, key="trades")
 
     def _flush_trades(self) -> None:
-        """Session loop: every fill queued since the last drain, in one stream per source."""
-        batch: list[tuple[TradeExecuted, dict[str, Any]]] = []
+        """Session loop: every fill queued since the last drain, shown at once."""
+        batch: list[TradeExecuted] = []
         while self._pending_trades:
             batch.append(self._pending_trades.popleft())
         if not batch:
             return
-        rollover = self.config.recent_trades_rollover
-        batch = batch[-rollover:] if rollover else batch
         self.trade_count += len(batch)
-        event = batch[-1][0]
+        event = batch[-1]
         self.last_trade_id = event.fill_id
         self._touch()
-        self.trades_source.stream(
-            {f: [row[f] for _, row in batch] for f in TRADE_FIELDS}, rollover=rollover
-        )
-        # Rows are appended at the bottom: select the newest, and the table (scroll_to_selection)
-        # brings it into view instead of leaving the latest fills below the visible rows.
-        newest = len(self.trades_source.data["fill_id"]) - 1
-        if self.trades_source.selected.indices != [newest]:
-            self.trades_source.selected.indices = [newest]
+        self._show_trades()
         text = f"{event.side.upper()} {event.qty:g} {event.symbol} @ {event.price:,.2f}"
         self.last_trade_pane.object = _badge(
             "last-trade", text, kind=event.side, fill=event.fill_id, count=str(self.trade_count)
         )
-        marks = [e for e, _ in batch if e.symbol == self.symbol.value]
-        if marks:
-            self.marker_source.stream(
-                {
-                    "t": [pd.Timestamp(e.ts_event, unit="ns") for e in marks],
-                    "price": [e.price for e in marks],
-                    "color": ["#2ca02c" if e.side == "buy" else "#d62728" for e in marks],
-                    "side": [e.side for e in marks],
-                },
-                rollover=self.config.chart_points,
-            )
-        for e, _ in batch:
+        for e in batch:
             text = f"{e.side.upper()} {e.qty:g} {e.symbol} @ {e.price:,.2f}"
             self.bridge.toast("info", f"Trade {text} ({e.strategy})")
+
+    def _show_trades(self) -> None:
+        self.trades.object = self.recent.html(self.trade_columns.value)
+
+    def _flush_marks(self) -> None:
+        """Session loop: add the queued fills of the shown symbol to the price chart (with the
+        sampled market tier, so the chart repaints once per sample, not once per fill)."""
+        marks: list[TradeExecuted] = []
+        while self._pending_marks:
+            event = self._pending_marks.popleft()
+            if event.symbol == self.symbol.value:
+                marks.append(event)
+        if not marks:
+            return
+        self.marker_source.stream(
+            {
+                "t": [pd.Timestamp(e.ts_event, unit="ns") for e in marks],
+                "price": [e.price for e in marks],
+                "color": ["#2ca02c" if e.side == "buy" else "#d62728" for e in marks],
+                "side": [e.side for e in marks],
+            },
+            rollover=self.config.chart_points,
+        )
 
     def _on_position_event(self, event: Event) -> None:
         self._refresh_positions()
@@ -501,12 +474,14 @@ class DashboardView(pn.viewable.Viewer):
         self._render_status()
 
     def _on_market(self, event: Event) -> None:
+        self._last_market_at = time.monotonic()
         self._touch()
         symbol = str(getattr(event, "symbol", ""))
         price = getattr(event, "price", None)
         if price is None:
             price = getattr(event, "close", None)
         self._refresh_positions()
+        self._flush_marks()
         if symbol != self.symbol.value:
             if self.symbol.value is None:
                 self.symbol.options = [*self.symbol.options, symbol]
@@ -525,7 +500,7 @@ class DashboardView(pn.viewable.Viewer):
         self._remember(price_symbol=event.new)
 
     def _on_trade_columns(self, event: param.parameterized.Event) -> None:
-        self.trades_table.columns = _trade_columns(event.new)
+        self._show_trades()
         self._remember(trade_columns=list(event.new))
 
     def _on_chart_window(self, event: param.parameterized.Event) -> None:
@@ -554,6 +529,8 @@ class DashboardView(pn.viewable.Viewer):
                 self.refresh_snapshot()
         except Exception as exc:
             self._problem = f"engine not answering: {exc}"
+        if time.monotonic() - self._last_market_at > 2 * self.config.market_sample_s:
+            self._flush_marks()  # fills of a symbol whose market data is not flowing
         self._render_status()
 
     # -- rendering helpers --------------------------------------------------------------------
@@ -568,15 +545,22 @@ class DashboardView(pn.viewable.Viewer):
                 self.numbers[name].value = value
 
     def _refresh_positions(self) -> None:
-        """Session loop: show the store's positions (rows computed once per state version)."""
+        """Session loop: show the store's positions (HTML built once per state version)."""
         state = self.kernel.store.get_state()
-        rows = once_per_event(
-            state, "position-rows", lambda: position_rows(state["positions"], state["prices"])
+        self._set_positions(
+            once_per_event(
+                state,
+                "positions-html",
+                lambda: positions_html(position_rows(state["positions"], state["prices"])),
+            )
         )
-        patch_table(self.positions_source, rows, POSITION_COLUMNS)
 
     def _show_positions(self, positions: Any, prices: Any) -> None:
-        patch_table(self.positions_source, position_rows(positions, prices), POSITION_COLUMNS)
+        self._set_positions(positions_html(position_rows(positions, prices)))
+
+    def _set_positions(self, text: str) -> None:
+        if self.positions.object != text:
+            self.positions.object = text
 
     def _render_status(self) -> None:
         now = time.time_ns()

@@ -90,7 +90,7 @@ def test_page_loads_without_console_errors(page: Page, served: Any) -> None:
 
 
 def test_positions_table_has_one_row_per_symbol(page: Page, served: Any) -> None:
-    headers = page.page.locator(".sl-positions .slick-header-column")
+    headers = page.page.locator("[data-testid=positions] th")
     headers.first.wait_for(timeout=TIMEOUT_MS)
     titles = [t.strip() for t in headers.all_inner_texts()]
     assert titles == [
@@ -102,15 +102,20 @@ def test_positions_table_has_one_row_per_symbol(page: Page, served: Any) -> None
         "Unrealized P&L",
         "Realized P&L",
     ]
+    # A fill of our own, so there is at least one position whatever the strategy did so far.
+    publish_trade(served.kernel, f"positions_{uuid.uuid4().hex[:8]}-fill")
+    served.kernel.bus.join(10)
     symbols = set(served.kernel.store.get_state("positions"))
-    if symbols:
-        rows = page.page.locator(".sl-positions .slick-row")
-        rows.first.wait_for(timeout=TIMEOUT_MS)
-        first_cells = {
-            rows.nth(i).locator(".slick-cell").first.inner_text().strip()
-            for i in range(rows.count())
-        }
-        assert symbols <= first_cells
+    assert symbols
+    rows = page.page.locator("[data-testid=positions] tbody tr[data-key]")
+    for symbol in sorted(symbols):
+        page.wait(f"[data-testid=positions] tbody tr[data-key={symbol!r}]")
+    keys = {rows.nth(i).get_attribute("data-key") for i in range(rows.count())}
+    assert symbols <= keys
+    first_cells = {
+        rows.nth(i).locator("td").first.inner_text().strip() for i in range(rows.count())
+    }
+    assert symbols <= first_cells
 
 
 def test_engine_trade_appears_and_notifies(page: Page, served: Any) -> None:
@@ -125,17 +130,37 @@ def test_engine_trade_appears_and_notifies(page: Page, served: Any) -> None:
     page.page.get_by_text(strategy).first.wait_for(timeout=TIMEOUT_MS)
 
 
-def test_the_newest_fill_is_scrolled_into_view_in_the_trade_table(page: Page, served: Any) -> None:
+def test_the_newest_fill_is_the_first_row_of_the_recent_trades_table(
+    page: Page, served: Any
+) -> None:
+    from panel_app.facade import dashboard_config
+
     kernel = served.kernel
+    rollover = dashboard_config(kernel).recent_trades_rollover
     kernel.command("pause", "engine")  # only this test's fills, in this order
     try:
         page.wait("[data-testid=runner-status][data-status=paused]")
-        names = [f"row{i}_{uuid.uuid4().hex[:6]}" for i in range(30)]  # far more than fit
-        for name in names:
-            publish_trade(kernel, f"{name}-fill", name)
-        newest = page.page.locator(".slick-row", has_text=names[-1]).first
-        newest.wait_for(timeout=TIMEOUT_MS)  # rendered: the grid only renders rows in view
-        assert newest.is_visible()
+        time.sleep(0.5)  # an order accepted just before the pause may still fill
+        names = [f"row{i}_{uuid.uuid4().hex[:6]}" for i in range(30)]  # more than the table keeps
+        fill_ids = [f"{name}-fill" for name in names]
+        for name, fill_id in zip(names, fill_ids, strict=True):
+            publish_trade(kernel, fill_id, name)
+        table = page.page.locator("[data-testid=recent-trades]").first
+        first_row = page.page.locator("[data-testid=recent-trades] tbody tr").first
+        deadline = time.monotonic() + TIMEOUT_MS / 1000
+        while time.monotonic() < deadline:
+            if first_row.get_attribute("data-key", timeout=TIMEOUT_MS) == fill_ids[-1]:
+                break
+            page.page.wait_for_timeout(100)
+        assert first_row.get_attribute("data-key") == fill_ids[-1]
+        assert first_row.is_visible()
+        assert names[-1] in first_row.inner_text()
+        rows = page.page.locator("[data-testid=recent-trades] tbody tr[data-key]")
+        count = rows.count()
+        assert min(rollover, len(fill_ids)) <= count <= rollover  # the tape is full, capped
+        assert int(table.get_attribute("data-rows") or -1) == count
+        shown = [rows.nth(i).get_attribute("data-key") for i in range(min(5, count))]
+        assert shown == fill_ids[::-1][: len(shown)]
     finally:
         kernel.command("resume", "engine")
         page.wait("[data-testid=runner-status][data-status=running]")

@@ -34,10 +34,14 @@ class CapturingDoc(Document):
         return len(callbacks)
 
 
-def make_bridge() -> tuple[SessionBridge, CapturingDoc, list[tuple[str, str, int]]]:
+def make_bridge(
+    **options: Any,
+) -> tuple[SessionBridge, CapturingDoc, list[tuple[str, str, int]]]:
     doc = CapturingDoc()
     shown: list[tuple[str, str, int]] = []
-    bridge = SessionBridge(doc, name="t", notifier=lambda k, m, d: shown.append((k, m, d)))
+    bridge = SessionBridge(
+        doc, name="t", notifier=lambda k, m, d: shown.append((k, m, d)), **options
+    )
     return bridge, doc, shown
 
 
@@ -102,6 +106,20 @@ def test_ordinary_toasts_are_rate_limited_and_held_ones_shown_later() -> None:
     assert 0 < delay_ms <= 500
     callback()
     assert shown[-1] == ("success", "third | second", 4_000)
+
+
+def test_without_the_held_toast_timer_held_toasts_wait_for_flush_held_toasts() -> None:
+    bridge, doc, shown = make_bridge(held_toast_timer=False)
+    bridge.toast("info", "first")
+    doc.run_pending()
+    bridge.toast("info", "second")
+    doc.run_pending()
+    assert [m for _, m, _ in shown] == ["first"]
+    assert doc.timeouts == []  # no message of their own: the session's tick shows them
+    bridge.flush_held_toasts()
+    assert shown[-1] == ("info", "second", 4_000)
+    bridge.flush_held_toasts()  # nothing held any more: nothing shown again
+    assert len(shown) == 2
 
 
 def test_merge_toasts_single_and_empty() -> None:
