@@ -160,6 +160,20 @@ def publish_probe(kernel: Any, prefix: str, i: int) -> tuple[str, float]:
     return fill, sent_ms
 
 
+def launch_browser(pw: Any, nice: int = 0) -> Any:
+    """Headless Debian Chromium; with ``nice`` > 0 every Chromium process runs at that lower
+    CPU priority (through a wrapper script; renderers inherit it), so the server is not
+    starved by the browsers it serves: the nearest this one host gets to browsers on the
+    users' own machines, while the pages still render here and are timed the same way."""
+    executable = chromium_path()
+    if nice > 0:
+        wrapper = Path(tempfile.mkdtemp(prefix="seamless-chromium-")) / "chromium"
+        wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {executable} "$@"\n')
+        wrapper.chmod(0o755)
+        executable = str(wrapper)
+    return pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
 def open_page(browser: Any, url: str) -> tuple[Any, Any, float]:
     """A new browser context on the dashboard; returns (context, page, seconds to content)."""
     ctx = browser.new_context(viewport={"width": 1300, "height": 900})
@@ -376,6 +390,12 @@ def main() -> None:
         action="store_true",
         help="run the engine and dashboard server in a child process (browsers driven here)",
     )
+    parser.add_argument(
+        "--browser-nice",
+        type=int,
+        default=0,
+        help="run the Chromium processes at this nice level (0: same priority as the server)",
+    )
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -400,8 +420,10 @@ def main() -> None:
         engine, port, stop = start_server(args.intervals, args.quiet)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            browser = launch_browser(pw, args.browser_nice)
             where = "server in a child process" if args.server_process else "one process"
+            if args.browser_nice:
+                where += f", browsers at nice {args.browser_nice}"
             print(
                 f"UI push latency, {args.events} TradeExecuted events each "
                 f"(publish -> DOM of every session); {args.intervals} throttle intervals; "

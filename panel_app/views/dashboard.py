@@ -117,9 +117,21 @@ def position_rows(positions: Any, prices: Any) -> list[dict[str, Any]]:
     return rows
 
 
+#: Heights (px) of the live panes that change on every trade.
+LAST_TRADE_HEIGHT = 32
+POSITIONS_HEIGHT = 190
+
+
 def positions_html(rows: list[dict[str, Any]]) -> str:
     """The positions table (computed once per state version for all sessions)."""
-    return html_table("positions", POSITION_TABLE, rows, key="symbol", empty="no positions")
+    return html_table(
+        "positions",
+        POSITION_TABLE,
+        rows,
+        key="symbol",
+        empty="no positions",
+        height_px=POSITIONS_HEIGHT,
+    )
 
 
 def _badge(testid: str, text: str, *, kind: str, **attrs: str) -> str:
@@ -186,14 +198,19 @@ class DashboardView(pn.viewable.Viewer):
         self.status_pane = LiveHTML(
             "", sizing_mode="stretch_width", css_classes=["sl-status"], stylesheets=[BADGE_CSS]
         )
+        # The live panes have fixed heights (their width follows the page): a pane whose box
+        # changes size with its text wakes the layout's ResizeObservers on every update.
         self.last_trade_pane = LiveHTML(
             _badge("last-trade", "no trades yet", kind="muted", fill=""),
+            sizing_mode="stretch_width",
+            height=LAST_TRADE_HEIGHT,
             css_classes=["sl-last-trade"],
             stylesheets=[BADGE_CSS],
         )
         self.positions = LiveHTML(
             positions_html([]),
             sizing_mode="stretch_width",
+            height=POSITIONS_HEIGHT + 10,
             css_classes=["sl-positions"],
             stylesheets=[TABLE_CSS],
         )
@@ -206,6 +223,7 @@ class DashboardView(pn.viewable.Viewer):
         self.trades = LiveHTML(
             self.recent.html(self.trade_columns.value),
             sizing_mode="stretch_width",
+            height=self.recent.height_px + 10,
             css_classes=["sl-trades"],
             stylesheets=[TABLE_CSS],
         )
