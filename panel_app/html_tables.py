@@ -3,8 +3,10 @@
 The rows are the same for every session, so the HTML is built once per change of the data
 (and column choice) and every session's :class:`~panel_app.views.live_html.LiveHTML` pane is
 given the same string. Cells are escaped; numbers are formatted here (NaN shows as an empty
-cell, as a price not seen yet). Each table carries ``data-testid`` and each row ``data-key``
-so browser tests and the latency benchmark can find them inside Panel's shadow roots.
+cell, as a price not seen yet). Each table carries ``data-testid``, each header cell
+``data-field`` and each row ``data-key``, so browser tests, the latency benchmark and the
+recent-trades tape's script (:mod:`panel_app.views.tape`) can find them inside Panel's shadow
+roots.
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ def html_table(
     A ``side`` column is coloured buy/sell. ``height_px`` caps the visible height (the body
     scrolls under a sticky header).
     """
-    head = "".join(f"<th>{html.escape(c.title)}</th>" for c in columns)
+    head = "".join(
+        f'<th data-field="{html.escape(c.field)}">{html.escape(c.title)}</th>' for c in columns
+    )
     body = []
     count = 0
     for row in rows:

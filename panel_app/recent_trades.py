@@ -46,6 +46,17 @@ def trade_row(event: TradeExecuted) -> dict[str, Any]:
     }
 
 
+def row_cells(row: dict[str, Any]) -> dict[str, str]:
+    """A row's table cells as text, formatted as :meth:`RecentTrades.html` shows them (what
+    the page's tape script inserts, :mod:`panel_app.views.tape`)."""
+    return {field: column.render(row[field]) for field, column in _COLUMNS.items()}
+
+
+def trade_cells(event: TradeExecuted) -> dict[str, str]:
+    """One fill's table cells as text (see :func:`row_cells`)."""
+    return row_cells(trade_row(event))
+
+
 class RecentTrades:
     """The last ``capacity`` fills of an engine, in seq order; thread-safe.
 

@@ -37,6 +37,7 @@ from panel_app.push import SessionBridge, once_per_event
 from panel_app.recent_trades import TRADE_FIELDS, RecentTrades
 from panel_app.services import EngineStreams, build_streams
 from panel_app.views.live_html import LiveHTML
+from panel_app.views.tape import TradeTape
 from streams import topics
 from streams.events import (
     DailyLossBreached,
@@ -220,13 +221,8 @@ class DashboardView(pn.viewable.Viewer):
             options=list(TRADE_FIELDS),
             value=saved_columns or list(TRADE_FIELDS),
         )
-        self.trades = LiveHTML(
-            self.recent.html(self.trade_columns.value),
-            sizing_mode="stretch_width",
-            height=self.recent.height_px + 10,
-            css_classes=["sl-trades"],
-            stylesheets=[TABLE_CSS],
-        )
+        self.tape = TradeTape(self.recent, self.trade_columns.value)
+        self.trades = self.tape.pane
         self.trade_columns.param.watch(self._on_trade_columns, "value")
         self.equity_source = ColumnDataSource({"t": [], "equity": [], "drawdown": []})
         equity_fig = figure(
@@ -284,7 +280,7 @@ class DashboardView(pn.viewable.Viewer):
                     "### Recent trades",
                     self.last_trade_pane,
                     self.trade_columns,
-                    self.trades,
+                    self.tape.view,
                     sizing_mode="stretch_width",
                 ),
                 sizing_mode="stretch_width",
@@ -385,7 +381,7 @@ class DashboardView(pn.viewable.Viewer):
         event = batch[-1]
         self.last_trade_id = event.fill_id
         self._touch()
-        self._show_trades()
+        self.tape.add(batch)
         text = f"{event.side.upper()} {event.qty:g} {event.symbol} @ {event.price:,.2f}"
         self.last_trade_pane.object = _badge(
             "last-trade", text, kind=event.side, fill=event.fill_id, count=str(self.trade_count)
@@ -393,9 +389,6 @@ class DashboardView(pn.viewable.Viewer):
         for e in batch:
             text = f"{e.side.upper()} {e.qty:g} {e.symbol} @ {e.price:,.2f}"
             self.bridge.toast("info", f"Trade {text} ({e.strategy})")
-
-    def _show_trades(self) -> None:
-        self.trades.object = self.recent.html(self.trade_columns.value)
 
     def _flush_marks(self) -> None:
         """Session loop: add the queued fills of the shown symbol to the price chart (with the
@@ -518,7 +511,7 @@ class DashboardView(pn.viewable.Viewer):
         self._remember(price_symbol=event.new)
 
     def _on_trade_columns(self, event: param.parameterized.Event) -> None:
-        self._show_trades()
+        self.tape.show_columns(event.new)
         self._remember(trade_columns=list(event.new))
 
     def _on_chart_window(self, event: param.parameterized.Event) -> None:

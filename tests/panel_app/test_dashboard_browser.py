@@ -119,15 +119,24 @@ def test_positions_table_has_one_row_per_symbol(page: Page, served: Any) -> None
 
 
 def test_engine_trade_appears_and_notifies(page: Page, served: Any) -> None:
-    # A name of its own: the test engine's strategy trades too, and its fills may land in the
-    # same push (the last-trade badge then shows theirs), so look for this trade's own text.
-    strategy = f"probe_{uuid.uuid4().hex[:8]}"
-    publish_trade(served.kernel, f"{strategy}-fill", strategy)
-    toast = page.page.locator(
-        ".sl-toasts, .sl-toast", has_text=f"Trade BUY 1 AAPL @ 101.25 ({strategy})"
-    )
-    toast.first.wait_for(timeout=TIMEOUT_MS)
-    page.page.get_by_text(strategy).first.wait_for(timeout=TIMEOUT_MS)
+    # A name of its own, and the engine's own strategy paused: its trades' toasts (and a
+    # position-closed toast, more severe) would be merged into the same toast, which shows
+    # the newest few messages and counts the rest, so this one could be among those counted.
+    kernel = served.kernel
+    kernel.command("pause", "engine")
+    try:
+        page.wait("[data-testid=runner-status][data-status=paused]")
+        time.sleep(0.5)  # an order accepted just before the pause may still fill
+        strategy = f"probe_{uuid.uuid4().hex[:8]}"
+        publish_trade(kernel, f"{strategy}-fill", strategy)
+        toast = page.page.locator(
+            ".sl-toasts, .sl-toast", has_text=f"Trade BUY 1 AAPL @ 101.25 ({strategy})"
+        )
+        toast.first.wait_for(timeout=TIMEOUT_MS)
+        page.page.get_by_text(strategy).first.wait_for(timeout=TIMEOUT_MS)
+    finally:
+        kernel.command("resume", "engine")
+        page.wait("[data-testid=runner-status][data-status=running]")
 
 
 def test_the_newest_fill_is_the_first_row_of_the_recent_trades_table(

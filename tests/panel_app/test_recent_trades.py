@@ -21,6 +21,7 @@ from panel_app.html_tables import Column, html_table, money, quantity
 from panel_app.recent_trades import TRADE_FIELDS, RecentTrades, trade_row
 from panel_app.views.dashboard import POSITION_TITLES, position_rows, positions_html
 from panel_app.views.live_html import LiveHTML
+from panel_app.views.tape import TradeTape
 from streams.events import TradeExecuted
 from tests.panel_app.access_server import make_kernel
 
@@ -59,7 +60,7 @@ def keys(text: str) -> list[str]:
 
 
 def headers(text: str) -> list[str]:
-    return re.findall(r"<th>(.*?)</th>", text)
+    return re.findall(r"<th(?: [^>]*)?>(.*?)</th>", text)
 
 
 # -- RecentTrades ---------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_table_shape_and_height() -> None:
     text = html_table('x"y', columns, rows, key="a", height_px=123)
     assert text.startswith('<div class="sl-table-wrap" style="--sl-table-height: 123px">')
     assert '<table class="sl-table" data-testid="x&quot;y" data-rows="5">' in text
-    assert "<th>A &amp; B</th>" in text
+    assert '<th data-field="a">A &amp; B</th>' in text
     assert keys(text) == ["0", "1", "2", "3", "4"]
     assert text.endswith("</tbody></table></div>")
 
@@ -446,3 +447,45 @@ def test_attach_without_bounds_only_follows_the_bus(engine: Kernel) -> None:
     finally:
         tape.detach()
     tape.detach()  # twice is harmless
+
+
+# -- TradeTape (the session's incremental table) ------------------------------------------------
+def test_tape_streams_new_fills_and_keeps_the_table_current_without_sending_it() -> None:
+    tape = RecentTrades(capacity=3)
+    tape.add(fill("f1", 1))
+    view = TradeTape(tape, list(TRADE_FIELDS))
+    model = view.pane.get_root(Document())
+    sent_before = model.text
+    assert view.source.data["fill_id"] == ["f1"]
+    assert f'data-tape="{view.tape_id}"' in view.pane.object
+    assert re.findall(r'<th data-field="([^"]*)"', view.pane.object) == list(TRADE_FIELDS)
+
+    new = [fill("f2", 2, side="sell", qty=2.5), fill("f3", 3)]
+    for event in new:
+        tape.add(event)
+    view.add(new)
+    # The page gets the two rows as one stream, its cells formatted as the table shows them.
+    assert view.source.data["fill_id"] == ["f1", "f2", "f3"]
+    assert view.source.data["qty"][1] == "2.5"
+    assert view.source.data["price"][1] == "100.00"
+    # The table HTML on the server is current (a view built later starts from it) ...
+    assert keys(view.pane.object) == ["f3", "f2", "f1"]
+    # ... but it was not sent to the existing view: only the stream was.
+    assert model.text == sent_before
+
+    view.add([fill("f4", 4)])  # rollover keeps the source at the tape's capacity
+    assert view.source.data["fill_id"] == ["f2", "f3", "f4"]
+
+
+def test_tape_sends_the_whole_table_when_the_columns_change() -> None:
+    tape = RecentTrades(capacity=3)
+    tape.add(fill("f1", 1))
+    view = TradeTape(tape, list(TRADE_FIELDS))
+    model = view.pane.get_root(Document())
+    second = fill("f2", 2)
+    tape.add(second)
+    view.add([second])  # current on the server, not sent
+    view.show_columns(["time", "price"])
+    decoded = html.unescape(model.text)  # the model holds the HTML escaped
+    assert re.findall(r'<th data-field="([^"]*)"', decoded) == ["time", "price"]
+    assert keys(decoded) == ["f2", "f1"]
