@@ -155,21 +155,20 @@ def test_the_newest_fill_is_the_first_row_of_the_recent_trades_table(
         for name, fill_id in zip(names, fill_ids, strict=True):
             publish_trade(kernel, fill_id, name)
         table = page.page.locator("[data-testid=recent-trades]").first
-        first_row = page.page.locator("[data-testid=recent-trades] tbody tr").first
-        deadline = time.monotonic() + TIMEOUT_MS / 1000
-        while time.monotonic() < deadline:
-            if first_row.get_attribute("data-key", timeout=TIMEOUT_MS) == fill_ids[-1]:
-                break
-            page.page.wait_for_timeout(100)
-        assert first_row.get_attribute("data-key") == fill_ids[-1]
-        assert first_row.is_visible()
-        assert names[-1] in first_row.inner_text()
         rows = page.page.locator("[data-testid=recent-trades] tbody tr[data-key]")
+        newest = page.page.locator(f'[data-testid=recent-trades] tr[data-key="{fill_ids[-1]}"]')
+        newest.wait_for(timeout=TIMEOUT_MS)
+        assert newest.is_visible()
+        assert names[-1] in newest.inner_text()
         count = rows.count()
         assert min(rollover, len(fill_ids)) <= count <= rollover  # the tape is full, capped
         assert int(table.get_attribute("data-rows") or -1) == count
-        shown = [rows.nth(i).get_attribute("data-key") for i in range(min(5, count))]
-        assert shown == fill_ids[::-1][: len(shown)]
+        keys = [rows.nth(i).get_attribute("data-key") for i in range(count)]
+        # Newest first. A fill of the engine's own strategy that was already on its way when
+        # it paused may land among them: compare this test's fills only.
+        ours = [k for k in keys if k in fill_ids]
+        assert ours == fill_ids[::-1][: len(ours)]
+        assert keys.index(fill_ids[-1]) <= 1
     finally:
         kernel.command("resume", "engine")
         page.wait("[data-testid=runner-status][data-status=running]")
