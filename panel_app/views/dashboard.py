@@ -19,7 +19,6 @@ locators pierce them) so browser tests and the latency benchmark can find them.
 from __future__ import annotations
 
 import collections
-import html
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,11 +31,20 @@ from bokeh.plotting import figure
 
 from engine.dashboard_config import DashboardConfig
 from panel_app.aggregates import TradeAggregator
-from panel_app.html_tables import TABLE_CSS, Column, html_table, money, quantity
+from panel_app.html_tables import TABLE_CSS
 from panel_app.push import SessionBridge, once_per_event
 from panel_app.recent_trades import TRADE_FIELDS, RecentTrades
 from panel_app.services import EngineStreams, build_streams
 from panel_app.views.live_html import LiveHTML
+from panel_app.views.live_panes import (
+    BADGE_CSS,
+    LAST_TRADE_HEIGHT,
+    POSITIONS_HEIGHT,
+    badge,
+    position_rows,
+    positions_html,
+    status_html,
+)
 from panel_app.views.tape import TradeTape
 from streams import topics
 from streams.events import (
@@ -52,94 +60,8 @@ from streams.events import (
 )
 
 INDICATORS = ("equity", "daily", "realized", "unrealized", "drawdown")
-POSITION_COLUMNS = [
-    "symbol",
-    "qty",
-    "avg_price",
-    "last",
-    "market_value",
-    "unrealized_pnl",
-    "realized_pnl",
-]
-POSITION_TITLES = {
-    "symbol": "Symbol",
-    "qty": "Qty",
-    "avg_price": "Avg price",
-    "last": "Last",
-    "market_value": "Market value",
-    "unrealized_pnl": "Unrealized P&L",
-    "realized_pnl": "Realized P&L",
-}
-POSITION_TABLE = [
-    Column(c, POSITION_TITLES[c], quantity if c == "qty" else money, numeric=True)
-    if c != "symbol"
-    else Column(c, POSITION_TITLES[c])
-    for c in POSITION_COLUMNS
-]
-
 #: Chart ranges a user can pick (seconds shown; 0 = everything kept).
 CHART_WINDOWS = {"everything": 0, "last minute": 60, "last 5 minutes": 300, "last hour": 3_600}
-
-
-#: Styles of the status badges; given to the panes themselves because they render inside
-#: shadow roots, where the template's ``raw_css`` does not reach.
-BADGE_CSS = """
-.sl-badge { display:inline-block; padding:2px 8px; margin:2px; border-radius:10px;
-            font-size:12px; background:#eee; color:#333; }
-.sl-ok { background:#d4edda; color:#155724; }
-.sl-stale, .sl-halted, .sl-sell { background:#f8d7da; color:#721c24; font-weight:bold; }
-.sl-buy { background:#d4edda; color:#155724; font-weight:bold; }
-.sl-runner { background:#d1ecf1; color:#0c5460; }
-"""
-
-
-def position_rows(positions: Any, prices: Any) -> list[dict[str, Any]]:
-    """One row per symbol: qty, avg price, last, market value, unrealized and realized P&L.
-
-    ``last`` and the values derived from it are NaN while a symbol has no price yet.
-    """
-    rows = []
-    for sym, pos in sorted(positions.items()):
-        raw_last = (prices.get(sym) or {}).get("last")
-        last = float(raw_last) if raw_last is not None else float("nan")
-        qty = float(pos.get("qty", 0.0))
-        avg = float(pos.get("avg_price", 0.0))
-        rows.append(
-            {
-                "symbol": str(sym),
-                "qty": qty,
-                "avg_price": avg,
-                "last": last,
-                "market_value": qty * last,
-                "unrealized_pnl": (last - avg) * qty if qty else 0.0,
-                "realized_pnl": float(pos.get("realized_pnl", 0.0)),
-            }
-        )
-    return rows
-
-
-#: Heights (px) of the live panes that change on every trade.
-LAST_TRADE_HEIGHT = 32
-POSITIONS_HEIGHT = 190
-
-
-def positions_html(rows: list[dict[str, Any]]) -> str:
-    """The positions table (computed once per state version for all sessions)."""
-    return html_table(
-        "positions",
-        POSITION_TABLE,
-        rows,
-        key="symbol",
-        empty="no positions",
-        height_px=POSITIONS_HEIGHT,
-    )
-
-
-def _badge(testid: str, text: str, *, kind: str, **attrs: str) -> str:
-    extra = "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in attrs.items())
-    return (
-        f'<span class="sl-badge sl-{kind}" data-testid="{testid}"{extra}>{html.escape(text)}</span>'
-    )
 
 
 class DashboardView(pn.viewable.Viewer):
@@ -202,7 +124,7 @@ class DashboardView(pn.viewable.Viewer):
         # The live panes have fixed heights (their width follows the page): a pane whose box
         # changes size with its text wakes the layout's ResizeObservers on every update.
         self.last_trade_pane = LiveHTML(
-            _badge("last-trade", "no trades yet", kind="muted", fill=""),
+            badge("last-trade", "no trades yet", kind="muted", fill=""),
             sizing_mode="stretch_width",
             height=LAST_TRADE_HEIGHT,
             css_classes=["sl-last-trade"],
@@ -383,7 +305,7 @@ class DashboardView(pn.viewable.Viewer):
         self._touch()
         self.tape.add(batch)
         text = f"{event.side.upper()} {event.qty:g} {event.symbol} @ {event.price:,.2f}"
-        self.last_trade_pane.object = _badge(
+        self.last_trade_pane.object = badge(
             "last-trade", text, kind=event.side, fill=event.fill_id, count=str(self.trade_count)
         )
         for e in batch:
@@ -576,44 +498,18 @@ class DashboardView(pn.viewable.Viewer):
     def _render_status(self) -> None:
         now = time.time_ns()
         beat_age = (now - self._last_beat_ns) / 1e9 if self._last_beat_ns else None
-        data_age = (now - self._last_data_ns) / 1e9
         reasons = []
         if self._problem:
             reasons.append(self._problem)
         if self._stale or (beat_age is not None and beat_age > self.config.stale_after_s):
             reasons.append(f"no heartbeat for {beat_age or 0:.0f} s")
-        stale = bool(reasons)
-        trading = self._trading
-        parts = [
-            _badge("connection", "live", kind="ok", state="connected"),
-            _badge(
-                "runner-status",
-                f"runner: {self._runner_status}",
-                kind="runner",
-                status=self._runner_status,
-            ),
-            _badge(
-                "trading-state",
-                f"trading: {trading.get('state', '')}",
-                kind="halted" if trading.get("state") != "active" else "ok",
-                state=str(trading.get("state", "")),
-                reason=str(trading.get("reason", "")),
-            ),
-            _badge(
-                "heartbeat-age",
-                f"heartbeat {beat_age:.1f} s ago" if beat_age is not None else "no heartbeat yet",
-                kind="muted",
-                age=f"{beat_age:.1f}" if beat_age is not None else "",
-            ),
-            _badge("data-age", f"data {data_age:.1f} s old", kind="muted"),
-            _badge(
-                "stale-badge",
-                "STALE: " + "; ".join(reasons) if stale else "fresh",
-                kind="stale" if stale else "ok",
-                stale=str(stale).lower(),
-            ),
-        ]
-        text = " ".join(parts)
+        text = status_html(
+            runner_status=self._runner_status,
+            trading=self._trading,
+            beat_age=beat_age,
+            data_age=(now - self._last_data_ns) / 1e9,
+            reasons=reasons,
+        )
         if text != self._status_html:
             self._status_html = text
             self.status_pane.object = text

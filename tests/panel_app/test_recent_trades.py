@@ -19,8 +19,8 @@ from engine.kernel import Kernel
 from panel_app.aggregates import TradeAggregator
 from panel_app.html_tables import Column, html_table, money, quantity
 from panel_app.recent_trades import TRADE_FIELDS, RecentTrades, trade_row
-from panel_app.views.dashboard import POSITION_TITLES, position_rows, positions_html
 from panel_app.views.live_html import LiveHTML
+from panel_app.views.live_panes import POSITION_TITLES, position_rows, positions_html
 from panel_app.views.tape import TradeTape
 from streams.events import TradeExecuted
 from tests.panel_app.access_server import make_kernel

@@ -1,0 +1,138 @@
+"""The live panes' content: positions table, status line and badges, as HTML strings.
+
+Pure functions of the values shown, so what is the same for every session can be computed
+once and handed to every session's :class:`~panel_app.views.live_html.LiveHTML` pane (see
+:mod:`panel_app.views.dashboard`). Badges carry ``data-testid`` and ``data-*`` attributes that
+browser tests and the latency benchmark read inside Panel's shadow roots.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from typing import Any
+
+from panel_app.html_tables import Column, html_table, money, quantity
+
+POSITION_COLUMNS = [
+    "symbol",
+    "qty",
+    "avg_price",
+    "last",
+    "market_value",
+    "unrealized_pnl",
+    "realized_pnl",
+]
+POSITION_TITLES = {
+    "symbol": "Symbol",
+    "qty": "Qty",
+    "avg_price": "Avg price",
+    "last": "Last",
+    "market_value": "Market value",
+    "unrealized_pnl": "Unrealized P&L",
+    "realized_pnl": "Realized P&L",
+}
+POSITION_TABLE = [
+    Column(c, POSITION_TITLES[c], quantity if c == "qty" else money, numeric=True)
+    if c != "symbol"
+    else Column(c, POSITION_TITLES[c])
+    for c in POSITION_COLUMNS
+]
+
+#: Styles of the status badges; given to the panes themselves because they render inside
+#: shadow roots, where the template's ``raw_css`` does not reach.
+BADGE_CSS = """
+.sl-badge { display:inline-block; padding:2px 8px; margin:2px; border-radius:10px;
+            font-size:12px; background:#eee; color:#333; }
+.sl-ok { background:#d4edda; color:#155724; }
+.sl-stale, .sl-halted, .sl-sell { background:#f8d7da; color:#721c24; font-weight:bold; }
+.sl-buy { background:#d4edda; color:#155724; font-weight:bold; }
+.sl-runner { background:#d1ecf1; color:#0c5460; }
+"""
+
+
+def position_rows(positions: Any, prices: Any) -> list[dict[str, Any]]:
+    """One row per symbol: qty, avg price, last, market value, unrealized and realized P&L.
+
+    ``last`` and the values derived from it are NaN while a symbol has no price yet.
+    """
+    rows = []
+    for sym, pos in sorted(positions.items()):
+        raw_last = (prices.get(sym) or {}).get("last")
+        last = float(raw_last) if raw_last is not None else float("nan")
+        qty = float(pos.get("qty", 0.0))
+        avg = float(pos.get("avg_price", 0.0))
+        rows.append(
+            {
+                "symbol": str(sym),
+                "qty": qty,
+                "avg_price": avg,
+                "last": last,
+                "market_value": qty * last,
+                "unrealized_pnl": (last - avg) * qty if qty else 0.0,
+                "realized_pnl": float(pos.get("realized_pnl", 0.0)),
+            }
+        )
+    return rows
+
+
+#: Heights (px) of the live panes that change on every trade.
+LAST_TRADE_HEIGHT = 32
+POSITIONS_HEIGHT = 190
+
+
+def positions_html(rows: list[dict[str, Any]]) -> str:
+    """The positions table (computed once per state version for all sessions)."""
+    return html_table(
+        "positions",
+        POSITION_TABLE,
+        rows,
+        key="symbol",
+        empty="no positions",
+        height_px=POSITIONS_HEIGHT,
+    )
+
+
+def badge(testid: str, text: str, *, kind: str, **attrs: str) -> str:
+    extra = "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in attrs.items())
+    return (
+        f'<span class="sl-badge sl-{kind}" data-testid="{testid}"{extra}>{html.escape(text)}</span>'
+    )
+
+
+def status_html(
+    *,
+    runner_status: str,
+    trading: Mapping[str, Any],
+    beat_age: float | None,
+    data_age: float,
+    reasons: list[str],
+) -> str:
+    """The status line: connection, runner, trading state, heartbeat and data ages, and the
+    stale badge (stale when ``reasons`` is not empty)."""
+    stale = bool(reasons)
+    parts = [
+        badge("connection", "live", kind="ok", state="connected"),
+        badge("runner-status", f"runner: {runner_status}", kind="runner", status=runner_status),
+        badge(
+            "trading-state",
+            f"trading: {trading.get('state', '')}",
+            kind="halted" if trading.get("state") != "active" else "ok",
+            state=str(trading.get("state", "")),
+            reason=str(trading.get("reason", "")),
+        ),
+        badge(
+            "heartbeat-age",
+            f"heartbeat {beat_age:.1f} s ago" if beat_age is not None else "no heartbeat yet",
+            kind="muted",
+            age=f"{beat_age:.1f}" if beat_age is not None else "",
+        ),
+        badge("data-age", f"data {data_age:.1f} s old", kind="muted"),
+        badge(
+            "stale-badge",
+            "STALE: " + "; ".join(reasons) if stale else "fresh",
+            kind="stale" if stale else "ok",
+            stale=str(stale).lower(),
+        ),
+    ]
+    return " ".join(parts)
