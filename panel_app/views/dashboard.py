@@ -7,11 +7,13 @@ sampled (market data; the throttled streams are shared per engine, see
 
 Cheap updates by construction, on the server and in the browser: the recent-trades and
 positions tables are small HTML tables rendered once per change for all sessions (the
-per-engine :class:`~panel_app.recent_trades.RecentTrades` tape; positions once per state
-version) and shown in :class:`~panel_app.views.live_html.LiveHTML` panes, which send only the
-new text; indicators and the status line are only assigned when their value changes; trade
-markers join the price chart's sampled updates (one chart repaint per sample, not per fill);
-at most one toast per drain.
+per-engine :class:`~panel_app.recent_trades.RecentTrades` tape, whose new fills reach the page
+as a stream inserted row by row, :mod:`panel_app.views.tape`; positions once per state
+version, :mod:`panel_app.views.live_panes`) and shown in
+:class:`~panel_app.views.live_html.LiveHTML` panes, which send only the new text; indicators
+and the status line are only assigned when their value changes; trade markers join the price
+chart's sampled updates (one chart repaint per sample, not per fill); at most one toast per
+drain.
 Key elements carry ``data-testid`` attributes (inside Panel's shadow roots; Playwright
 locators pierce them) so browser tests and the latency benchmark can find them.
 """
