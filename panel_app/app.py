@@ -22,15 +22,13 @@ from typing import Any
 
 import panel as pn
 from panel.io.callbacks import PeriodicCallback
-from panel.io.document import hold
 from panel.io.resources import CDN_DIST, LOCAL_DIST
-from panel.io.state import set_curdoc
 from panel.theme.fast import Fast
 
 from engine.dashboard_config import DashboardConfig
 from panel_app.facade import dashboard_config
 from panel_app.prefs import UiPrefsStore
-from panel_app.push import SessionBridge
+from panel_app.push import SessionBridge, one_message
 from panel_app.services import services_for
 from panel_app.toasts import ToastStack
 from panel_app.views.analytics import AnalyticsView
@@ -198,11 +196,7 @@ class DashboardSession:
 
     def _tick(self) -> None:
         # One message for everything the tick changes (status line, markers, toasts).
-        held = contextlib.ExitStack()
-        if self.doc is not None:
-            held.enter_context(set_curdoc(self.doc))
-            held.enter_context(hold(self.doc))
-        with held:
+        with one_message(self.doc):
             self.dashboard.tick()
             if self.cluster is not None:
                 self.cluster.tick()

@@ -26,12 +26,13 @@ per event with :func:`once_per_event`; every session's bridge receives the same 
 from __future__ import annotations
 
 import collections
+import contextlib
 import heapq
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from panel.io.document import hold
@@ -49,6 +50,17 @@ TOAST_SEVERITY = {"info": 0, "success": 1, "warning": 2, "error": 3}
 _ONCE_LOCK = threading.Lock()
 _ONCE: collections.OrderedDict[tuple[int, str], tuple[object, Any]] = collections.OrderedDict()
 _ONCE_MAX = 512
+
+
+@contextlib.contextmanager
+def one_message(doc: Any) -> Iterator[None]:
+    """Session loop: every change made inside goes to ``doc``'s page as one Bokeh message
+    (``doc`` made current, its events held); without a document, changes apply as made."""
+    if doc is None:
+        yield
+        return
+    with set_curdoc(doc), hold(doc):
+        yield
 
 
 def once_per_event(event: object, what: str, compute: Callable[[], T]) -> T:
@@ -377,7 +389,7 @@ class SessionBridge:
         toasts: list[Toast] = []
         again = False
         # ``_scheduled`` stays True while the drain runs: posts from any thread only queue.
-        with set_curdoc(self.doc), hold(self.doc):
+        with one_message(self.doc):
             for _ in range(self.MAX_PASSES):
                 with self._lock:
                     updates = list(self._queue.values())
@@ -452,7 +464,7 @@ class SessionBridge:
         self._toast_timer = False
         if self._closed or not self._held_toasts:
             return
-        with set_curdoc(self.doc), hold(self.doc):
+        with one_message(self.doc):
             self.flush_held_toasts()
 
     def flush_held_toasts(self) -> None:
