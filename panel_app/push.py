@@ -5,9 +5,10 @@ made through it, so it can dispose of all of them when the session is destroyed.
 callbacks run on the engine thread (or on an Rx timer thread for the throttled tier) and
 must not touch Bokeh models or Panel components there: they only enqueue a small update
 closure with :meth:`SessionBridge.post`. The first post after a drain schedules one
-``doc.add_next_tick_callback`` (the one Document method Bokeh allows from other threads);
-on the session's event loop that callback drains everything queued, inside one
-``pn.io.hold`` so a burst of events becomes one websocket message. Updates posted with a
+``doc.add_next_tick_callback``, called on the session's loop (handed there with the
+thread-safe ``IOLoop.add_callback``: see :class:`SessionBridge`); that callback drains
+everything queued, inside one ``pn.io.hold`` so a burst of events becomes one websocket
+message. Updates posted with a
 ``key`` replace an older queued update with the same key (the latest P&L wins), and
 notifications posted with :meth:`SessionBridge.toast` are merged into at most one toast per
 drain (the most severe one, with a count of the others).
@@ -38,6 +39,7 @@ from typing import Any, TypeVar
 from panel.io.document import hold
 from panel.io.state import set_curdoc
 from reactivex import Observable
+from tornado.ioloop import IOLoop
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +197,16 @@ class SessionBridge:
     ``held_toast_timer``: toasts held back by the rate limit are shown by a timer of their
     own (one more message); a session with a periodic tick passes False and calls
     :meth:`flush_held_toasts` from it instead, so they join that tick's message.
+    ``loop``: the session's Tornado IOLoop (default: the current one of the creating thread,
+    which for a served session is the server's loop).
+
+    A drain is scheduled on the document from the loop's own thread only. Bokeh's
+    ``add_next_tick_callback`` is safe from other threads only while nobody holds the
+    document: during a hold it appends the callback's announcement to the held events, which
+    the hold's owner on the loop copies and then clears, so an announcement appended in
+    between is lost; the callback then never runs and the session never drains again
+    (seen here: one session of ten frozen from its first update). Other threads therefore
+    hand the scheduling to the loop with ``IOLoop.add_callback``, which is thread-safe.
     """
 
     def __init__(
@@ -206,8 +218,13 @@ class SessionBridge:
         toast_interval_s: float = 0.5,
         max_round_wait_s: float = 0.05,
         held_toast_timer: bool = True,
+        loop: Any = None,
     ) -> None:
         self.doc = doc
+        if doc is not None and loop is None:
+            loop = IOLoop.current(instance=False)
+        self._loop = loop
+        self._loop_thread = threading.get_ident() if loop is not None else None
         self.name = name
         self.stats = BridgeStats()
         self.notifier = notifier if notifier is not None else _panel_notify
@@ -369,12 +386,25 @@ class SessionBridge:
         self._schedule()
 
     def _schedule(self) -> None:
+        """Have ``_drain`` run on the session's loop (``_scheduled`` is already set)."""
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            self._schedule_on_loop()
+            return
+        try:
+            self._loop.add_callback(self._schedule_on_loop)
+        except Exception as exc:  # the loop is closed: the server is stopping
+            self._not_scheduled(exc)
+
+    def _schedule_on_loop(self) -> None:
         try:
             self.doc.add_next_tick_callback(self._drain)
         except Exception as exc:  # the session is going away; its dispose will follow
-            log.debug("cannot schedule an update for %s: %s", self.name, exc)
-            with self._lock:
-                self._scheduled = False
+            self._not_scheduled(exc)
+
+    def _not_scheduled(self, exc: Exception) -> None:
+        log.debug("cannot schedule an update for %s: %s", self.name, exc)
+        with self._lock:
+            self._scheduled = False
 
     #: Passes over the queue in one drain: updates posted while it runs (a toast raised by an
     #: update, an event arriving meanwhile) join it instead of costing another message.

@@ -289,3 +289,70 @@ def test_shared_throttled_streams_subscribe_once_per_engine(kernel: Any, n: int)
         for session in sessions:
             session.dispose()
     assert bus.subscriber_count("system.>") == base
+
+
+class RecordingLoop:
+    """An IOLoop stand-in: ``add_callback`` records (any thread); the test runs them."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Any] = []
+
+    def add_callback(self, callback: Any, *args: Any) -> None:
+        self.callbacks.append((callback, args))
+
+    def run(self) -> int:
+        callbacks, self.callbacks = self.callbacks, []
+        for callback, args in callbacks:
+            callback(*args)
+        return len(callbacks)
+
+
+def test_other_threads_never_touch_the_document_they_hand_the_drain_to_the_loop() -> None:
+    # Bokeh's add_next_tick_callback from another thread can lose the callback while the loop
+    # holds the document (the session then never drains again); only the loop may call it.
+    import threading
+
+    doc, loop = CapturingDoc(), RecordingLoop()
+    bridge = SessionBridge(doc, name="t", notifier=lambda *a: None, loop=loop)  # "loop" thread
+    seen: list[str] = []
+    worker = threading.Thread(target=lambda: bridge.post(lambda: seen.append("engine")))
+    worker.start()
+    worker.join()
+    assert doc.pending == [], "the engine thread must not call add_next_tick_callback"
+    assert len(loop.callbacks) == 1
+    worker = threading.Thread(target=lambda: bridge.post(lambda: seen.append("engine 2")))
+    worker.start()
+    worker.join()
+    assert len(loop.callbacks) == 1, "one hand-over per drain, however many posts"
+    assert loop.run() == 1
+    assert len(doc.pending) == 1, "on the loop, the drain is scheduled on the document"
+    doc.run_pending()
+    assert seen == ["engine", "engine 2"]
+    bridge.post(lambda: seen.append("loop"))  # a post made on the loop's own thread
+    assert loop.callbacks == [] and len(doc.pending) == 1
+    doc.run_pending()
+    assert seen[-1] == "loop"
+
+
+def test_a_closed_loop_leaves_the_bridge_able_to_schedule_later() -> None:
+    import threading
+
+    class ClosedLoop(RecordingLoop):
+        closed = True
+
+        def add_callback(self, callback: Any, *args: Any) -> None:
+            if self.closed:
+                raise RuntimeError("Event loop is closed")
+            super().add_callback(callback, *args)
+
+    doc, loop = CapturingDoc(), ClosedLoop()
+    bridge = SessionBridge(doc, name="t", notifier=lambda *a: None, loop=loop)
+    post = threading.Thread(target=lambda: bridge.post(lambda: None))
+    post.start()
+    post.join()
+    assert loop.callbacks == []
+    loop.closed = False
+    post = threading.Thread(target=lambda: bridge.post(lambda: None))
+    post.start()
+    post.join()
+    assert len(loop.callbacks) == 1, "a failed hand-over does not leave the bridge stuck"
