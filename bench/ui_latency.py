@@ -17,8 +17,13 @@ With ``--server-process`` the engine and the dashboard server run in a child pro
 this one only drives the browsers (the Playwright client's polling then no longer competes
 with the server's event loop for the GIL); fills are published through a pipe, and the
 publish time is still taken where the fill is published (the same clock as the pages').
+The server process gets the interpreter settings of ``seamless serve`` (GIL switch interval,
+garbage collector: :mod:`engine.process_tuning`); ``--untuned`` keeps CPython's defaults, for
+the baseline. ``--browsers-idle`` runs Chromium under ``SCHED_IDLE``: on this one host the ten
+renderers otherwise take the server's CPU, which browsers on the users' machines would not.
 
     .venv/bin/python bench/ui_latency.py [--events 200] [--sessions 1 10] [--server-process]
+                                         [--browsers-idle] [--untuned]
 """
 
 from __future__ import annotations
@@ -160,15 +165,16 @@ def publish_probe(kernel: Any, prefix: str, i: int) -> tuple[str, float]:
     return fill, sent_ms
 
 
-def launch_browser(pw: Any, nice: int = 0) -> Any:
-    """Headless Debian Chromium; with ``nice`` > 0 every Chromium process runs at that lower
-    CPU priority (through a wrapper script; renderers inherit it), so the server is not
-    starved by the browsers it serves: the nearest this one host gets to browsers on the
-    users' own machines, while the pages still render here and are timed the same way."""
+def launch_browser(pw: Any, idle: bool = False) -> Any:
+    """Headless Debian Chromium; with ``idle`` every Chromium process runs under the
+    ``SCHED_IDLE`` policy (``chrt --idle``, inherited by the renderers): the browsers then take
+    only the CPU the server leaves, the nearest this one host gets to browsers on the users'
+    own machines, while the pages still render here and are timed the same way. (A nice level
+    does not do it: Chromium sets its processes' own nice values, renderers back to 0.)"""
     executable = chromium_path()
-    if nice > 0:
+    if idle:
         wrapper = Path(tempfile.mkdtemp(prefix="seamless-chromium-")) / "chromium"
-        wrapper.write_text(f'#!/bin/sh\nexec nice -n {int(nice)} {executable} "$@"\n')
+        wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {executable} "$@"\n')
         wrapper.chmod(0o755)
         executable = str(wrapper)
     return pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
@@ -302,11 +308,17 @@ def run(
     }
 
 
-def start_server(intervals_kind: str, quiet: bool) -> tuple[EngineSide, int, Any]:
-    """The real engine and dashboard server (this process); returns (engine side, port, stop)."""
+def start_server(
+    intervals_kind: str, quiet: bool, tuned: bool = True
+) -> tuple[EngineSide, int, Any]:
+    """The real engine and dashboard server (this process); returns (engine side, port, stop).
+
+    ``tuned``: this process gets the interpreter settings ``seamless serve`` applies
+    (:func:`engine.process_tuning.tune_process`); False keeps CPython's defaults."""
     import panel as pn
 
     from engine.kernel import Kernel
+    from engine.process_tuning import tune_process
     from panel_app.app import create_session
     from panel_app.services import release_services, services_for
 
@@ -319,6 +331,8 @@ def start_server(intervals_kind: str, quiet: bool) -> tuple[EngineSide, int, Any
         config = dataclasses.replace(config, strategies=())
     kernel = Kernel.from_config(config).start()
     services_for(kernel)
+    if tuned:
+        tune_process(config.engine)
     sessions: list[Any] = []
 
     def app() -> Any:
@@ -347,9 +361,9 @@ def start_server(intervals_kind: str, quiet: bool) -> tuple[EngineSide, int, Any
     return EngineSide(kernel, sessions), port, stop
 
 
-def serve_in_child(conn: Any, intervals_kind: str, quiet: bool) -> None:
+def serve_in_child(conn: Any, intervals_kind: str, quiet: bool, tuned: bool) -> None:
     """Server process of ``--server-process``: answer the driver's calls until "stop"."""
-    engine, port, stop = start_server(intervals_kind, quiet)
+    engine, port, stop = start_server(intervals_kind, quiet, tuned)
     conn.send(port)
     try:
         while True:
@@ -391,10 +405,16 @@ def main() -> None:
         help="run the engine and dashboard server in a child process (browsers driven here)",
     )
     parser.add_argument(
-        "--browser-nice",
-        type=int,
-        default=0,
-        help="run the Chromium processes at this nice level (0: same priority as the server)",
+        "--browsers-idle",
+        action="store_true",
+        help="run the Chromium processes under SCHED_IDLE (they get only the CPU the server"
+        " leaves, as browsers on other machines would not take the server's)",
+    )
+    parser.add_argument(
+        "--untuned",
+        action="store_true",
+        help="the server keeps CPython's defaults (GIL switch interval 5 ms, collector"
+        " untouched) instead of what `seamless serve` sets",
     )
     args = parser.parse_args()
 
@@ -405,7 +425,9 @@ def main() -> None:
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(
-            target=serve_in_child, args=(child, args.intervals, args.quiet), daemon=True
+            target=serve_in_child,
+            args=(child, args.intervals, args.quiet, not args.untuned),
+            daemon=True,
         )
         proc.start()
         port = parent.recv()
@@ -417,13 +439,14 @@ def main() -> None:
             proc.join(30)
 
     else:
-        engine, port, stop = start_server(args.intervals, args.quiet)
+        engine, port, stop = start_server(args.intervals, args.quiet, not args.untuned)
     try:
         with sync_playwright() as pw:
-            browser = launch_browser(pw, args.browser_nice)
+            browser = launch_browser(pw, args.browsers_idle)
             where = "server in a child process" if args.server_process else "one process"
-            if args.browser_nice:
-                where += f", browsers at nice {args.browser_nice}"
+            where += ", CPython defaults" if args.untuned else ", tuned as seamless serve"
+            if args.browsers_idle:
+                where += ", browsers under SCHED_IDLE"
             print(
                 f"UI push latency, {args.events} TradeExecuted events each "
                 f"(publish -> DOM of every session); {args.intervals} throttle intervals; "

@@ -76,6 +76,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 def _run(args: argparse.Namespace, out: TextIO) -> int:
     from engine.config import load_config
     from engine.kernel import Kernel
+    from engine.process_tuning import tune_process
 
     config = load_config(args.config)
     if args.db:
@@ -102,10 +103,12 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     if config.storage.backend == "postgres":  # a scale-out node: trades its book under a lease
         from engine.node import EngineNode
 
+        tune_process(config.engine)
         return EngineNode(config, prepare=prepare).run(done)
     kernel = Kernel.from_config(config)
     prepare(kernel)
     kernel.start()
+    tune_process(config.engine)
     print(
         f"seamless: engine {config.engine.name!r} running on {config.storage.db_path} "
         "(Ctrl-C to stop)",

@@ -34,11 +34,36 @@ DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "confi
 
 @dataclasses.dataclass(frozen=True)
 class EngineConfig:
-    """Identity and logging of this engine instance."""
+    """Identity and logging of this engine instance, and its process's interpreter settings
+    (applied by ``seamless run`` and ``seamless serve``: :mod:`engine.process_tuning`)."""
 
     name: str = dataclasses.field(default="seamless-paper", metadata=meta(help="instance name"))
     log_level: str = dataclasses.field(
         default="INFO", metadata=meta(choices=LOG_LEVELS, help="log level (env SEAMLESS_LOG_LEVEL)")
+    )
+    gil_switch_interval_ms: float = dataclasses.field(
+        default=1.0,
+        metadata=meta(
+            min=0.1,
+            max=100.0,
+            help="seamless run/serve: how long a busy thread keeps Python's GIL from one that"
+            " waits (CPython's default 5 ms delays every commit of the event log)",
+        ),
+    )
+    gc_full_every: int = dataclasses.field(
+        default=100,
+        metadata=meta(
+            min=1,
+            max=100_000,
+            help="seamless run/serve: middle-generation collections between two full ones"
+            " (CPython's default 10; a full pass stops every thread for ~150 ms)",
+        ),
+    )
+    gc_freeze_after_start: bool = dataclasses.field(
+        default=True,
+        metadata=meta(
+            help="seamless run/serve: keep the objects start-up built out of full collections"
+        ),
     )
 
 

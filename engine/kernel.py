@@ -28,6 +28,7 @@ from engine.feeds import build_feed
 from engine.lifecycle import STARTING, STOPPED
 from engine.pnl import PnlTracker
 from engine.portfolio import Portfolio
+from engine.process_tuning import GC_PAUSES
 from engine.reconcile import Reconciler, ReconciliationFailed, ReconciliationResult
 from engine.recorders import Fence, open_recorder
 from engine.risk import RiskEngine
@@ -275,6 +276,7 @@ class Kernel:
             },
             "state": {"seq": seq, "version": version},
             "feed": feed_info,
+            "process": GC_PAUSES.as_dict(),
             **({"relay": self.relay.stats()} if self.relay is not None else {}),
         }
 

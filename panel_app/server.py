@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.access_config import DEV_MODE_WARNING, VIEWER, AccessConfig, make_authorizer
+from engine.process_tuning import tune_process
 from panel_app import engine_instance
 from panel_app.api import api_routes
 from panel_app.auth import AccessGate, SeamlessAuthProvider, current_role, current_user
@@ -140,6 +141,8 @@ class DashboardServer:
         import panel as pn
 
         kwargs = self._prepare()
+        if self._kernel is None:  # the process's own engine (`seamless serve`), started
+            tune_process(self.config.engine)
         log.info("Seamless dashboard at %s", self.url)
         try:
             self._server = pn.serve(self._panels(), start=True, **kwargs)

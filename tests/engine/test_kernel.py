@@ -113,7 +113,7 @@ def test_health_reports_engine_bus_log_state_and_feed(tmp_path: Path) -> None:
             time.sleep(0.02)
         health = kernel.health()
 
-    assert set(health) == {"engine", "bus", "event_log", "state", "feed"}
+    assert set(health) == {"engine", "bus", "event_log", "state", "feed", "process"}
     engine = health["engine"]
     assert engine["runner"] == "running" and engine["trading"] == "active"
     assert engine["name"] == "seamless-paper" and engine["run_id"]

@@ -1,0 +1,80 @@
+"""The two insert paths of the DuckDB event log store the same rows, each as one transaction."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from persistence import duckdb_file
+from persistence.codec import EVENT_COLUMNS
+
+
+def _rows(first_seq: int, n: int) -> list[tuple[Any, ...]]:
+    rows = []
+    for i in range(n):
+        seq = first_seq + i
+        payload = json.dumps({"symbol": "ÄPL", "qty": 1.5 * i, "note": "x'; DROP TABLE events;--"})
+        rows.append(
+            (
+                seq,
+                f"evt-{seq}",
+                1_700_000_000_000_000_000 + seq,
+                2**62 + seq,
+                "fills.paper",
+                "trade_executed",
+                1,
+                i % 2 == 0,
+                payload,
+                None if i % 3 else f"corr-{seq}",
+                f"cause-{seq}" if i % 4 else None,
+            )
+        )
+    return rows
+
+
+def _cursor(path: Path) -> Any:
+    con = duckdb.connect(str(path))
+    for ddl in duckdb_file.DDL:
+        con.execute(ddl)
+    return con
+
+
+def _stored(con: Any, last: int) -> list[tuple[Any, ...]]:
+    sql = duckdb_file.SELECT + " WHERE seq <= ? ORDER BY seq"
+    return con.execute(sql, [last]).fetchall()
+
+
+@pytest.mark.parametrize("n", [1, 2, duckdb_file.SMALL_BATCH_ROWS])
+def test_a_small_batch_stores_what_the_arrow_path_stores(tmp_path: Path, n: int) -> None:
+    rows = _rows(1, n)
+    small, arrow = _cursor(tmp_path / "small.duckdb"), _cursor(tmp_path / "arrow.duckdb")
+    try:
+        duckdb_file.insert(small, rows)
+        # The same rows, padded past the threshold so that they go in as one Arrow table.
+        duckdb_file.insert(arrow, rows + _rows(n + 1, duckdb_file.SMALL_BATCH_ROWS + 1 - n))
+        got = _stored(small, n)
+        assert len(got) == n
+        assert got == _stored(arrow, n)
+        assert got == [tuple(row) for row in rows]
+    finally:
+        small.close()
+        arrow.close()
+    payload = json.loads(got[0][EVENT_COLUMNS.index("payload")])
+    assert payload["symbol"] == "ÄPL"
+
+
+def test_a_small_batch_is_one_transaction(tmp_path: Path) -> None:
+    con = _cursor(tmp_path / "events.duckdb")
+    try:
+        duckdb_file.insert(con, _rows(1, 1))
+        clash = _rows(2, 3)
+        clash[2] = (1, *clash[2][1:])  # seq 1 again: the primary key refuses the whole batch
+        with pytest.raises(duckdb.ConstraintException):
+            duckdb_file.insert(con, clash)
+        assert [r[0] for r in _stored(con, 100)] == [1]
+    finally:
+        con.close()
