@@ -112,6 +112,9 @@ class BrokerLedger:
         self.fill_count = 0
         self.positions: dict[str, FrozenDict] = {}
         self.fills: deque[BrokerFill] = deque(maxlen=int(max_fills_kept))
+        # Each fill's JSON, encoded once: a save writes up to max_fills_kept of them, and
+        # re-encoding them all on every order and fill cost the engine thread O(fills).
+        self._fill_texts: deque[str] = deque(maxlen=int(max_fills_kept))
         self.open_orders: dict[str, OrderSubmitted] = {}
         if self.path is not None and self.path.exists():
             self._load(self.path)
@@ -148,6 +151,7 @@ class BrokerLedger:
         self.commissions += fill.commission
         self.fill_count += 1
         self.fills.append(fill)
+        self._fill_texts.append(_fill_text(fill))
         try:
             self.save()
         except BrokerAccountError:
@@ -157,8 +161,10 @@ class BrokerLedger:
             else:
                 self.positions[fill.symbol] = old
             self.fills.pop()
+            self._fill_texts.pop()
             if dropped is not None:
                 self.fills.appendleft(dropped)
+                self._fill_texts.appendleft(_fill_text(dropped))
             if order is not None:
                 self.open_orders[fill.order_id] = order
             raise
@@ -181,24 +187,32 @@ class BrokerLedger:
         )
 
     # -- the file -----------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_fills: bool = True) -> dict[str, Any]:
         """The books as JSON-ready data (the file's content)."""
-        return {
+        data = {
             "format": FILE_FORMAT,
             "cash": self.cash,
             "starting_cash": self.starting_cash,
             "commissions": self.commissions,
             "fill_count": self.fill_count,
             "positions": {sym: dict(pos) for sym, pos in self.positions.items()},
-            "fills": [dataclasses.asdict(f) for f in self.fills],
             "open_orders": {oid: o.to_dict() for oid, o in self.open_orders.items()},
         }
+        if with_fills:
+            data["fills"] = [dataclasses.asdict(f) for f in self.fills]
+        return data
+
+    def file_text(self) -> str:
+        """The file's content: ``to_dict()`` as JSON, built from each fill's cached text."""
+        head = self.to_dict(with_fills=False)
+        fills = ",".join(self._fill_texts)
+        return json.dumps(head, separators=(",", ":"))[:-1] + f',"fills":[{fills}]}}'
 
     def save(self) -> None:
         """Write the books atomically (temp file, fsync, rename); a no-op in memory."""
         if self.path is None:
             return
-        data = json.dumps(self.to_dict(), separators=(",", ":"))
+        data = self.file_text()
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -261,12 +275,18 @@ class BrokerLedger:
             raise ValueError(f"field 'fills' has invalid value {fills!r}")
         self.fills.clear()
         self.fills.extend(_fill_from(item, i) for i, item in enumerate(fills))
+        self._fill_texts.clear()
+        self._fill_texts.extend(_fill_text(f) for f in self.fills)
         self.open_orders = {}
         for oid, order in _mapping(raw, "open_orders").items():
             event = event_from_dict(order)
             if not isinstance(event, OrderSubmitted):
                 raise ValueError(f"field 'open_orders.{oid}' is a {event.type}, not an order")
             self.open_orders[oid] = event
+
+
+def _fill_text(fill: BrokerFill) -> str:
+    return json.dumps(dataclasses.asdict(fill), separators=(",", ":"))
 
 
 def _fsync_dir(folder: Path) -> None:

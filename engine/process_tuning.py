@@ -46,6 +46,9 @@ class GcPauses:
         self.collections = [0, 0, 0]
         self.pause_s = [0.0, 0.0, 0.0]
         self.max_pause_s = [0.0, 0.0, 0.0]
+        #: Objects moved to the permanent generation by :func:`tune_process` (counted once:
+        #: ``gc.get_freeze_count`` walks them all).
+        self.frozen_objects = 0
 
     def install(self) -> GcPauses:
         """Start recording (idempotent)."""
@@ -86,7 +89,7 @@ class GcPauses:
             "collections": list(self.collections),
             "pause_ms": [round(p * 1e3, 1) for p in self.pause_s],
             "max_pause_ms": [round(p * 1e3, 1) for p in self.max_pause_s],
-            "frozen_objects": gc.get_freeze_count(),
+            "frozen_objects": self.frozen_objects,
             "gil_switch_interval_ms": round(sys.getswitchinterval() * 1e3, 3),
         }
 
@@ -106,11 +109,12 @@ def tune_process(engine_config: Any) -> None:
     if engine_config.gc_freeze_after_start:
         gc.collect()
         gc.freeze()
+    GC_PAUSES.frozen_objects = gc.get_freeze_count()
     GC_PAUSES.install()
     log.info(
         "process tuned: GIL switch interval %.3g ms, full collection every %d middle ones, "
         "%d objects frozen",
         engine_config.gil_switch_interval_ms,
         engine_config.gc_full_every,
-        gc.get_freeze_count(),
+        GC_PAUSES.frozen_objects,
     )

@@ -352,3 +352,29 @@ def _break(path: Path) -> None:
     """Make saves fail even as root: renaming a file onto a directory is refused."""
     path.unlink()
     path.mkdir()
+
+
+def test_the_file_holds_exactly_the_books_after_rollovers_and_a_failed_save(
+    tmp_path: Path,
+) -> None:
+    # The file is built from each fill's JSON encoded once; it must still equal the books.
+    path = tmp_path / "account.json"
+    ledger = BrokerLedger(path, starting_cash=1_000.0, max_fills_kept=3)
+    fills = [
+        BrokerFill(f"f{i}", f"o{i}", "AAPL" if i % 2 else "MSFT", BUY, 1.0, 10.0 + i, 0.5, i)
+        for i in range(5)
+    ]
+    for fill in fills[:4]:
+        ledger.book_fill(fill)
+    assert json.loads(path.read_text()) == ledger.to_dict()
+    _break(path)
+    with pytest.raises(BrokerAccountError):
+        ledger.book_fill(fills[4])  # rolled back: the oldest kept fill comes back
+    path.rmdir()
+    ledger.save()
+    assert json.loads(path.read_text()) == ledger.to_dict()
+    assert [f["fill_id"] for f in json.loads(path.read_text())["fills"]] == ["f1", "f2", "f3"]
+    ledger.book_fill(fills[4])
+    reloaded = BrokerLedger(path, max_fills_kept=3)
+    assert reloaded.to_dict() == ledger.to_dict()
+    assert reloaded.file_text() == ledger.file_text()

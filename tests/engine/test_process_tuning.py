@@ -54,6 +54,7 @@ def test_tune_process_sets_the_switch_interval_and_the_collector_and_freezes() -
     report = got["report"]
     assert report["gil_switch_interval_ms"] == pytest.approx(0.5)
     assert report["collections"][2] >= 1, "the collection after tuning was recorded"
+    assert abs(report["frozen_objects"] - got["frozen"]) < 1_000  # frozen objects can still die
 
 
 def test_tune_process_can_leave_start_up_objects_to_the_collector() -> None:
