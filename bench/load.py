@@ -41,9 +41,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
 
 from access_server import PASSWORDS, VIEWER_TOKEN, Client, make_access  # noqa: E402
-from conftest import CHROMIUM_ARGS, chromium_path, engine_config, free_port  # noqa: E402
+from conftest import engine_config, free_port  # noqa: E402
 
-from bench.ui_latency import PROBE, percentile, publish_probe, wait_seen  # noqa: E402
+from bench.ui_latency import (  # noqa: E402
+    PROBE,
+    launch_browser,
+    percentile,
+    publish_probe,
+    wait_seen,
+)
 
 LAG_EVERY = 10  # decode every 10th frame for the lag (keeps the clients' own CPU small)
 
@@ -223,11 +229,22 @@ def main() -> None:
     parser.add_argument(
         "--sse-process", action="store_true", help="run the SSE clients in a child process"
     )
+    parser.add_argument(
+        "--browsers-idle",
+        action="store_true",
+        help="run Chromium under SCHED_IDLE (the CPU the server leaves, as on other machines)",
+    )
+    parser.add_argument(
+        "--untuned",
+        action="store_true",
+        help="keep CPython's defaults instead of what `seamless serve` sets (the baseline)",
+    )
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
     from engine.kernel import Kernel
+    from engine.process_tuning import tune_process
     from panel_app.server import DashboardServer
     from panel_app.services import release_services, services_for
 
@@ -236,6 +253,8 @@ def main() -> None:
     config = dataclasses.replace(config, feed=dataclasses.replace(config.feed, rate=args.rate))
     kernel = Kernel.from_config(config).start()
     services_for(kernel)
+    if not args.untuned:
+        tune_process(config.engine)
     port = free_port()
     server = DashboardServer(config, port=port, kernel=kernel, access=make_access())
     url = f"http://127.0.0.1:{port}/"
@@ -247,7 +266,7 @@ def main() -> None:
     try:
         server.start_background()
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            browser = launch_browser(pw, args.browsers_idle)
             t0 = time.monotonic()
             contexts, pages = open_pages(browser, url, port, args.sessions)
             print(f"{args.sessions} pages open in {time.monotonic() - t0:.1f} s", flush=True)

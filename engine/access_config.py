@@ -127,6 +127,15 @@ class AccessConfig:
         default=10_000,
         metadata=meta(min=10, max=1_000_000, help="events buffered per SSE client"),
     )
+    sse_flush_interval_s: float = dataclasses.field(
+        default=0.02,
+        metadata=meta(
+            min=0.0,
+            max=1.0,
+            help="an SSE client is written to at most this often (events in between go"
+            " together: one socket write instead of one per event; 0 = every event at once)",
+        ),
+    )
 
 
 # -- hashing -------------------------------------------------------------------------------

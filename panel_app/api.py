@@ -10,6 +10,8 @@
   sent when idle. A client that falls ``sse_queue_size`` events behind is sent an
   ``event: overflow`` and disconnected: it reconnects with its last id and catches up from
   the log. The engine thread only appends to a bounded buffer; it never waits for a client.
+  A client is written to at most every ``access.sse_flush_interval_s`` (default 20 ms): the
+  events of that moment go in one write, each encoded once for all clients.
 * ``POST /api/command`` - ``{"command": ..., "args": {...}}`` as the caller (operators only;
   a refusal is audited as ``command_refused``).
 
@@ -20,6 +22,7 @@ errors are JSON ``{"error": message}``, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -35,6 +38,7 @@ from tornado.iostream import StreamClosedError
 
 from engine.access_config import Identity
 from panel_app.auth import AccessGate, issue_command
+from panel_app.push import once_per_event
 from streams import topics
 from streams.errors import EventError, SeamlessError
 from streams.events import Event
@@ -297,7 +301,9 @@ class EventsHandler(ApiHandler):
             if last_id is not None:
                 last_sent = await self._catch_up(kernel, pattern, last_id, mailbox)
             self._live = True
-            await self._stream_live(mailbox, last_sent, access.sse_heartbeat_s)
+            await self._stream_live(
+                mailbox, last_sent, access.sse_heartbeat_s, access.sse_flush_interval_s
+            )
         except StreamClosedError:
             pass
         finally:
@@ -349,7 +355,11 @@ class EventsHandler(ApiHandler):
                 break
         return last_sent
 
-    async def _stream_live(self, mailbox: _Mailbox, last_sent: int, heartbeat_s: float) -> None:
+    async def _stream_live(
+        self, mailbox: _Mailbox, last_sent: int, heartbeat_s: float, flush_interval_s: float
+    ) -> None:
+        loop = IOLoop.current()
+        last_flush = 0.0
         while not self._closed:
             try:
                 await asyncio.wait_for(mailbox.ready.wait(), timeout=heartbeat_s)
@@ -357,18 +367,28 @@ class EventsHandler(ApiHandler):
                 self.write(": heartbeat\n\n")
                 await self.flush()
                 continue
+            # Let the events of the next moment join these: one write per client per
+            # interval, not one per event (each is a syscall that also wakes the client).
+            pause = last_flush + flush_interval_s - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
             if self._closed:
                 return
             if mailbox.overflowed:
                 self.write('event: overflow\ndata: {"error": "client too slow; reconnect"}\n\n')
                 await self.flush()
                 return
+            frames = []
             for event in mailbox.drain():
                 if event.seq and event.seq <= last_sent:
                     continue  # already sent from the log replay
-                self.write(_frame(event))
+                # Every client receives the same event object: encode it once for all.
+                frames.append(once_per_event(event, "sse-frame", functools.partial(_frame, event)))
                 last_sent = max(last_sent, event.seq)
+            if frames:
+                self.write("".join(frames))
             await self.flush()
+            last_flush = loop.time()
 
     def _overflowed(self) -> None:
         if not self._live:

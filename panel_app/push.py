@@ -51,7 +51,9 @@ TOAST_SEVERITY = {"info": 0, "success": 1, "warning": 2, "error": 3}
 
 _ONCE_LOCK = threading.Lock()
 _ONCE: collections.OrderedDict[tuple[int, str], tuple[object, Any]] = collections.OrderedDict()
-_ONCE_MAX = 512
+#: Entries kept: at the feed's full rate (~500 events/s, each SSE client's frame among them)
+#: an entry lives a few seconds, far longer than any session or client takes to use it.
+_ONCE_MAX = 4096
 
 
 @contextlib.contextmanager

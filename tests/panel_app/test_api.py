@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -352,3 +353,47 @@ def wait_for(predicate: object, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def test_sse_writes_a_client_at_most_once_per_flush_interval(kernel: Kernel) -> None:
+    # Events arriving within the interval go out together: one socket write, not one each.
+    server = start_server(kernel, make_access(sse_flush_interval_s=0.5))
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    chunks: list[tuple[float, bytes]] = []
+    done = threading.Event()
+
+    def read() -> None:
+        sock.settimeout(0.2)
+        while not done.is_set():
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append((time.monotonic(), data))
+
+    try:
+        sock.sendall(
+            b"GET /api/events?topic=system.eta HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Authorization: Bearer {VIEWER_TOKEN}\r\n\r\n".encode()
+        )
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert wait_for(lambda: kernel.bus.subscriber_count("system.eta") == 1)
+        seqs = []
+        for _ in range(6):  # 6 events 50 ms apart: 250 ms, within one interval after the first
+            seqs += publish_beats(kernel, "eta", 1)
+            time.sleep(0.05)
+        assert wait_for(lambda: f"id: {seqs[-1]}".encode() in b"".join(c for _, c in chunks))
+    finally:
+        done.set()
+        sock.close()
+        server.stop(engine=False)
+
+    holding = [i for i, (_, c) in enumerate(chunks) if b"id: " in c]
+    text = b"".join(c for _, c in chunks)
+    assert [int(x) for x in re.findall(rb"id: (\d+)", text)] == seqs  # all, in order
+    assert len(holding) <= 2, f"{len(holding)} writes for 6 events 50 ms apart"
