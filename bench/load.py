@@ -15,7 +15,7 @@ competes with the server for the GIL, as clients on other machines would not). E
 bounded.
 
     .venv/bin/python -m bench.load [--sessions 10] [--sse 50] [--seconds 60] [--rate 500]
-                                   [--sse-process]
+                                   [--sse-process] [--browsers-idle] [--untuned]
 """
 
 from __future__ import annotations
