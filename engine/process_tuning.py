@@ -84,7 +84,8 @@ class GcPauses:
             log.warning("garbage collection stopped the process for %.0f ms", pause * 1e3)
 
     def as_dict(self) -> dict[str, Any]:
-        """Passes, total and longest pause (ms) per generation, and the objects tracked."""
+        """Passes, total and longest pause (ms) per generation, the objects frozen at start-up
+        and the GIL switch interval in force."""
         return {
             "collections": list(self.collections),
             "pause_ms": [round(p * 1e3, 1) for p in self.pause_s],
