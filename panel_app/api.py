@@ -11,7 +11,8 @@
   ``event: overflow`` and disconnected: it reconnects with its last id and catches up from
   the log. The engine thread only appends to a bounded buffer; it never waits for a client.
   A client is written to at most every ``access.sse_flush_interval_s`` (default 20 ms): the
-  events of that moment go in one write, each encoded once for all clients.
+  events of that moment go in one write. The clients of one topic pattern share one bus
+  subscription and the same encoded bytes (:class:`panel_app.sse.SseHub`).
 * ``POST /api/command`` - ``{"command": ..., "args": {...}}`` as the caller (operators only;
   a refusal is audited as ``command_refused``).
 
@@ -22,13 +23,9 @@ errors are JSON ``{"error": message}``, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
-import math
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -38,30 +35,31 @@ from tornado.iostream import StreamClosedError
 
 from engine.access_config import Identity
 from panel_app.auth import AccessGate, issue_command
-from panel_app.push import once_per_event
+from panel_app.sse import FORCE_CLOSE_AFTER_S, SseClient, SseHub, dumps, replay
 from streams import topics
-from streams.errors import EventError, SeamlessError
-from streams.events import Event
+from streams.errors import EventError
 
 log = logging.getLogger(__name__)
 
 KernelProvider = Callable[[], Any]
-_REPLAY_PAGE = 1_000
 _MAX_BODY = 64 * 1024
 
 
 def api_routes(
-    kernel: KernelProvider, gate: AccessGate, prefix: str = "/api"
+    kernel: KernelProvider, gate: AccessGate, prefix: str = "/api", hub: SseHub | None = None
 ) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
     """Tornado routes for ``pn.serve(extra_patterns=...)`` / ``panel serve --plugins``.
 
-    ``kernel`` is called per request and returns the process's engine.
+    ``kernel`` is called per request and returns the process's engine. ``hub``: the SSE
+    fan-out every ``/events`` client of the server shares (default: a new one).
     """
     opts = {"kernel": kernel, "gate": gate}
+    if hub is None:
+        hub = SseHub(gate.access.sse_flush_interval_s, gate.access.sse_queue_size)
     return [
         (f"{prefix}/state", StateHandler, opts),
         (f"{prefix}/health", HealthHandler, opts),
-        (f"{prefix}/events", EventsHandler, opts),
+        (f"{prefix}/events", EventsHandler, {**opts, "hub": hub}),
         (f"{prefix}/command", CommandHandler, opts),
         (f"{prefix}/cluster", ClusterHandler, opts),
     ]
@@ -106,7 +104,7 @@ class ApiHandler(tornado.web.RequestHandler):
         """Send ``data`` as JSON (non-finite floats become null)."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.finish(_dumps(data))
+        self.finish(dumps(data))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Only the reason we chose (or the standard phrase): never exception text.
@@ -213,70 +211,23 @@ class CommandHandler(ApiHandler):
         self.write_json({"accepted": True, "command": command, "actor": self.identity.user}, 202)
 
 
-class _Mailbox:
-    """A bounded hand-off from the engine thread to one SSE client on the IOLoop.
-
-    ``put`` (engine thread) appends under a short lock and wakes the loop at most once per
-    drain; when full it marks the client overflowed and stops buffering.
-    """
-
-    def __init__(self, loop: IOLoop, capacity: int, on_overflow: Callable[[], None]) -> None:
-        self._loop = loop
-        self._capacity = capacity
-        self._on_overflow = on_overflow
-        self._items: deque[Event] = deque()
-        self._lock = threading.Lock()
-        self._signalled = False
-        self.overflowed = False
-        self.ready = asyncio.Event()
-
-    def put(self, event: Event) -> None:
-        with self._lock:
-            if self.overflowed:
-                return
-            if len(self._items) >= self._capacity:
-                self.overflowed = True
-                self._items.clear()
-                wake, overflow = True, True
-            else:
-                self._items.append(event)
-                wake, overflow = not self._signalled, False
-                self._signalled = True
-        if overflow:
-            self._loop.add_callback(self._on_overflow)
-        if wake:
-            self._loop.add_callback(self.ready.set)
-
-    def reset(self) -> None:
-        """Forget an overflow and start buffering again."""
-        with self._lock:
-            self._items.clear()
-            self.overflowed = False
-            self._signalled = False
-            self.ready.clear()
-
-    def drain(self) -> list[Event]:
-        with self._lock:
-            items = list(self._items)
-            self._items.clear()
-            self._signalled = False
-            self.ready.clear()
-        return items
-
-
 class EventsHandler(ApiHandler):
-    """``GET /api/events``: the SSE stream (see the module docstring for the protocol)."""
+    """``GET /api/events``: the SSE stream (protocol in the module docstring; the fan-out to
+    clients is :class:`panel_app.sse.SseHub`)."""
 
-    def initialize(self, kernel: KernelProvider, gate: AccessGate) -> None:
+    def initialize(
+        self, kernel: KernelProvider, gate: AccessGate, hub: SseHub | None = None
+    ) -> None:
         super().initialize(kernel, gate)
+        # api_routes passes the server's one hub; a hub of its own still works, unshared.
+        self.hub = hub or SseHub(gate.access.sse_flush_interval_s, gate.access.sse_queue_size)
+        self._client: SseClient | None = None
         self._closed = False
-        self._live = False
-        self._wake: asyncio.Event | None = None
 
     def on_connection_close(self) -> None:
         self._closed = True
-        if self._wake is not None:
-            self._wake.set()
+        if self._client is not None:
+            self._client.close()
 
     async def get(self) -> None:
         pattern = self.get_query_argument("topic", ">")
@@ -286,12 +237,9 @@ class EventsHandler(ApiHandler):
             raise self.bad_request(f"topic: {exc}") from None
         last_id = self._last_event_id()
         kernel = self.kernel
-        access = self.gate.access
         loop = IOLoop.current()
-        mailbox = _Mailbox(loop, access.sse_queue_size, self._overflowed)
-        self._wake = mailbox.ready
-        # Subscribe before reading the log, so nothing falls between replay and live.
-        subscription = kernel.bus.subscribe(pattern, mailbox.put, name=f"sse:{id(self)}")
+        # Join before reading the log, so nothing falls between replay and live.
+        client = self._client = self.hub.join(kernel.bus, pattern, self)
         try:
             self.set_header("Content-Type", "text/event-stream; charset=utf-8")
             self.set_header("X-Accel-Buffering", "no")
@@ -299,15 +247,13 @@ class EventsHandler(ApiHandler):
             await self.flush()
             last_sent = 0
             if last_id is not None:
-                last_sent = await self._catch_up(kernel, pattern, last_id, mailbox)
-            self._live = True
-            await self._stream_live(
-                mailbox, last_sent, access.sse_heartbeat_s, access.sse_flush_interval_s
-            )
+                last_sent = await self._catch_up(kernel, pattern, last_id, client)
+            client.go_live(last_sent, loop.time())
+            await self._serve(client, self.gate.access.sse_heartbeat_s)
         except StreamClosedError:
             pass
         finally:
-            subscription.dispose()
+            self.hub.leave(kernel.bus, pattern, client)
         if not self._finished and not self._closed:
             self.finish()
 
@@ -321,111 +267,43 @@ class EventsHandler(ApiHandler):
             raise self.bad_request(f"Last-Event-ID: expected a non-negative seq, got {raw[:40]!r}")
         return int(raw)
 
-    async def _catch_up(self, kernel: Any, pattern: str, last_id: int, mailbox: _Mailbox) -> int:
+    async def _catch_up(self, kernel: Any, pattern: str, last_id: int, client: SseClient) -> int:
         # The log holds everything a full buffer drops, so overflow while replaying only means
         # "read the log again" - the client is not slow, the replay is long.
         last_sent = last_id
         while True:
-            last_sent = await self._replay(kernel, pattern, last_sent)
-            if not mailbox.overflowed:
+            last_sent = await replay(
+                self, kernel.log.read, pattern, last_sent, lambda: self._closed
+            )
+            if not client.overflowed:
                 return last_sent
-            mailbox.reset()
+            client.reset()
 
-    async def _replay(self, kernel: Any, pattern: str, last_id: int) -> int:
-        last_sent = last_id
+    async def _serve(self, client: SseClient, heartbeat_s: float) -> None:
+        """Live: the hub writes the events; here only heartbeats, overflow and the end."""
         loop = IOLoop.current()
-        while not self._closed:
+        while not (self._closed or client.closed):
             try:
-                page = await loop.run_in_executor(
-                    None,
-                    lambda since=last_sent: kernel.log.read(
-                        since_seq=since, topic=pattern, limit=_REPLAY_PAGE
-                    ),
-                )
-            except SeamlessError:
-                log.exception("sse: replay from the event log failed")
-                self.write('event: error\ndata: {"error": "event log unavailable"}\n\n')
-                await self.flush()
-                raise StreamClosedError() from None
-            for event in page:
-                self.write(_frame(event))
-                last_sent = event.seq
-            await self.flush()
-            if len(page) < _REPLAY_PAGE:
-                break
-        return last_sent
-
-    async def _stream_live(
-        self, mailbox: _Mailbox, last_sent: int, heartbeat_s: float, flush_interval_s: float
-    ) -> None:
-        loop = IOLoop.current()
-        last_flush = 0.0
-        while not self._closed:
-            try:
-                await asyncio.wait_for(mailbox.ready.wait(), timeout=heartbeat_s)
+                await asyncio.wait_for(client.wake.wait(), timeout=heartbeat_s)
             except TimeoutError:
-                self.write(": heartbeat\n\n")
-                await self.flush()
+                if loop.time() - client.last_write >= heartbeat_s * 0.9:
+                    self.write(": heartbeat\n\n")
+                    client.last_write = loop.time()
+                    await self.flush()
                 continue
-            # Let the events of the next moment join these: one write per client per
-            # interval, not one per event (each is a syscall that also wakes the client).
-            pause = last_flush + flush_interval_s - loop.time()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            if self._closed:
-                return
-            if mailbox.overflowed:
+            client.wake.clear()
+            if client.overflowed and not client.closed:
                 self.write('event: overflow\ndata: {"error": "client too slow; reconnect"}\n\n')
+                # A blocked flush only ends when the connection does: close it if nothing drains.
+                loop.call_later(FORCE_CLOSE_AFTER_S, self._force_close)
                 await self.flush()
                 return
-            frames = []
-            for event in mailbox.drain():
-                if event.seq and event.seq <= last_sent:
-                    continue  # already sent from the log replay
-                # Every client receives the same event object: encode it once for all.
-                frames.append(once_per_event(event, "sse-frame", functools.partial(_frame, event)))
-                last_sent = max(last_sent, event.seq)
-            if frames:
-                self.write("".join(frames))
-            await self.flush()
-            last_flush = loop.time()
-
-    def _overflowed(self) -> None:
-        if not self._live:
-            return  # replaying: _catch_up reads the log again
-        log.warning("sse client %s fell behind; disconnecting", self.request.remote_ip)
-        self._wake_up()
-        # A blocked flush only ends when the connection does: close it if nothing drains.
-        IOLoop.current().call_later(5.0, self._force_close)
-
-    def _wake_up(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
 
     def _force_close(self) -> None:
         if not self._finished and self.request.connection is not None:
             stream = getattr(self.request.connection, "stream", None)
             if stream is not None:
                 stream.close()
-
-
-def _frame(event: Event) -> str:
-    data = _dumps(event.to_dict())
-    return f"id: {event.seq}\ndata: {data}\n\n" if event.seq else f"data: {data}\n\n"
-
-
-def _dumps(data: Any) -> str:
-    return json.dumps(_finite(data), default=str, separators=(",", ":"))
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _updated_ns(store: Any) -> int:

@@ -24,6 +24,7 @@ from engine.process_tuning import tune_process
 from panel_app import engine_instance
 from panel_app.api import api_routes
 from panel_app.auth import AccessGate, SeamlessAuthProvider, current_role, current_user
+from panel_app.sse import SseHub
 from streams.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class DashboardServer:
         _check_operator_actors(config, self.gate)
         self._kernel = kernel
         self._app = app
+        #: The fan-out of ``/api/events`` to every SSE client of this server.
+        self.sse_hub = SseHub(access.sse_flush_interval_s, access.sse_queue_size)
         self._thread: Any = None
         self._server: Any = None
 
@@ -105,7 +108,9 @@ class DashboardServer:
             "port": self.port,
             "address": self.address,
             "websocket_origin": self.websocket_origins(),
-            "extra_patterns": api_routes(engine_instance.current_engine, self.gate),
+            "extra_patterns": api_routes(
+                engine_instance.current_engine, self.gate, hub=self.sse_hub
+            ),
             "auth_provider": SeamlessAuthProvider(self.gate),
             "cookie_secret": self.gate.cookie_secret,
             "title": "Seamless",

@@ -397,3 +397,35 @@ def test_sse_writes_a_client_at_most_once_per_flush_interval(kernel: Kernel) -> 
     text = b"".join(c for _, c in chunks)
     assert [int(x) for x in re.findall(rb"id: (\d+)", text)] == seqs  # all, in order
     assert len(holding) <= 2, f"{len(holding)} writes for 6 events 50 ms apart"
+
+
+def test_sse_clients_of_one_pattern_share_one_bus_subscription(
+    server: DashboardServer, kernel: Kernel
+) -> None:
+    # The engine thread hands each event to the hub once per pattern, not once per client.
+    pattern = "system.theta"
+    streams = [SseStream(server.port, f"/api/events?topic={pattern}", BEARER) for _ in range(3)]
+    try:
+        assert wait_for(lambda: server_clients(server) >= 3)
+        assert kernel.bus.subscriber_count(pattern) == 1
+        seqs = publish_beats(kernel, "theta", 4)
+
+        got = [s.collect(lambda frames: len(frames) >= 4) for s in streams]
+    finally:
+        for s in streams[:2]:
+            s.close()
+    try:
+        publish_beats(kernel, "theta", 1)  # the closed sockets end their handlers
+        assert wait_for(lambda: server_clients(server) == 1)
+        assert kernel.bus.subscriber_count(pattern) == 1  # the third client still streams
+    finally:
+        streams[2].close()
+    publish_beats(kernel, "theta", 1)
+
+    assert all([int(f["id"]) for f in frames] == seqs for frames in got)
+    assert wait_for(lambda: kernel.bus.subscriber_count(pattern) == 0)
+
+
+def server_clients(server: DashboardServer) -> int:
+    """SSE clients connected to ``server`` now (every route of it shares one hub)."""
+    return server.sse_hub.client_count()
