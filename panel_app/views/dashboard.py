@@ -40,9 +40,14 @@ from panel_app.services import EngineStreams, build_streams
 from panel_app.views.live_html import LiveHTML
 from panel_app.views.live_panes import (
     BADGE_CSS,
+    INDICATOR_CSS,
+    INDICATORS,
+    INDICATORS_HEIGHT,
     LAST_TRADE_HEIGHT,
     POSITIONS_HEIGHT,
     badge,
+    indicator_values,
+    indicators_html,
     position_rows,
     positions_html,
     status_html,
@@ -61,7 +66,6 @@ from streams.events import (
     TradingStateChanged,
 )
 
-INDICATORS = ("equity", "daily", "realized", "unrealized", "drawdown")
 #: Chart ranges a user can pick (seconds shown; 0 = everything kept).
 CHART_WINDOWS = {"everything": 0, "last minute": 60, "last 5 minutes": 300, "last hour": 3_600}
 
@@ -107,19 +111,13 @@ class DashboardView(pn.viewable.Viewer):
 
     # -- layout -------------------------------------------------------------------------------
     def _build(self) -> None:
-        fmt = "{value:,.2f}"
-        self.numbers = {
-            name: pn.indicators.Number(
-                label=name.replace("_", " ").title(),
-                value=0.0,
-                format=fmt,
-                font_size="22pt",
-                title_size="10pt",
-                css_classes=[f"sl-ind-{name}"],
-                colors=[(0, "#d62728"), (1e18, "#2ca02c")] if name != "equity" else None,
-            )
-            for name in INDICATORS
-        }
+        self.indicators = LiveHTML(
+            indicators_html(indicator_values({})),
+            sizing_mode="stretch_width",
+            height=INDICATORS_HEIGHT,
+            css_classes=["sl-indicators-pane"],
+            stylesheets=[INDICATOR_CSS],
+        )
         self.status_pane = LiveHTML(
             "", sizing_mode="stretch_width", css_classes=["sl-status"], stylesheets=[BADGE_CSS]
         )
@@ -197,7 +195,7 @@ class DashboardView(pn.viewable.Viewer):
         self._apply_chart_window(self.chart_window.value)
         self.chart_window.param.watch(self._on_chart_window, "value")
         self._layout = pn.Column(
-            pn.Row(*self.numbers.values(), sizing_mode="stretch_width"),
+            self.indicators,
             pn.Row(
                 pn.Column("### Positions", self.positions, sizing_mode="stretch_width"),
                 pn.Column(
@@ -379,14 +377,14 @@ class DashboardView(pn.viewable.Viewer):
     # -- throttled tier (session loop) --------------------------------------------------------
     def _on_pnl(self, event: PnlUpdated) -> None:
         self._touch()
-        self._show_pnl(
-            {
-                "equity": event.equity,
-                "daily": event.daily,
-                "realized": event.realized,
-                "unrealized": event.unrealized,
-                "drawdown": event.drawdown,
-            }
+        self._set_indicators(
+            once_per_event(
+                event,
+                "indicators-html",
+                lambda: indicators_html(
+                    indicator_values({name: getattr(event, name) for name in INDICATORS})
+                ),
+            )
         )
         self.equity_source.stream(
             {
@@ -473,11 +471,11 @@ class DashboardView(pn.viewable.Viewer):
         self._last_data_ns = time.time_ns()
 
     def _show_pnl(self, pnl: Any) -> None:
-        for name in INDICATORS:
-            value = float(pnl.get(name, 0.0) or 0.0)
-            value = -abs(value) if name == "drawdown" else value
-            if self.numbers[name].value != value:
-                self.numbers[name].value = value
+        self._set_indicators(indicators_html(indicator_values(pnl)))
+
+    def _set_indicators(self, text: str) -> None:
+        if self.indicators.object != text:
+            self.indicators.object = text
 
     def _refresh_positions(self) -> None:
         """Session loop: show the store's positions (HTML built once per state version)."""

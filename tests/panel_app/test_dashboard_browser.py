@@ -118,6 +118,26 @@ def test_positions_table_has_one_row_per_symbol(page: Page, served: Any) -> None
     assert symbols <= first_cells
 
 
+def test_indicators_show_the_engines_pnl(page: Page, served: Any) -> None:
+    # The throttled tier replaces the tiles' text; wait for the page to show what the store
+    # holds (the engine keeps trading, so compare with a fresh read until they agree).
+    tile = page.wait("[data-testid=indicator-equity]")
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    shown = stored = None
+    while time.monotonic() < deadline:
+        shown = float(tile.get_attribute("data-value") or "nan")
+        stored = float(served.kernel.store.get_state("pnl")["equity"])
+        if shown == pytest.approx(stored, abs=0.01) and stored != 0.0:
+            break
+        time.sleep(0.2)
+    assert shown == pytest.approx(stored, abs=0.01)
+    assert page.page.locator("[data-testid=indicator-equity] .sl-ind-value").inner_text() == (
+        f"{shown:,.2f}"
+    )
+    for name in ("daily", "realized", "unrealized", "drawdown"):
+        page.wait(f"[data-testid=indicator-{name}]")
+
+
 def test_engine_trade_appears_and_notifies(page: Page, served: Any) -> None:
     # A name of its own, and the engine's own strategy paused: its trades' toasts (and a
     # position-closed toast, more severe) would be merged into the same toast, which shows

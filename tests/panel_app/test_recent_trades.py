@@ -20,7 +20,13 @@ from panel_app.aggregates import TradeAggregator
 from panel_app.html_tables import Column, html_table, money, quantity
 from panel_app.recent_trades import TRADE_FIELDS, RecentTrades, trade_row
 from panel_app.views.live_html import LiveHTML
-from panel_app.views.live_panes import POSITION_TITLES, position_rows, positions_html
+from panel_app.views.live_panes import (
+    POSITION_TITLES,
+    indicator_values,
+    indicators_html,
+    position_rows,
+    positions_html,
+)
 from panel_app.views.tape import TradeTape
 from streams.events import TradeExecuted
 from tests.panel_app.access_server import make_kernel
@@ -489,3 +495,25 @@ def test_tape_sends_the_whole_table_when_the_columns_change() -> None:
     decoded = html.unescape(model.text)  # the model holds the HTML escaped
     assert re.findall(r'<th data-field="([^"]*)"', decoded) == ["time", "price"]
     assert keys(decoded) == ["f2", "f1"]
+
+
+def test_indicators_colour_losses_red_and_show_drawdown_as_a_loss() -> None:
+    values = indicator_values(
+        {"equity": 101_234.5, "daily": -12.0, "realized": 3.0, "unrealized": 0.0, "drawdown": 7.5}
+    )
+
+    text = indicators_html(values)
+
+    assert values["drawdown"] == -7.5
+    tiles = dict(re.findall(r'data-testid="indicator-(\w+)" data-value="([^"]+)"', text))
+    assert tiles == {
+        "equity": "101234.5",
+        "daily": "-12.0",
+        "realized": "3.0",
+        "unrealized": "0.0",
+        "drawdown": "-7.5",
+    }
+    assert '<div class="sl-ind-value">101,234.50</div>' in text  # equity: not coloured
+    assert '<div class="sl-ind-value sl-neg">-12.00</div>' in text
+    assert '<div class="sl-ind-value sl-pos">3.00</div>' in text
+    assert '<div class="sl-ind-value sl-neg">-7.50</div>' in text
