@@ -16,6 +16,7 @@ bounded.
 
     .venv/bin/python -m bench.load [--sessions 10] [--sse 50] [--seconds 60] [--rate 500]
                                    [--sse-process] [--browsers-idle] [--untuned]
+                                   [--sse-flush S]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import dataclasses
 import http.client
 import json
 import multiprocessing
+import re
 import resource
 import socket
 import statistics
@@ -52,6 +54,7 @@ from bench.ui_latency import (  # noqa: E402
 )
 
 LAG_EVERY = 10  # decode every 10th frame for the lag (keeps the clients' own CPU small)
+FRAME = re.compile(rb"^id: (\d+)\ndata: ([^\n]*)\n", re.MULTILINE)
 
 
 class SseClient(threading.Thread):
@@ -84,16 +87,23 @@ class SseClient(threading.Thread):
                 self.stop.wait(0.2)
 
     def _read(self, resp: http.client.HTTPResponse) -> None:
-        seq = 0
+        # Whole chunks parsed with regular expressions, not line by line in Python: 50 clients
+        # on this host must not take the CPU the server is measured on (as clients on other
+        # machines would not).
+        buf = b""
         while not self.stop.is_set():
-            line = resp.fp.readline()
-            if not line:
+            data = resp.read1(65536)
+            if not data:
                 return
-            if line.startswith(b"id: "):
-                seq = int(line[4:])
-            elif line.startswith(b"event: overflow"):
+            buf += data
+            end = buf.rfind(b"\n\n")
+            if end < 0:
+                continue
+            block, buf = buf[: end + 2], buf[end + 2 :]
+            if b"event: overflow" in block:
                 self.overflows += 1
-            elif line.startswith(b"data: ") and seq:
+            for seq_text, payload in FRAME.findall(block):
+                seq = int(seq_text)
                 self.received += 1
                 if seq <= self.last_seq:
                     self.dups += 1
@@ -102,9 +112,8 @@ class SseClient(threading.Thread):
                         self.gaps += seq - self.last_seq - 1
                     self.last_seq = seq
                 if self.received % LAG_EVERY == 0:
-                    ts_init = json.loads(line[6:])["ts_init"]
+                    ts_init = json.loads(payload)["ts_init"]
                     self.lags_ms.append((time.time_ns() - ts_init) / 1e6)
-                seq = 0
 
     def close(self) -> None:
         sock = self.conn.sock if self.conn is not None else None
@@ -165,6 +174,43 @@ class Sampler(threading.Thread):
             self.rss_mib.append(rss_mib())
 
 
+class PushTimes:
+    """When each session's message carrying a probe fill was written (bench instrumentation).
+
+    Wraps the dashboard's ``_flush_trades`` (which takes the fills queued for a session) and
+    ``SessionBridge._drain`` (whose end sends the session's one Bokeh message, the socket
+    write included) so the server side of publish -> page can be told from the page's own
+    share: ``written[fill_id]`` holds one wall time (ms) per session that sent it."""
+
+    def __init__(self) -> None:
+        from panel_app.push import SessionBridge
+        from panel_app.views.dashboard import DashboardView
+
+        self.written: dict[str, list[float]] = {}
+        flush_trades, drain = DashboardView._flush_trades, SessionBridge._drain
+        times = self
+
+        def timed_flush(view: Any) -> None:
+            ids = [e.fill_id for e in view._pending_trades]
+            flush_trades(view)
+            view.bridge.__dict__.setdefault("_bench_fills", []).extend(ids)
+
+        def timed_drain(bridge: Any) -> None:
+            drain(bridge)
+            ids = bridge.__dict__.pop("_bench_fills", None)
+            if ids:
+                now = time.time() * 1000
+                for fill in ids:
+                    times.written.setdefault(fill, []).append(now)
+
+        DashboardView._flush_trades = timed_flush  # type: ignore[method-assign,assignment]
+        SessionBridge._drain = timed_drain  # type: ignore[method-assign,assignment]
+
+    def latencies(self, sent: dict[str, float]) -> list[float]:
+        """Server push latency (ms) of every (probe, session) pair that was written."""
+        return [t - sent[f] for f, ts in self.written.items() if f in sent for t in ts]
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -200,18 +246,19 @@ def open_pages(browser: Any, url: str, port: int, n: int) -> tuple[list[Any], li
 
 
 def browser_latency(
-    kernel: Any, pages: list[Any], until: float, timeout_s: float
-) -> tuple[list[float], int, int]:
-    """Publish one bench fill at a time until ``until``; (latencies ms, missed, sent)."""
+    kernel: Any, pages: list[Any], until: float, timeout_s: float, sent: dict[str, float]
+) -> tuple[list[float], int]:
+    """Publish one bench fill at a time until ``until`` (their publish times, ms, go in
+    ``sent``); returns (latencies ms, missed)."""
 
     latencies: list[float] = []
-    missed = sent = 0
+    missed = 0
     while time.monotonic() < until:
-        fill, sent_ms = publish_probe(kernel, "load", sent)
-        sent += 1
+        fill, sent_ms = publish_probe(kernel, "load", len(sent))
+        sent[fill] = sent_ms
         missed += wait_seen(pages, fill, sent_ms, timeout_s, 0.25, latencies)
         time.sleep(0.2)
-    return latencies, missed, sent
+    return latencies, missed
 
 
 def pct(values: list[float]) -> str:
@@ -235,6 +282,12 @@ def main() -> None:
         help="run Chromium under SCHED_IDLE (the CPU the server leaves, as on other machines)",
     )
     parser.add_argument(
+        "--sse-flush",
+        type=float,
+        default=None,
+        help="access.sse_flush_interval_s (default: the configured default)",
+    )
+    parser.add_argument(
         "--untuned",
         action="store_true",
         help="keep CPython's defaults instead of what `seamless serve` sets (the baseline)",
@@ -256,9 +309,15 @@ def main() -> None:
     if not args.untuned:
         tune_process(config.engine)
     port = free_port()
-    server = DashboardServer(config, port=port, kernel=kernel, access=make_access())
+    access = make_access()
+    if args.sse_flush is not None:
+        access = dataclasses.replace(access, sse_flush_interval_s=args.sse_flush)
+    server = DashboardServer(config, port=port, kernel=kernel, access=access)
     url = f"http://127.0.0.1:{port}/"
     stop = threading.Event()
+    push = PushTimes()
+    probes: dict[str, float] = {}
+    fill_ids: list[str] = []
     clients: list[SseClient] = []
     summaries: list[SseSummary] = []
     child: Any = None
@@ -268,8 +327,13 @@ def main() -> None:
         with sync_playwright() as pw:
             browser = launch_browser(pw, args.browsers_idle)
             t0 = time.monotonic()
+            # Open the pages before the strategy trades: under the full load ten pages on
+            # this host took 4-5 minutes to load (their renderers cannot keep up, see
+            # bench/page_cost.py); the figures are of pages that are open.
+            kernel.command("pause", "engine")
             contexts, pages = open_pages(browser, url, port, args.sessions)
             print(f"{args.sessions} pages open in {time.monotonic() - t0:.1f} s", flush=True)
+            kernel.command("resume", "engine")
             if args.sse_process:
                 mp = multiprocessing.get_context("spawn")
                 conn, child_conn = mp.Pipe()
@@ -280,11 +344,16 @@ def main() -> None:
                 clients = run_sse_clients(port, args.sse, stop)
             sampler.start()
             bus, inbox = kernel.bus, kernel.bus._inbox
-            d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.conflated, cpu_s(), time.monotonic()
-            lat, missed, sent = browser_latency(
-                kernel, pages, w0 + args.seconds, args.event_timeout
+            fills = bus.subscribe(
+                "fills.*", lambda e: fill_ids.append(getattr(e, "fill_id", "")), name="bench"
             )
+            d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.conflated, cpu_s(), time.monotonic()
+            lat, missed = browser_latency(
+                kernel, pages, w0 + args.seconds, args.event_timeout, probes
+            )
+            sent = len(probes)
             wall = time.monotonic() - w0
+            fills.dispose()
             dispatched, conflated, cpu = bus.stats.dispatched - d0, inbox.conflated - c0, cpu_s()
             if child is not None:
                 conn.send("stop")
@@ -323,6 +392,16 @@ def main() -> None:
         f" overflows {sum(c.overflows for c in summaries)},"
         f" reconnects {sum(c.disconnects for c in summaries)},"
         f" threads still alive {sum(c.alive for c in summaries)} (clients in {where})"
+    )
+    own_fills = len([f for f in fill_ids if f not in probes])
+    print(
+        f"  fills: {own_fills / wall:.1f}/s by the strategy + {sent / wall:.1f}/s probes,"
+        f" each pushed to every page"
+    )
+    server_push = push.latencies(probes)
+    print(
+        f"  server push (publish -> the session's message written): {pct(server_push)}"
+        f" ({len(server_push)} probe x session samples)"
     )
     print(
         f"  browser: {pct(lat)} (mean {statistics.fmean(lat) if lat else float('nan'):.1f} ms,"

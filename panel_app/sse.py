@@ -19,10 +19,12 @@ never waits for a client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import math
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -39,8 +41,17 @@ from streams.events import Event
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 1_000
+#: Least number of events a pattern's buffer holds between two flushes. It only fills when the
+#: server's loop stalls (slow clients are caught by their own ``sse_queue_size``); when it
+#: does, every client of the pattern reconnects and catches up from the log.
+FEED_BUFFER_MIN = 100_000
 #: How long an overflowed client's last write may block before its connection is closed.
 FORCE_CLOSE_AFTER_S = 5.0
+#: The kernel's send buffer of an SSE connection. Bounded (Linux otherwise lets it grow to
+#: ``tcp_wmem``'s 4 MiB, ~16,000 events), so a client that stops reading shows as one whose
+#: writes do not drain within about 500 events, and is then caught by ``sse_queue_size``.
+#: Still ~2.5 MB/s at 50 ms round trips, far above the full feed's ~150 kB/s.
+SEND_BUFFER_BYTES = 64 * 1024
 
 
 class SseClient:
@@ -53,6 +64,7 @@ class SseClient:
 
     def __init__(self, handler: tornado.web.RequestHandler, capacity: int) -> None:
         self.handler = handler
+        _bound_send_buffer(handler)
         self.capacity = capacity
         self.live = False
         self.closed = False
@@ -205,8 +217,9 @@ class _PatternFeed:
 class SseHub:
     """Fans bus events out to the SSE clients of one server (see the module docstring).
 
-    ``flush_interval_s``: a client is written to at most this often; ``capacity``: events
-    buffered per pattern between flushes and per client while it replays or cannot drain.
+    ``flush_interval_s``: a client is written to at most this often; ``capacity``
+    (``access.sse_queue_size``): events buffered per client while it replays the log or while
+    its socket does not drain (each pattern's buffer holds at least ``FEED_BUFFER_MIN``).
     Loop thread only, except the bus callbacks (engine thread), which only buffer.
     """
 
@@ -220,7 +233,9 @@ class SseHub:
         key = (id(bus), pattern)
         feed = self._feeds.get(key)
         if feed is None or feed.bus is not bus:
-            feed = _PatternFeed(self, bus, pattern, IOLoop.current(), self.capacity)
+            feed = _PatternFeed(
+                self, bus, pattern, IOLoop.current(), max(self.capacity, FEED_BUFFER_MIN)
+            )
             self._feeds[key] = feed
         client = SseClient(handler, self.capacity)
         feed.clients.append(client)
@@ -250,8 +265,15 @@ def frame(event: Event) -> str:
 
 
 def dumps(data: Any) -> str:
-    """Compact JSON; non-finite floats become null (JSON has no NaN)."""
-    return json.dumps(_finite(data), default=str, separators=(",", ":"))
+    """Compact JSON; non-finite floats become null (JSON has no NaN), other values that are
+    not JSON become their ``str``."""
+    try:  # the common case, with an encoder built once (json.dumps builds one per call)
+        return _STRICT(data)
+    except (TypeError, ValueError):
+        return json.dumps(_finite(data), default=str, separators=(",", ":"))
+
+
+_STRICT = json.JSONEncoder(allow_nan=False, separators=(",", ":"), check_circular=False).encode
 
 
 def _finite(value: Any) -> Any:
@@ -262,6 +284,14 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def _bound_send_buffer(handler: tornado.web.RequestHandler) -> None:
+    stream = getattr(handler.request.connection, "stream", None)
+    sock = getattr(stream, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
 
 
 def _max_seq(events: list[Event]) -> int:

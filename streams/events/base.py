@@ -144,10 +144,13 @@ class Event:
     # -- serialization ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict holding every field; ``event_from_dict`` restores it exactly."""
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:  # dataclasses.fields() per call costs more than the copy itself
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
         out: dict[str, Any] = {"type": self.TYPE}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = _to_plain(value)
+        for name in names:
+            value = getattr(self, name)
+            out[name] = value if type(value) in _PLAIN else _to_plain(value)
         return out
 
     def payload(self) -> dict[str, Any]:
@@ -217,6 +220,12 @@ def _type_hints(cls: type) -> dict[str, Any]:
         hints = typing.get_type_hints(cls)
         _HINTS[cls] = hints
     return hints
+
+
+#: Field names per event class, in declaration order (filled on first use).
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+#: Values that ``_to_plain`` returns unchanged.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _to_plain(value: Any) -> Any:
