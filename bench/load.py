@@ -6,10 +6,13 @@ api tokens) on a free loopback port. ``--sessions`` headless Chromium pages sign
 a real ``/login``) and ``--sse`` threads stream ``/api/events?topic=>`` with a viewer bearer
 token (reconnecting with ``Last-Event-ID`` after an overflow or a disconnect) for
 ``--seconds``. Meanwhile the main thread publishes ``TradeExecuted`` fills one at a time and
-times publish -> DOM in every page as ``bench/ui_latency.py`` does. Prints figures (no
-pass/fail): bus inbox depth, dispatch rate, conflation; SSE events, lag (receive time minus
-``ts_init``, every 10th frame), seq gaps, disconnects, overflows; browser latency; process RSS
-and CPU. The server, engine, SSE clients and the Playwright driver share this process (with
+times publish -> DOM in every page as ``bench/ui_latency.py`` does, and on the server when each
+session's message carrying the fill was written (:class:`PushTimes`). The pages are opened
+with the strategy paused (under the full load ten pages on this host took minutes to load).
+Prints figures (no pass/fail): bus inbox depth, dispatch rate, conflation; SSE events, lag
+(receive time minus ``ts_init``, every 10th frame), seq gaps, disconnects, overflows; the
+strategy's fill rate; server push and browser latency; process RSS and CPU. The server,
+engine, SSE clients and the Playwright driver share this process (with
 ``--sse-process`` the SSE clients run in a child process: their decoding then no longer
 competes with the server for the GIL, as clients on other machines would not). Every wait is
 bounded.

@@ -1,0 +1,114 @@
+"""Browser cost of one dashboard page: its renderer's main-thread time per second of wall time.
+
+A real Kernel (temp DuckDB, synthetic feed at ``--rate`` ticks/s, the test engine's fast SMA
+strategy) served by :class:`DashboardServer` on a free loopback port; one headless Chromium
+page signs in and, for ``--seconds`` each, Chrome's own counters (``Performance.getMetrics``:
+task, script, layout and style-recalculation time, layout and recalculation counts) are read
+while the strategy trades and again while it is paused (the throttled tier only: market
+sample, P&L, heartbeat). Prints both, and the fills per second that made the difference. On a
+host where the pages and the server share the CPU, ``task time x pages`` is the CPU the pages
+need: compare it with the cores left beside the server (``bench/load.py``).
+
+    .venv/bin/python -m bench.page_cost [--rate 500] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
+
+from access_server import make_access  # noqa: E402
+from conftest import engine_config, free_port  # noqa: E402
+
+from bench.load import open_pages  # noqa: E402
+from bench.ui_latency import launch_browser  # noqa: E402
+
+METRICS = (
+    "TaskDuration",
+    "ScriptDuration",
+    "LayoutDuration",
+    "RecalcStyleDuration",
+    "LayoutCount",
+    "RecalcStyleCount",
+)
+
+
+def per_second(cdp: Any, kernel: Any, seconds: float) -> tuple[dict[str, float], float]:
+    """Chrome's counters per second of wall time over ``seconds``, and fills per second."""
+    fills: list[object] = []
+    sub = kernel.bus.subscribe("fills.*", fills.append, name="bench")
+    before = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    start = time.monotonic()
+    time.sleep(seconds)
+    after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    wall = time.monotonic() - start
+    sub.dispose()
+    return {k: (after[k] - before[k]) / wall for k in METRICS}, len(fills) / wall
+
+
+def show(label: str, figures: dict[str, float], fills: float) -> None:
+    pct = {k: 100 * v for k, v in figures.items()}
+    print(
+        f"  {label:<22} main thread busy {pct['TaskDuration']:5.1f} %"
+        f" (script {pct['ScriptDuration']:.1f} %, layout {pct['LayoutDuration']:.1f} %,"
+        f" style {pct['RecalcStyleDuration']:.1f} %); {figures['LayoutCount']:.0f} layouts/s,"
+        f" {figures['RecalcStyleCount']:.0f} style recalcs/s; {fills:.1f} fills/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
+    args = parser.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    from engine.kernel import Kernel
+    from engine.process_tuning import tune_process
+    from panel_app.server import DashboardServer
+    from panel_app.services import release_services, services_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="seamless-page-cost-"))
+    config = engine_config(tmp)
+    config = dataclasses.replace(config, feed=dataclasses.replace(config.feed, rate=args.rate))
+    kernel = Kernel.from_config(config).start()
+    services_for(kernel)
+    tune_process(config.engine)
+    port = free_port()
+    server = DashboardServer(config, port=port, kernel=kernel, access=make_access())
+    try:
+        server.start_background()
+        with sync_playwright() as pw:
+            browser = launch_browser(pw)
+            contexts, pages = open_pages(browser, f"http://127.0.0.1:{port}/", port, 1)
+            cdp = contexts[0].new_cdp_session(pages[0])
+            cdp.send("Performance.enable")
+            time.sleep(2)  # past the first paints
+            trading = per_second(cdp, kernel, args.seconds)
+            kernel.command("pause", "engine")
+            time.sleep(1)
+            paused = per_second(cdp, kernel, args.seconds)
+            browser.close()
+    finally:
+        server.stop()
+        release_services(kernel)
+        kernel.stop()
+    print(f"One dashboard page, feed {args.rate:g} ticks/s, {args.seconds:g} s each:")
+    show("strategy trading:", *trading)
+    show("strategy paused:", *paused)
+    per_fill = (trading[0]["TaskDuration"] - paused[0]["TaskDuration"]) / max(trading[1], 1e-9)
+    print(f"  main-thread time per fill pushed: {1000 * per_fill:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
