@@ -156,7 +156,7 @@ def indicator_values(pnl: Mapping[str, Any]) -> dict[str, float]:
     values = {}
     for name in INDICATORS:
         value = float(pnl.get(name, 0.0) or 0.0)
-        values[name] = -abs(value) if name == "drawdown" else value
+        values[name] = (-abs(value) or 0.0) if name == "drawdown" else value  # never "-0.00"
     return values
 
 

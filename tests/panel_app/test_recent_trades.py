@@ -517,3 +517,7 @@ def test_indicators_colour_losses_red_and_show_drawdown_as_a_loss() -> None:
     assert '<div class="sl-ind-value sl-neg">-12.00</div>' in text
     assert '<div class="sl-ind-value sl-pos">3.00</div>' in text
     assert '<div class="sl-ind-value sl-neg">-7.50</div>' in text
+    no_drawdown = indicators_html(indicator_values({"drawdown": 0.0}))
+    assert (
+        '<div class="sl-ind-value sl-pos">0.00</div>' in no_drawdown.split("indicator-drawdown")[1]
+    )
