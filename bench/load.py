@@ -283,6 +283,23 @@ def pct(values: list[float]) -> str:
     return f"p50 {p[0]:.1f} ms  p95 {p[1]:.1f} ms  p99 {p[2]:.1f} ms"
 
 
+def start_kernel(prefix: str, rate: float, *, tuned: bool = True) -> tuple[Any, Any]:
+    """The benches' engine: the test config (temp DuckDB under a new ``prefix`` folder, fast
+    SMA) with the synthetic feed at ``rate`` ticks/s, started with the dashboard's shared
+    streams; ``tuned``: the interpreter settings of ``seamless serve``. (config, kernel)."""
+    from engine.kernel import Kernel
+    from engine.process_tuning import tune_process
+    from panel_app.services import services_for
+
+    config = engine_config(Path(tempfile.mkdtemp(prefix=prefix)))
+    config = dataclasses.replace(config, feed=dataclasses.replace(config.feed, rate=rate))
+    kernel = Kernel.from_config(config).start()
+    services_for(kernel)
+    if tuned:
+        tune_process(config.engine)
+    return config, kernel
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=10)
@@ -316,18 +333,10 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from engine.kernel import Kernel
-    from engine.process_tuning import tune_process
     from panel_app.server import DashboardServer
-    from panel_app.services import release_services, services_for
+    from panel_app.services import release_services
 
-    tmp = Path(tempfile.mkdtemp(prefix="seamless-load-"))
-    config = engine_config(tmp)
-    config = dataclasses.replace(config, feed=dataclasses.replace(config.feed, rate=args.rate))
-    kernel = Kernel.from_config(config).start()
-    services_for(kernel)
-    if not args.untuned:
-        tune_process(config.engine)
+    config, kernel = start_kernel("seamless-load-", args.rate, tuned=not args.untuned)
     port = free_port()
     access = make_access()
     if args.sse_flush is not None:

@@ -15,9 +15,7 @@ need: compare it with the cores left beside the server (``bench/load.py``).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
 
 from access_server import make_access  # noqa: E402
-from conftest import engine_config, free_port  # noqa: E402
+from conftest import free_port  # noqa: E402
 
-from bench.load import open_pages  # noqa: E402
+from bench.load import open_pages, start_kernel  # noqa: E402
 from bench.ui_latency import launch_browser  # noqa: E402
 
 METRICS = (
@@ -73,17 +71,10 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from engine.kernel import Kernel
-    from engine.process_tuning import tune_process
     from panel_app.server import DashboardServer
-    from panel_app.services import release_services, services_for
+    from panel_app.services import release_services
 
-    tmp = Path(tempfile.mkdtemp(prefix="seamless-page-cost-"))
-    config = engine_config(tmp)
-    config = dataclasses.replace(config, feed=dataclasses.replace(config.feed, rate=args.rate))
-    kernel = Kernel.from_config(config).start()
-    services_for(kernel)
-    tune_process(config.engine)
+    config, kernel = start_kernel("seamless-page-cost-", args.rate)
     port = free_port()
     server = DashboardServer(config, port=port, kernel=kernel, access=make_access())
     try:
