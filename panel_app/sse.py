@@ -5,8 +5,8 @@ engine thread that subscription only appends the event to a bounded buffer and, 
 flush, wakes the server's loop. On the loop, at most every ``access.sse_flush_interval_s``,
 the hub encodes the buffered events once and writes the same bytes to every live client of
 the pattern: one write per client per interval, whatever the number of events or clients.
-(A bus subscription, a lock, a loop wake-up and a coroutine per client and event cost the
-engine thread and the loop ~50x more with 50 clients: see docs/benchmarks.md, "Load".)
+(Before, every client had its own bus subscription, lock, mailbox and coroutine: with 50
+clients the engine thread handed each event over 50 times; docs/reliability.md, "Load".)
 
 A client that resumes with ``Last-Event-ID`` joins the hub first (so nothing falls between
 replay and live), replays newer events from the log, then goes live: the events that arrived
@@ -254,7 +254,7 @@ class SseHub:
             feed.subscription.dispose()
 
     def client_count(self) -> int:
-        """Clients connected now (for health and tests)."""
+        """Clients connected now (for tests and benchmarks)."""
         return sum(len(f.clients) for f in self._feeds.values())
 
 
