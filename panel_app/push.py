@@ -5,8 +5,9 @@ made through it, so it can dispose of all of them when the session is destroyed.
 callbacks run on the engine thread (or on an Rx timer thread for the throttled tier) and
 must not touch Bokeh models or Panel components there: they only enqueue a small update
 closure with :meth:`SessionBridge.post`. The first post after a drain schedules one
-``doc.add_next_tick_callback``, called on the session's loop (handed there with the
-thread-safe ``IOLoop.add_callback``: see :class:`SessionBridge`); that callback drains
+drain on the session's loop (handed there with the thread-safe ``IOLoop.add_callback``: see
+:class:`SessionBridge`), which starts at once under the session's document lock
+(:func:`~panel_app.doc_lock.run_locked`, not a loop pass later); that drain takes
 everything queued, inside one ``pn.io.hold`` so a burst of events becomes one websocket
 message. Updates posted with a
 ``key`` replace an older queued update with the same key (the latest P&L wins), and
@@ -40,6 +41,8 @@ from panel.io.document import hold
 from panel.io.state import set_curdoc
 from reactivex import Observable
 from tornado.ioloop import IOLoop
+
+from panel_app.doc_lock import run_locked
 
 log = logging.getLogger(__name__)
 
@@ -399,7 +402,8 @@ class SessionBridge:
 
     def _schedule_on_loop(self) -> None:
         try:
-            self.doc.add_next_tick_callback(self._drain)
+            if not run_locked(self.doc, self._drain):
+                self.doc.add_next_tick_callback(self._drain)
         except Exception as exc:  # the session is going away; its dispose will follow
             self._not_scheduled(exc)
 
