@@ -120,9 +120,12 @@ class BrokerLedger:
             self._load(self.path)
 
     # -- changes (each saved; rolled back in memory if the save fails) ----------------------
-    def add_order(self, order: OrderSubmitted) -> None:
-        """Book a working order and save."""
+    def add_order(self, order: OrderSubmitted, *, save: bool = True) -> None:
+        """Book a working order and save (``save=False``: the caller saves it with the next
+        change, e.g. the order's immediate fill, before anyone hears of the order)."""
         self.open_orders[order.order_id] = order
+        if not save:
+            return
         try:
             self.save()
         except BrokerAccountError:

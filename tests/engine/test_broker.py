@@ -306,6 +306,77 @@ def test_a_fill_that_cannot_be_booked_is_not_published_and_retries(tmp_path: Pat
     assert rig.broker.account().position("AAPL") == 10.0
 
 
+def test_an_order_that_fills_at_once_is_saved_with_its_fill_in_one_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "account.json"
+    rig = trading_rig(account_path=path)
+    rig.quote(bid=99.9, ask=100.1)
+    writes: list[str] = []
+    real_save = BrokerLedger.save
+
+    def counted(ledger: BrokerLedger) -> None:
+        real_save(ledger)
+        writes.append(path.read_text())
+
+    monkeypatch.setattr(BrokerLedger, "save", counted)
+
+    order = rig.order(BUY, 10)
+
+    assert len(writes) == 1
+    saved = json.loads(writes[0])
+    assert [f["order_id"] for f in saved["fills"]] == [order.order_id]
+    assert saved["open_orders"] == {}
+    accepted, (fill,) = rig.events(OrderAccepted), rig.events(TradeExecuted)
+    assert [a.order_id for a in accepted] == [order.order_id]
+    assert rig.journal.events.index(accepted[0]) < rig.journal.events.index(fill)
+
+
+def test_an_immediate_fill_that_cannot_be_saved_leaves_the_order_saved_and_working(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "account.json"
+    rig = trading_rig(account_path=path)
+    rig.quote(bid=99.9, ask=100.1)
+    real_save = BrokerLedger.save
+    failures = [BrokerAccountError("disk full (injected)")]
+
+    def first_fails(ledger: BrokerLedger) -> None:
+        if failures:
+            raise failures.pop()
+        real_save(ledger)
+
+    monkeypatch.setattr(BrokerLedger, "save", first_fails)
+
+    order = rig.order(BUY, 10)
+
+    assert rig.events(TradeExecuted) == []
+    assert [a.order_id for a in rig.events(OrderAccepted)] == [order.order_id]
+    assert [e.component for e in rig.events(ErrorRaised)] == ["broker"]
+    assert list(json.loads(path.read_text())["open_orders"]) == [order.order_id]
+    rig.quote(bid=100.0, ask=100.2)
+    assert [f.price for f in rig.events(TradeExecuted)] == [100.2]
+    assert json.loads(path.read_text())["open_orders"] == {}
+
+
+def test_an_immediate_fill_and_its_order_that_cannot_be_saved_reject_the_order(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "account.json"
+    rig = trading_rig(account_path=path)
+    rig.quote(bid=99.9, ask=100.1)
+    before = rig.broker.account()
+    path.mkdir()  # no file saved yet: a folder in its place makes every save fail
+
+    order = rig.order(BUY, 10)
+
+    assert rig.events(TradeExecuted) == []
+    assert rig.events(OrderAccepted) == []
+    assert [r.order_id for r in rig.events(OrderRejected)] == [order.order_id]
+    assert rig.broker.account() == before
+    assert rig.broker.open_orders() == []
+
+
 def test_an_external_fill_changes_only_the_brokers_account() -> None:
     rig = trading_rig()
     events_before = len(rig.journal.events)
