@@ -15,6 +15,7 @@ need: compare it with the cores left beside the server (``bench/load.py``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,17 +41,46 @@ METRICS = (
 )
 
 
+def descendants_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by every descendant process of this one:
+    the browser's processes (renderers, GPU/compositor, network), all of their threads."""
+    parent: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        parent[int(entry)] = int(fields[1])
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    me, total = os.getpid(), 0.0
+    for pid in cpu:
+        up = parent.get(pid)
+        while up and up != me:
+            up = parent.get(up)
+        if up == me:
+            total += cpu[pid]
+    return total
+
+
 def per_second(cdp: Any, kernel: Any, seconds: float) -> tuple[dict[str, float], float]:
-    """Chrome's counters per second of wall time over ``seconds``, and fills per second."""
+    """Chrome's counters per second of wall time over ``seconds`` (``BrowserCPU``: every
+    browser process), and fills per second."""
     fills: list[object] = []
     sub = kernel.bus.subscribe("fills.*", fills.append, name="bench")
     before = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    before["BrowserCPU"] = descendants_cpu_s()
     start = time.monotonic()
     time.sleep(seconds)
     after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+    after["BrowserCPU"] = descendants_cpu_s()
     wall = time.monotonic() - start
     sub.dispose()
-    return {k: (after[k] - before[k]) / wall for k in METRICS}, len(fills) / wall
+    return {k: (after[k] - before[k]) / wall for k in (*METRICS, "BrowserCPU")}, len(fills) / wall
 
 
 def show(label: str, figures: dict[str, float], fills: float) -> None:
@@ -58,7 +88,8 @@ def show(label: str, figures: dict[str, float], fills: float) -> None:
     print(
         f"  {label:<22} main thread busy {pct['TaskDuration']:5.1f} %"
         f" (script {pct['ScriptDuration']:.1f} %, layout {pct['LayoutDuration']:.1f} %,"
-        f" style {pct['RecalcStyleDuration']:.1f} %); {figures['LayoutCount']:.0f} layouts/s,"
+        f" style {pct['RecalcStyleDuration']:.1f} %), whole browser {pct['BrowserCPU']:.0f} %"
+        f" of a core; {figures['LayoutCount']:.0f} layouts/s,"
         f" {figures['RecalcStyleCount']:.0f} style recalcs/s; {fills:.1f} fills/s"
     )
 
@@ -99,6 +130,8 @@ def main() -> None:
     show("strategy paused:", *paused)
     per_fill = (trading[0]["TaskDuration"] - paused[0]["TaskDuration"]) / max(trading[1], 1e-9)
     print(f"  main-thread time per fill pushed: {1000 * per_fill:.1f} ms")
+    per_fill = (trading[0]["BrowserCPU"] - paused[0]["BrowserCPU"]) / max(trading[1], 1e-9)
+    print(f"  browser CPU (all its processes) per fill pushed: {1000 * per_fill:.1f} ms")
 
 
 if __name__ == "__main__":
