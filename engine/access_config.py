@@ -136,15 +136,6 @@ class AccessConfig:
             " together: one socket write instead of one per event; 0 = every event at once)",
         ),
     )
-    sse_max_writes_per_s: int = dataclasses.field(
-        default=1_000,
-        metadata=meta(
-            min=0,
-            max=1_000_000,
-            help="SSE socket writes per second, all clients together, at most: with many"
-            " clients each is written to less often than sse_flush_interval_s (0 = no limit)",
-        ),
-    )
 
 
 # -- hashing -------------------------------------------------------------------------------

@@ -10,10 +10,8 @@
   sent when idle. A client that falls ``sse_queue_size`` events behind is sent an
   ``event: overflow`` and disconnected: it reconnects with its last id and catches up from
   the log. The engine thread only appends to a bounded buffer; it never waits for a client.
-  A client is written to at most every ``access.sse_flush_interval_s`` (default 20 ms), and
-  less often when that would exceed ``access.sse_max_writes_per_s`` writes for all clients
-  together (default 1,000: 50 clients are written to every 50 ms): the events of that moment
-  go in one write. The clients of one topic pattern share one bus
+  A client is written to at most every ``access.sse_flush_interval_s`` (default 20 ms): the
+  events of that moment go in one write. The clients of one topic pattern share one bus
   subscription and the same encoded bytes (:class:`panel_app.sse.SseHub`).
 * ``POST /api/command`` - ``{"command": ..., "args": {...}}`` as the caller (operators only;
   a refusal is audited as ``command_refused``).
@@ -57,7 +55,7 @@ def api_routes(
     """
     opts = {"kernel": kernel, "gate": gate}
     if hub is None:
-        hub = SseHub.from_access(gate.access)
+        hub = SseHub(gate.access.sse_flush_interval_s, gate.access.sse_queue_size)
     return [
         (f"{prefix}/state", StateHandler, opts),
         (f"{prefix}/health", HealthHandler, opts),
@@ -222,7 +220,7 @@ class EventsHandler(ApiHandler):
     ) -> None:
         super().initialize(kernel, gate)
         # api_routes passes the server's one hub; a hub of its own still works, unshared.
-        self.hub = hub or SseHub.from_access(gate.access)
+        self.hub = hub or SseHub(gate.access.sse_flush_interval_s, gate.access.sse_queue_size)
         self._client: SseClient | None = None
         self._closed = False
 

@@ -72,7 +72,7 @@ class DashboardServer:
         self._kernel = kernel
         self._app = app
         #: The fan-out of ``/api/events`` to every SSE client of this server.
-        self.sse_hub = SseHub.from_access(access)
+        self.sse_hub = SseHub(access.sse_flush_interval_s, access.sse_queue_size)
         self._thread: Any = None
         self._server: Any = None
 

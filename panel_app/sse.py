@@ -2,9 +2,8 @@
 
 Every SSE client of one topic pattern shares one bus subscription (:class:`SseHub`). On the
 engine thread that subscription only appends the event to a bounded buffer and, once per
-flush, wakes the server's loop. On the loop, at most every ``access.sse_flush_interval_s``
-(less often with so many clients that they would be written to more than
-``access.sse_max_writes_per_s`` times a second in all), the hub encodes the buffered events once and writes the same bytes to every live client of
+flush, wakes the server's loop. On the loop, at most every ``access.sse_flush_interval_s``,
+the hub encodes the buffered events once and writes the same bytes to every live client of
 the pattern: one write per client per interval, whatever the number of events or clients.
 (Before, every client had its own bus subscription, lock, mailbox and coroutine: with 50
 clients the engine thread handed each event over 50 times; docs/reliability.md, "Load".)
@@ -180,7 +179,7 @@ class _PatternFeed:
     def _woken(self) -> None:
         if self._timer is not None:
             return
-        delay = self._last_flush + self.hub.interval_s() - self.loop.time()
+        delay = self._last_flush + self.hub.flush_interval_s - self.loop.time()
         if delay > 0:
             self._timer = self.loop.call_later(delay, self.flush)
         else:
@@ -218,31 +217,16 @@ class _PatternFeed:
 class SseHub:
     """Fans bus events out to the SSE clients of one server (see the module docstring).
 
-    ``flush_interval_s``: a client is written to at most this often, and less often when the
-    hub would otherwise write more than ``max_writes_per_s`` times a second to all its clients
-    together (0: no such limit; each write is a system call on the loop, whose GIL hand-offs
-    under load cost more than the write: docs/reliability.md, "Load"); ``capacity``
+    ``flush_interval_s``: a client is written to at most this often; ``capacity``
     (``access.sse_queue_size``): events buffered per client while it replays the log or while
     its socket does not drain (each pattern's buffer holds at least ``FEED_BUFFER_MIN``).
     Loop thread only, except the bus callbacks (engine thread), which only buffer.
     """
 
-    def __init__(self, flush_interval_s: float, capacity: int, max_writes_per_s: int = 0) -> None:
+    def __init__(self, flush_interval_s: float, capacity: int) -> None:
         self.flush_interval_s = flush_interval_s
         self.capacity = capacity
-        self.max_writes_per_s = max_writes_per_s
         self._feeds: dict[tuple[int, str], _PatternFeed] = {}
-
-    @classmethod
-    def from_access(cls, access: Any) -> SseHub:
-        """The hub ``access`` (an :class:`~engine.access_config.AccessConfig`) describes."""
-        return cls(access.sse_flush_interval_s, access.sse_queue_size, access.sse_max_writes_per_s)
-
-    def interval_s(self) -> float:
-        """How long a pattern's clients wait between writes now (see the class docstring)."""
-        if self.max_writes_per_s <= 0:
-            return self.flush_interval_s
-        return max(self.flush_interval_s, self.client_count() / self.max_writes_per_s)
 
     def join(self, bus: Any, pattern: str, handler: tornado.web.RequestHandler) -> SseClient:
         """A new client of ``pattern`` on ``bus``; subscribed before this returns."""

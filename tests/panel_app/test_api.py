@@ -399,23 +399,6 @@ def test_sse_writes_a_client_at_most_once_per_flush_interval(kernel: Kernel) -> 
     assert len(holding) <= 2, f"{len(holding)} writes for 6 events 50 ms apart"
 
 
-def test_with_many_sse_clients_each_is_written_to_less_often(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The hub's writes in all stay within access.sse_max_writes_per_s (default 1,000/s).
-    from engine.access_config import AccessConfig
-    from panel_app.sse import SseHub
-
-    hub = SseHub.from_access(AccessConfig())
-    connected = iter([1, 20, 50, 200])
-    monkeypatch.setattr(hub, "client_count", lambda: next(connected))
-
-    assert [hub.interval_s() for _ in range(4)] == [0.02, 0.02, 0.05, 0.2]
-    unlimited = SseHub(0.02, 100, max_writes_per_s=0)
-    monkeypatch.setattr(unlimited, "client_count", lambda: 500)
-    assert unlimited.interval_s() == 0.02
-
-
 def test_sse_clients_of_one_pattern_share_one_bus_subscription(
     server: DashboardServer, kernel: Kernel
 ) -> None:
