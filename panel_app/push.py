@@ -5,9 +5,8 @@ made through it, so it can dispose of all of them when the session is destroyed.
 callbacks run on the engine thread (or on an Rx timer thread for the throttled tier) and
 must not touch Bokeh models or Panel components there: they only enqueue a small update
 closure with :meth:`SessionBridge.post`. The first post after a drain schedules one
-drain on the session's loop (handed there with the thread-safe ``IOLoop.add_callback``: see
-:class:`SessionBridge`), which starts at once under the session's document lock
-(:func:`~panel_app.doc_lock.run_locked`, not a loop pass later); that drain takes
+``doc.add_next_tick_callback``, called on the session's loop (handed there with the
+thread-safe ``IOLoop.add_callback``: see :class:`SessionBridge`); that callback drains
 everything queued, inside one ``pn.io.hold`` so a burst of events becomes one websocket
 message. Updates posted with a
 ``key`` replace an older queued update with the same key (the latest P&L wins), and
@@ -41,8 +40,6 @@ from panel.io.document import hold
 from panel.io.state import set_curdoc
 from reactivex import Observable
 from tornado.ioloop import IOLoop
-
-from panel_app.doc_lock import run_locked
 
 log = logging.getLogger(__name__)
 
@@ -402,8 +399,7 @@ class SessionBridge:
 
     def _schedule_on_loop(self) -> None:
         try:
-            if not run_locked(self.doc, self._drain):
-                self.doc.add_next_tick_callback(self._drain)
+            self.doc.add_next_tick_callback(self._drain)
         except Exception as exc:  # the session is going away; its dispose will follow
             self._not_scheduled(exc)
 
