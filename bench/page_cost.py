@@ -1,13 +1,16 @@
-"""Browser cost of one dashboard page: its renderer's main-thread time per second of wall time.
+"""Browser cost of one dashboard page: its main thread and the whole browser, per second.
 
 A real Kernel (temp DuckDB, synthetic feed at ``--rate`` ticks/s, the test engine's fast SMA
 strategy) served by :class:`DashboardServer` on a free loopback port; one headless Chromium
 page signs in and, for ``--seconds`` each, Chrome's own counters (``Performance.getMetrics``:
-task, script, layout and style-recalculation time, layout and recalculation counts) are read
-while the strategy trades and again while it is paused (the throttled tier only: market
-sample, P&L, heartbeat). Prints both, and the fills per second that made the difference. On a
-host where the pages and the server share the CPU, ``task time x pages`` is the CPU the pages
-need: compare it with the cores left beside the server (``bench/load.py``).
+task, script, layout and style-recalculation time, layout and recalculation counts) and the
+CPU time of the whole browser (every Chromium process and thread, from ``/proc``: the
+compositor, the display compositor and the raster workers draw in software here and cost
+as much as the main thread) are read while the strategy trades and again while it is paused
+(the throttled tier only: market sample, P&L, heartbeat). Prints both, and the fills per
+second that made the difference. On a host where the pages and the server share the CPU,
+``whole browser x pages`` is the CPU the pages need: compare it with the cores left beside
+the server (``bench/load.py``).
 
     .venv/bin/python -m bench.page_cost [--rate 500] [--seconds 10]
 """
