@@ -183,14 +183,21 @@ class PushTimes:
     Wraps the dashboard's ``_flush_trades`` (which takes the fills queued for a session) and
     ``SessionBridge._drain`` (whose end sends the session's one Bokeh message, the socket
     write included) so the server side of publish -> page can be told from the page's own
-    share: ``written[fill_id]`` holds one wall time (ms) per session that sent it."""
+    share: ``written[fill_id]`` holds one wall time (ms) per session that sent it. For the
+    same drains ``stages[fill_id]`` holds when (ms) the session's first update since its last
+    drain was posted (the bus dispatching to the session), its drain was handed to the loop
+    (the end of the dispatch round), and the drain started."""
+
+    STAGES = ("posted", "handed to the loop", "drain started", "written")
 
     def __init__(self) -> None:
         from panel_app.push import SessionBridge
         from panel_app.views.dashboard import DashboardView
 
         self.written: dict[str, list[float]] = {}
+        self.stages: dict[str, list[tuple[float, float, float, float]]] = {}
         flush_trades, drain = DashboardView._flush_trades, SessionBridge._drain
+        post, schedule = SessionBridge.post, SessionBridge._schedule
         times = self
 
         def timed_flush(view: Any) -> None:
@@ -198,20 +205,44 @@ class PushTimes:
             flush_trades(view)
             view.bridge.__dict__.setdefault("_bench_fills", []).extend(ids)
 
+        def timed_post(bridge: Any, update: Any, *, key: object = None) -> None:
+            bridge.__dict__.setdefault("_bench_posted", time.time() * 1000)
+            post(bridge, update, key=key)
+
+        def timed_schedule(bridge: Any) -> None:
+            bridge.__dict__["_bench_handed"] = time.time() * 1000
+            schedule(bridge)
+
         def timed_drain(bridge: Any) -> None:
+            started = time.time() * 1000
+            posted = bridge.__dict__.pop("_bench_posted", started)
+            handed = bridge.__dict__.get("_bench_handed", posted)
             drain(bridge)
             ids = bridge.__dict__.pop("_bench_fills", None)
             if ids:
                 now = time.time() * 1000
                 for fill in ids:
                     times.written.setdefault(fill, []).append(now)
+                    times.stages.setdefault(fill, []).append((posted, handed, started, now))
 
         DashboardView._flush_trades = timed_flush  # type: ignore[method-assign,assignment]
         SessionBridge._drain = timed_drain  # type: ignore[method-assign,assignment]
+        SessionBridge.post = timed_post  # type: ignore[method-assign,assignment]
+        SessionBridge._schedule = timed_schedule  # type: ignore[method-assign,assignment]
 
     def latencies(self, sent: dict[str, float]) -> list[float]:
         """Server push latency (ms) of every (probe, session) pair that was written."""
         return [t - sent[f] for f, ts in self.written.items() if f in sent for t in ts]
+
+    def stage_latencies(self, sent: dict[str, float]) -> list[list[float]]:
+        """Per stage (``STAGES``), ms after publication, of every (probe, session) pair."""
+        rows = [
+            [t - sent[f] for t in stage]
+            for f, stages in self.stages.items()
+            if f in sent
+            for stage in stages
+        ]
+        return [list(column) for column in zip(*rows, strict=True)] if rows else []
 
 
 def rss_mib() -> float:
@@ -432,6 +463,8 @@ def main() -> None:
         f"  server push (publish -> the session's message written): {pct(server_push)}"
         f" ({len(server_push)} probe x session samples)"
     )
+    for stage, values in zip(PushTimes.STAGES, push.stage_latencies(probes), strict=False):
+        print(f"    {stage + ':':<20} {pct(values)} after publication")
     print(
         f"  browser: {pct(lat)} (mean {statistics.fmean(lat) if lat else float('nan'):.1f} ms,"
         f" {len(lat)} samples, {missed} missed > {args.event_timeout:g} s, {sent} fills sent)"
