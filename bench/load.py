@@ -15,11 +15,13 @@ Prints figures (no pass/fail): bus inbox depth, dispatch rate, conflation; SSE e
 strategy's fill rate; server push and browser latency; process RSS and CPU. The server,
 engine, SSE clients and the Playwright driver share this process (with
 ``--sse-process`` the SSE clients run in a child process: their decoding then no longer
-competes with the server for the GIL, as clients on other machines would not). Every wait is
-bounded.
+competes with the server for the GIL, as clients on other machines would not; with
+``--browsers-process`` the pages are driven from a child process for the same reason: the
+Playwright client decodes every message of every page). Every wait is bounded.
 
     .venv/bin/python -m bench.load [--sessions 10] [--sse 50] [--seconds 60] [--rate 500]
-                                   [--sse-process] [--browsers-idle] [--untuned]
+                                   [--sse-process] [--browsers-process] [--browsers-idle]
+                                   [--untuned]
                                    [--sse-flush S] [--probe-every S]
 """
 
@@ -279,27 +281,23 @@ def open_pages(browser: Any, url: str, port: int, n: int) -> tuple[list[Any], li
     return contexts, pages
 
 
-def browser_latency(
-    kernel: Any,
-    pages: list[Any],
-    until: float,
-    timeout_s: float,
-    sent: dict[str, float],
-    interval_s: float,
-) -> tuple[list[float], int]:
-    """Publish a bench fill every ``interval_s`` until ``until`` (publish times, ms, go in
-    ``sent``), whether or not the pages keep up; then read when each page saw each one.
-    Returns (latencies ms, missed): a fill a page did not show within ``timeout_s`` is
-    missed and not in the latencies."""
+def publish_probes(kernel: Any, until: float, sent: dict[str, float], interval_s: float) -> None:
+    """Publish a bench fill every ``interval_s`` until ``until`` (publish wall times, ms, go
+    in ``sent``), whether or not the pages keep up."""
     while time.monotonic() < until:
         fill, sent_ms = publish_probe(kernel, "load", len(sent))
         sent[fill] = sent_ms
         time.sleep(interval_s)
-    time.sleep(timeout_s)  # the last fills' turn
+
+
+def latencies_seen(
+    seen_per_page: list[dict[str, float]], sent: dict[str, float], timeout_s: float
+) -> tuple[list[float], int]:
+    """(latencies ms, missed) of the ``sent`` fills in each page's ``window.__seen``: a fill a
+    page did not show within ``timeout_s`` is missed and not in the latencies."""
     latencies: list[float] = []
     missed = 0
-    for page in pages:
-        seen = page.evaluate("() => window.__seen")
+    for seen in seen_per_page:
         for fill, sent_ms in sent.items():
             shown = seen.get(fill)
             if shown is None or shown - sent_ms > timeout_s * 1000:
@@ -307,6 +305,25 @@ def browser_latency(
             else:
                 latencies.append(shown - sent_ms)
     return latencies, missed
+
+
+def pages_in_child(url: str, port: int, n: int, idle: bool, conn: Any) -> None:
+    """``--browsers-process``: drive the pages from here (Playwright's client decodes every
+    message of ten pages, ~20-30 % of a core, which on one host otherwise competes with the
+    server for its GIL, as browsers on the users' machines would not). Sends "open" with the
+    seconds the pages took, waits for "collect", sends each page's ``window.__seen``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = launch_browser(pw, idle)
+        t0 = time.monotonic()
+        contexts, pages = open_pages(browser, url, port, n)
+        conn.send(("open", time.monotonic() - t0))
+        conn.recv()
+        conn.send([page.evaluate("() => window.__seen") for page in pages])
+        for ctx in contexts:
+            ctx.close()
+        browser.close()
 
 
 def pct(values: list[float]) -> str:
@@ -340,6 +357,11 @@ def main() -> None:
     parser.add_argument("--event-timeout", type=float, default=2.0, help="per browser event")
     parser.add_argument(
         "--sse-process", action="store_true", help="run the SSE clients in a child process"
+    )
+    parser.add_argument(
+        "--browsers-process",
+        action="store_true",
+        help="drive the pages from a child process (Playwright's client off the server's GIL)",
     )
     parser.add_argument(
         "--browsers-idle",
@@ -382,20 +404,34 @@ def main() -> None:
     summaries: list[SseSummary] = []
     child: Any = None
     sampler = Sampler(kernel, stop)
+    mp = multiprocessing.get_context("spawn")
     try:
         server.start_background()
-        with sync_playwright() as pw:
-            browser = launch_browser(pw, args.browsers_idle)
-            t0 = time.monotonic()
+        with contextlib.ExitStack() as scope:
             # Open the pages before the strategy trades: under the full load ten pages on
             # this host took 4-5 minutes to load (their renderers cannot keep up, see
             # bench/page_cost.py); the figures are of pages that are open.
             kernel.command("pause", "engine")
-            contexts, pages = open_pages(browser, url, port, args.sessions)
-            print(f"{args.sessions} pages open in {time.monotonic() - t0:.1f} s", flush=True)
+            t0 = time.monotonic()
+            if args.browsers_process:
+                pages_conn, child_pages_conn = mp.Pipe()
+                pages_child = mp.Process(
+                    target=pages_in_child,
+                    args=(url, port, args.sessions, args.browsers_idle, child_pages_conn),
+                    daemon=True,
+                )
+                pages_child.start()
+                scope.callback(pages_child.join, 60)
+                _, opened_s = pages_conn.recv()
+            else:
+                pw = scope.enter_context(sync_playwright())
+                browser = launch_browser(pw, args.browsers_idle)
+                scope.callback(browser.close)
+                contexts, pages = open_pages(browser, url, port, args.sessions)
+                opened_s = time.monotonic() - t0
+            print(f"{args.sessions} pages open in {opened_s:.1f} s", flush=True)
             kernel.command("resume", "engine")
             if args.sse_process:
-                mp = multiprocessing.get_context("spawn")
                 conn, child_conn = mp.Pipe()
                 child = mp.Process(target=sse_in_child, args=(port, args.sse, child_conn))
                 child.start()
@@ -408,9 +444,14 @@ def main() -> None:
                 "fills.*", lambda e: fill_ids.append(getattr(e, "fill_id", "")), name="bench"
             )
             d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.conflated, cpu_s(), time.monotonic()
-            lat, missed = browser_latency(
-                kernel, pages, w0 + args.seconds, args.event_timeout, probes, args.probe_every
-            )
+            publish_probes(kernel, w0 + args.seconds, probes, args.probe_every)
+            time.sleep(args.event_timeout)  # the last fills' turn
+            if args.browsers_process:
+                pages_conn.send("collect")
+                seen = pages_conn.recv()
+            else:
+                seen = [page.evaluate("() => window.__seen") for page in pages]
+            lat, missed = latencies_seen(seen, probes, args.event_timeout)
             sent = len(probes)
             wall = time.monotonic() - w0
             fills.dispose()
@@ -423,9 +464,9 @@ def main() -> None:
                 summaries = stop_sse_clients(clients, stop)
             stop.set()
             sampler.join(5)
-            for ctx in contexts:
-                ctx.close()
-            browser.close()
+            if not args.browsers_process:
+                for ctx in contexts:
+                    ctx.close()
     finally:
         stop.set()
         server.stop()

@@ -1,0 +1,142 @@
+"""The engine's critical commit path under the load bench's feed, without a dashboard.
+
+A real Kernel (the load bench's: temp DuckDB, synthetic feed at ``--rate`` ticks/s, the
+test engine's fast SMA strategy trading, the interpreter tuned as ``seamless serve`` is) runs
+for ``--seconds`` after a warm-up. Every wait of the dispatch thread for a durable commit
+(``GroupCommitLog.wait_durable``), every DuckDB insert and every critical-journal append
+of the log writer is timed. Prints, per kind: calls per second, the share of one thread's
+time they take, p50/p95; then the events logged by type and criticality, so the number of
+critical commits a fill costs can be read off. Figures only, no pass/fail.
+
+Why: in the load run the dispatch thread is blocked on durability most of its time, and a
+fill reaches the dashboard only after the commits before it in the queue.
+
+    .venv/bin/python -m bench.commit_path [--rate 500] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
+
+from bench.load import start_kernel  # noqa: E402
+from bench.ui_latency import percentile  # noqa: E402
+from persistence import duckdb_file  # noqa: E402
+from persistence.critical_journal import CriticalJournal  # noqa: E402
+from persistence.group_commit import GroupCommitLog  # noqa: E402
+
+
+def timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
+    """``fn`` that appends its duration (ms) to ``into``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            into.append((time.perf_counter() - start) * 1000)
+
+    return wrapper
+
+
+def idle_insert_ms(rows: int, repeats: int = 200) -> list[float]:
+    """Baseline: inserts of ``rows`` tick rows into a fresh DuckDB file with nothing else
+    running (the same ``duckdb_file.insert``, one commit each)."""
+    import tempfile
+
+    con = duckdb_file.connect(str(Path(tempfile.mkdtemp(prefix="seamless-idle-")) / "x.duckdb"), "")
+    cur = con.cursor()
+    for ddl in duckdb_file.DDL:
+        cur.execute(ddl)
+    payload = '{"symbol":"AAPL","price":100.0,"size":1.0}'
+    out, seq = [], 0
+    for _ in range(repeats):
+        batch = []
+        for _ in range(rows):
+            seq += 1
+            batch.append(
+                (seq, f"e{seq}", 1, 1, "market.tick.AAPL", "tick", 1, False, payload, None, None)
+            )
+        start = time.perf_counter()
+        duckdb_file.insert(cur, batch)
+        out.append((time.perf_counter() - start) * 1000)
+    con.close()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    args = parser.parse_args()
+
+    times: dict[str, list[float]] = {"wait durable": [], "DuckDB insert": [], "journal append": []}
+    GroupCommitLog.wait_durable = timed(GroupCommitLog.wait_durable, times["wait durable"])  # type: ignore[method-assign]
+    sizes: list[int] = []
+    insert = duckdb_file.insert
+    idle = {n: idle_insert_ms(n) for n in (1, 8)}
+
+    def counted(cur: Any, rows: Any) -> None:
+        sizes.append(len(rows))
+        insert(cur, rows)
+
+    duckdb_file.insert = timed(counted, times["DuckDB insert"])
+    CriticalJournal.append = timed(CriticalJournal.append, times["journal append"])  # type: ignore[method-assign]
+
+    config, kernel = start_kernel("seamless-commit-path-", args.rate)
+    try:
+        time.sleep(args.warmup)
+        for values in times.values():
+            values.clear()
+        sizes.clear()
+        d0, w0 = kernel.bus.stats.dispatched, time.monotonic()
+        time.sleep(args.seconds)
+        wall = time.monotonic() - w0
+        dispatched = kernel.bus.stats.dispatched - d0
+        snapshot = {name: list(values) for name, values in times.items()}
+        rows_per_insert = sum(sizes) / max(1, len(sizes))
+    finally:
+        kernel.stop()
+    print(
+        f"Commit path: feed {args.rate:g} ticks/s, SMA trading, {wall:.1f} s measured,"
+        f" {dispatched / wall:,.0f} events/s dispatched"
+    )
+    for name, values in snapshot.items():
+        share = 100 * sum(values) / 1000 / wall
+        print(
+            f"  {name + ':':<16} {len(values) / wall:6.1f}/s, {share:4.1f} % of one thread,"
+            f" p50 {percentile(values, 50):.2f} ms  p95 {percentile(values, 95):.2f} ms"
+        )
+    loaded = percentile(snapshot["DuckDB insert"], 50)
+    print(f"  rows per insert: {rows_per_insert:.1f} (mean)")
+    for n, values in idle.items():
+        base = percentile(values, 50)
+        print(
+            f"  baseline, {n} row(s) inserted with nothing else running: p50 {base:.2f} ms"
+            f" (under load / idle: {loaded / base:.1f}x)"
+        )
+    import duckdb
+
+    path = str(config.storage.db_path)
+    with duckdb.connect(path, read_only=True) as con:
+        rows = con.execute(
+            "SELECT type, critical, count(*) FROM events GROUP BY ALL ORDER BY 3 DESC"
+        ).fetchall()
+    print("  events logged (whole run, warm-up included):")
+    for type_name, critical, count in rows:
+        print(f"    {type_name:<24} {'critical' if critical else '':<9} {count:,}")
+
+
+if __name__ == "__main__":
+    main()
