@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
 
-from bench.load import start_kernel  # noqa: E402
+from bench.load import remove_run_files, start_kernel  # noqa: E402
 from bench.ui_latency import percentile  # noqa: E402
 from persistence import duckdb_file  # noqa: E402
 from persistence.critical_journal import CriticalJournal  # noqa: E402
@@ -54,7 +55,8 @@ def idle_insert_ms(rows: int, repeats: int = 200) -> list[float]:
     running (the same ``duckdb_file.insert``, one commit each)."""
     import tempfile
 
-    con = duckdb_file.connect(str(Path(tempfile.mkdtemp(prefix="seamless-idle-")) / "x.duckdb"), "")
+    folder = Path(tempfile.mkdtemp(prefix="seamless-idle-"))
+    con = duckdb_file.connect(str(folder / "x.duckdb"), "")
     cur = con.cursor()
     for ddl in duckdb_file.DDL:
         cur.execute(ddl)
@@ -71,6 +73,7 @@ def idle_insert_ms(rows: int, repeats: int = 200) -> list[float]:
         duckdb_file.insert(cur, batch)
         out.append((time.perf_counter() - start) * 1000)
     con.close()
+    shutil.rmtree(folder, ignore_errors=True)
     return out
 
 
@@ -136,6 +139,7 @@ def main() -> None:
     print("  events logged (whole run, warm-up included):")
     for type_name, critical, count in rows:
         print(f"    {type_name:<24} {'critical' if critical else '':<9} {count:,}")
+    remove_run_files(config)
 
 
 if __name__ == "__main__":

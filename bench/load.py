@@ -35,6 +35,7 @@ import json
 import multiprocessing
 import re
 import resource
+import shutil
 import socket
 import statistics
 import sys
@@ -331,6 +332,12 @@ def pct(values: list[float]) -> str:
     return f"p50 {p[0]:.1f} ms  p95 {p[1]:.1f} ms  p99 {p[2]:.1f} ms"
 
 
+def remove_run_files(config: Any) -> None:
+    """Delete the temp folder a bench run's kernel wrote its DuckDB and broker files to
+    (call after ``kernel.stop()``): a bench leaves nothing behind."""
+    shutil.rmtree(Path(config.storage.db_path).parent, ignore_errors=True)
+
+
 def start_kernel(prefix: str, rate: float, *, tuned: bool = True) -> tuple[Any, Any]:
     """The benches' engine: the test config (temp DuckDB under a new ``prefix`` folder, fast
     SMA) with the synthetic feed at ``rate`` ticks/s, started with the dashboard's shared
@@ -472,6 +479,7 @@ def main() -> None:
         server.stop()
         release_services(kernel)
         kernel.stop()
+        remove_run_files(config)
 
     depths = sampler.depths or [0]
     lags = [x for c in summaries for x in c.lags_ms]

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
 from access_server import make_access  # noqa: E402
 from conftest import free_port  # noqa: E402
 
-from bench.load import open_pages, start_kernel  # noqa: E402
+from bench.load import open_pages, remove_run_files, start_kernel  # noqa: E402
 from bench.ui_latency import launch_browser  # noqa: E402
 
 METRICS = (
@@ -128,6 +128,7 @@ def main() -> None:
         server.stop()
         release_services(kernel)
         kernel.stop()
+        remove_run_files(config)
     print(f"One dashboard page, feed {args.rate:g} ticks/s, {args.seconds:g} s each:")
     show("strategy trading:", *trading)
     show("strategy paused:", *paused)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import multiprocessing
+import shutil
 import statistics
 import sys
 import tempfile
@@ -176,7 +177,10 @@ def launch_browser(pw: Any, idle: bool = False) -> Any:
         wrapper = Path(tempfile.mkdtemp(prefix="seamless-chromium-")) / "chromium"
         wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {executable} "$@"\n')
         wrapper.chmod(0o755)
-        executable = str(wrapper)
+        try:
+            return pw.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
+        finally:  # the shell exec'd Chromium: the script is no longer needed
+            shutil.rmtree(wrapper.parent, ignore_errors=True)
     return pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
 
 
@@ -357,6 +361,7 @@ def start_server(
         server.stop()
         release_services(kernel)
         kernel.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     return EngineSide(kernel, sessions), port, stop
 
