@@ -50,9 +50,10 @@ def timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
     return wrapper
 
 
-def idle_insert_ms(rows: int, repeats: int = 200) -> list[float]:
+def idle_insert_ms(rows: int, appender: bool, repeats: int = 200) -> list[float]:
     """Baseline: inserts of ``rows`` tick rows into a fresh DuckDB file with nothing else
-    running (the same ``duckdb_file.insert``, one commit each)."""
+    running (the same ``duckdb_file.insert``, one commit each), through the writer's
+    appender or (``appender`` False) as the parameterized statement used before it."""
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="seamless-idle-"))
@@ -61,6 +62,7 @@ def idle_insert_ms(rows: int, repeats: int = 200) -> list[float]:
     for ddl in duckdb_file.DDL:
         cur.execute(ddl)
     payload = '{"symbol":"AAPL","price":100.0,"size":1.0}'
+    kept = duckdb_file.events_appender(cur) if appender else None
     out, seq = [], 0
     for _ in range(repeats):
         batch = []
@@ -70,7 +72,7 @@ def idle_insert_ms(rows: int, repeats: int = 200) -> list[float]:
                 (seq, f"e{seq}", 1, 1, "market.tick.AAPL", "tick", 1, False, payload, None, None)
             )
         start = time.perf_counter()
-        duckdb_file.insert(cur, batch)
+        duckdb_file.insert(cur, batch, kept)
         out.append((time.perf_counter() - start) * 1000)
     con.close()
     shutil.rmtree(folder, ignore_errors=True)
@@ -88,11 +90,11 @@ def main() -> None:
     GroupCommitLog.wait_durable = timed(GroupCommitLog.wait_durable, times["wait durable"])  # type: ignore[method-assign]
     sizes: list[int] = []
     insert = duckdb_file.insert
-    idle = {n: idle_insert_ms(n) for n in (1, 8)}
+    idle = {(n, a): idle_insert_ms(n, a) for n in (1, 8) for a in (False, True)}
 
-    def counted(cur: Any, rows: Any) -> None:
+    def counted(cur: Any, rows: Any, *more: Any) -> None:
         sizes.append(len(rows))
-        insert(cur, rows)
+        insert(cur, rows, *more)
 
     duckdb_file.insert = timed(counted, times["DuckDB insert"])
     CriticalJournal.append = timed(CriticalJournal.append, times["journal append"])  # type: ignore[method-assign]
@@ -123,12 +125,15 @@ def main() -> None:
         )
     loaded = percentile(snapshot["DuckDB insert"], 50)
     print(f"  rows per insert: {rows_per_insert:.1f} (mean)")
-    for n, values in idle.items():
-        base = percentile(values, 50)
+    print("  idle baseline, measured in this run (a fresh file, nothing else running), p50:")
+    for n in (1, 8):
+        before, now = percentile(idle[n, False], 50), percentile(idle[n, True], 50)
         print(
-            f"  baseline, {n} row(s) inserted with nothing else running: p50 {base:.2f} ms"
-            f" (under load / idle: {loaded / base:.1f}x)"
+            f"    {n} row(s): parameterized statement {before:.2f} ms, appender {now:.2f} ms"
+            f" ({before / now:.1f}x)"
         )
+    ratio = loaded / percentile(idle[8, True], 50)
+    print(f"  the loaded inserts' p50 / the idle appender's, 8 rows: {ratio:.1f}x")
     import duckdb
 
     path = str(config.storage.db_path)

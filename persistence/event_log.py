@@ -114,6 +114,8 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
         self._snapshot_lock = threading.Lock()
         self._root: duckdb.DuckDBPyConnection | None = None
         self._journal = CriticalJournal(self.path + ".critical")
+        #: The writer's cursor and its appender for small commits (``duckdb_file.insert``).
+        self._appender: tuple[duckdb.DuckDBPyConnection, Any] | None = None
         #: Critical events restored from the critical journal at the last open.
         self.repaired = 0
 
@@ -146,6 +148,7 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
         return duckdb_file.connect(self.path, self._memory_limit)
 
     def _disconnect(self) -> None:
+        self._appender = None
         with self._con_lock:
             if self._root is not None:
                 with suppress(duckdb.Error):
@@ -169,7 +172,10 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
             return self._root.cursor()
 
     def _store(self, handle: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
-        duckdb_file.insert(handle, rows)
+        cached = self._appender
+        if cached is None or cached[0] is not handle:
+            cached = self._appender = (handle, duckdb_file.events_appender(handle))
+        duckdb_file.insert(handle, rows, cached[1])
 
     def _reconnect(self) -> tuple[duckdb.DuckDBPyConnection, int]:
         cur = self._writer_handle()
@@ -178,6 +184,7 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
 
     def _drop(self, handle: duckdb.DuckDBPyConnection | None) -> None:
         # DuckDB invalidates a database after a failed commit: reconnect from scratch.
+        self._appender = None
         if handle is not None:
             with suppress(duckdb.Error):
                 handle.close()

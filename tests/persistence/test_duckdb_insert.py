@@ -48,12 +48,16 @@ def _stored(con: Any, last: int) -> list[tuple[Any, ...]]:
     return con.execute(sql, [last]).fetchall()
 
 
+@pytest.mark.parametrize("through_appender", [False, True])
 @pytest.mark.parametrize("n", [1, 2, duckdb_file.SMALL_BATCH_ROWS])
-def test_a_small_batch_stores_what_the_arrow_path_stores(tmp_path: Path, n: int) -> None:
+def test_a_small_batch_stores_what_the_arrow_path_stores(
+    tmp_path: Path, n: int, through_appender: bool
+) -> None:
     rows = _rows(1, n)
     small, arrow = _cursor(tmp_path / "small.duckdb"), _cursor(tmp_path / "arrow.duckdb")
+    appender = duckdb_file.events_appender(small) if through_appender else None
     try:
-        duckdb_file.insert(small, rows)
+        duckdb_file.insert(small, rows, appender)
         # The same rows, padded past the threshold so that they go in as one Arrow table.
         duckdb_file.insert(arrow, rows + _rows(n + 1, duckdb_file.SMALL_BATCH_ROWS + 1 - n))
         got = _stored(small, n)
@@ -78,3 +82,68 @@ def test_a_small_batch_is_one_transaction(tmp_path: Path) -> None:
         assert [r[0] for r in _stored(con, 100)] == [1]
     finally:
         con.close()
+
+
+def test_a_failed_appender_flush_stores_nothing_and_leaves_the_appender_clean(
+    tmp_path: Path,
+) -> None:
+    # The writer retries a failed batch with the same rows: rows of the failed flush must not
+    # stay buffered in the appender and be stored twice (or beside the next batch).
+    con = _cursor(tmp_path / "events.duckdb")
+    appender = duckdb_file.events_appender(con)
+    assert appender is not None, "DuckDB 2 has an appender"
+    try:
+        duckdb_file.insert(con, _rows(1, 1), appender)
+        clash = _rows(2, 3)
+        clash[2] = (1, *clash[2][1:])  # seq 1 again: the primary key refuses the whole batch
+        with pytest.raises(duckdb.ConstraintException):
+            duckdb_file.insert(con, clash, appender)
+        assert [r[0] for r in _stored(con, 100)] == [1]
+        duckdb_file.insert(con, _rows(2, 2), appender)
+        assert [r[0] for r in _stored(con, 100)] == [1, 2, 3]
+    finally:
+        con.close()
+
+
+def test_the_event_log_commits_through_one_appender_per_writer_cursor(tmp_path: Path) -> None:
+    from persistence import EventLog
+    from streams.events import TradeExecuted
+
+    log = EventLog(str(tmp_path / "log.duckdb")).open()
+    try:
+        for i in range(3):
+            fill = TradeExecuted(
+                fill_id=f"f{i}",
+                order_id=f"o{i}",
+                strategy="s",
+                symbol="AAPL",
+                side="buy",
+                qty=1.0,
+                price=100.0 + i,
+                ts_event=1_700_000_000_000_000_000 + i,
+            )
+            log.append(fill, wait=True)
+        first = log._appender
+        assert first is not None and first[1] is not None
+        log.append(
+            TradeExecuted(
+                fill_id="f9",
+                order_id="o9",
+                strategy="s",
+                symbol="AAPL",
+                side="sell",
+                qty=1.0,
+                price=99.0,
+                ts_event=1_700_000_000_000_000_009,
+            ),
+            wait=True,
+        )
+        assert log._appender is first, "the appender is kept between commits"
+        assert [e.fill_id for e in log.read() if isinstance(e, TradeExecuted)] == [
+            "f0",
+            "f1",
+            "f2",
+            "f9",
+        ]
+    finally:
+        log.close()
