@@ -293,19 +293,22 @@ def publish_probes(kernel: Any, until: float, sent: dict[str, float], interval_s
 
 def latencies_seen(
     seen_per_page: list[dict[str, float]], sent: dict[str, float], timeout_s: float
-) -> tuple[list[float], int]:
-    """(latencies ms, missed) of the ``sent`` fills in each page's ``window.__seen``: a fill a
-    page did not show within ``timeout_s`` is missed and not in the latencies."""
+) -> tuple[list[float], int, int]:
+    """(latencies ms, missed, never shown) of the ``sent`` fills in each page's
+    ``window.__seen``: a fill a page did not show within ``timeout_s`` is missed and not in
+    the latencies; ``never shown`` counts those of them the page had not shown at all by the
+    time it was asked (so a slow page can be told from one that stopped updating)."""
     latencies: list[float] = []
-    missed = 0
+    missed = never = 0
     for seen in seen_per_page:
         for fill, sent_ms in sent.items():
             shown = seen.get(fill)
             if shown is None or shown - sent_ms > timeout_s * 1000:
                 missed += 1
+                never += shown is None
             else:
                 latencies.append(shown - sent_ms)
-    return latencies, missed
+    return latencies, missed, never
 
 
 def pages_in_child(url: str, port: int, n: int, idle: bool, conn: Any) -> None:
@@ -458,7 +461,7 @@ def main() -> None:
                 seen = pages_conn.recv()
             else:
                 seen = [page.evaluate("() => window.__seen") for page in pages]
-            lat, missed = latencies_seen(seen, probes, args.event_timeout)
+            lat, missed, never = latencies_seen(seen, probes, args.event_timeout)
             sent = len(probes)
             wall = time.monotonic() - w0
             fills.dispose()
@@ -516,7 +519,8 @@ def main() -> None:
         print(f"    {stage + ':':<20} {pct(values)} after publication")
     print(
         f"  browser: {pct(lat)} (mean {statistics.fmean(lat) if lat else float('nan'):.1f} ms,"
-        f" {len(lat)} samples, {missed} missed > {args.event_timeout:g} s, {sent} fills sent)"
+        f" {len(lat)} samples, {missed} missed > {args.event_timeout:g} s of which {never} never"
+        f" shown, {sent} fills sent)"
     )
     rss = sampler.rss_mib or [rss_mib()]
     print(
