@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +336,38 @@ def pct(values: list[float]) -> str:
     return f"p50 {p[0]:.1f} ms  p95 {p[1]:.1f} ms  p99 {p[2]:.1f} ms"
 
 
+def start_pages(
+    scope: contextlib.ExitStack, url: str, port: int, n: int, *, idle: bool, in_child: bool
+) -> tuple[float, Callable[[], list[dict[str, float]]]]:
+    """Open ``n`` signed-in pages, here or (``in_child``) from a child process, closed with
+    ``scope``. Returns (seconds the pages took to open, a call that reads every page's
+    ``window.__seen``)."""
+    if in_child:
+        mp = multiprocessing.get_context("spawn")
+        conn, child_conn = mp.Pipe()
+        child = mp.Process(
+            target=pages_in_child, args=(url, port, n, idle, child_conn), daemon=True
+        )
+        child.start()
+        scope.callback(child.join, 60)
+        _, opened_s = conn.recv()
+
+        def collect_from_child() -> list[dict[str, float]]:
+            conn.send("collect")
+            return list(conn.recv())
+
+        return opened_s, collect_from_child
+    from playwright.sync_api import sync_playwright
+
+    t0 = time.monotonic()
+    browser = launch_browser(scope.enter_context(sync_playwright()), idle)
+    scope.callback(browser.close)
+    contexts, pages = open_pages(browser, url, port, n)
+    for ctx in contexts:
+        scope.callback(ctx.close)
+    return time.monotonic() - t0, lambda: [page.evaluate("() => window.__seen") for page in pages]
+
+
 def remove_run_files(config: Any) -> None:
     """Delete the temp folder a bench run's kernel wrote its DuckDB and broker files to
     (call after ``kernel.stop()``): a bench leaves nothing behind."""
@@ -394,8 +427,6 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
-
     from panel_app.server import DashboardServer
     from panel_app.services import release_services
 
@@ -422,23 +453,14 @@ def main() -> None:
             # this host took 4-5 minutes to load (their renderers cannot keep up, see
             # bench/page_cost.py); the figures are of pages that are open.
             kernel.command("pause", "engine")
-            t0 = time.monotonic()
-            if args.browsers_process:
-                pages_conn, child_pages_conn = mp.Pipe()
-                pages_child = mp.Process(
-                    target=pages_in_child,
-                    args=(url, port, args.sessions, args.browsers_idle, child_pages_conn),
-                    daemon=True,
-                )
-                pages_child.start()
-                scope.callback(pages_child.join, 60)
-                _, opened_s = pages_conn.recv()
-            else:
-                pw = scope.enter_context(sync_playwright())
-                browser = launch_browser(pw, args.browsers_idle)
-                scope.callback(browser.close)
-                contexts, pages = open_pages(browser, url, port, args.sessions)
-                opened_s = time.monotonic() - t0
+            opened_s, collect_seen = start_pages(
+                scope,
+                url,
+                port,
+                args.sessions,
+                idle=args.browsers_idle,
+                in_child=args.browsers_process,
+            )
             print(f"{args.sessions} pages open in {opened_s:.1f} s", flush=True)
             kernel.command("resume", "engine")
             if args.sse_process:
@@ -456,12 +478,7 @@ def main() -> None:
             d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.conflated, cpu_s(), time.monotonic()
             publish_probes(kernel, w0 + args.seconds, probes, args.probe_every)
             time.sleep(args.event_timeout)  # the last fills' turn
-            if args.browsers_process:
-                pages_conn.send("collect")
-                seen = pages_conn.recv()
-            else:
-                seen = [page.evaluate("() => window.__seen") for page in pages]
-            lat, missed, never = latencies_seen(seen, probes, args.event_timeout)
+            lat, missed, never = latencies_seen(collect_seen(), probes, args.event_timeout)
             sent = len(probes)
             wall = time.monotonic() - w0
             fills.dispose()
@@ -474,9 +491,6 @@ def main() -> None:
                 summaries = stop_sse_clients(clients, stop)
             stop.set()
             sampler.join(5)
-            if not args.browsers_process:
-                for ctx in contexts:
-                    ctx.close()
     finally:
         stop.set()
         server.stop()

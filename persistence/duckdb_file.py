@@ -126,7 +126,7 @@ def insert(
     fsync) or rolled back as a whole. A small batch (a critical event and what shares its
     commit) goes through ``appender`` (from :func:`events_appender` on the same cursor): its
     flush is one statement, and it binds the rows in DuckDB instead of one parameter per
-    value (idle, 8 rows: ~3.0 ms against ~4.6-5.2 ms; `bench.commit_path`). A flush that
+    value (idle, 8 rows: 2.4-2.9 ms against 4.4-4.7 ms; `bench.commit_path`). A flush that
     fails is rolled back and its rows dropped from the appender (the writer retries with
     the same rows). Without an appender a small batch is one parameterized
     ``INSERT ... VALUES``. Either way it is one call into DuckDB that gives the GIL up, so the

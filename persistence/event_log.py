@@ -184,7 +184,6 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
 
     def _drop(self, handle: duckdb.DuckDBPyConnection | None) -> None:
         # DuckDB invalidates a database after a failed commit: reconnect from scratch.
-        self._appender = None
         if handle is not None:
             with suppress(duckdb.Error):
                 handle.close()

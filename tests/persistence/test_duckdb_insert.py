@@ -108,36 +108,15 @@ def test_a_failed_appender_flush_stores_nothing_and_leaves_the_appender_clean(
 def test_the_event_log_commits_through_one_appender_per_writer_cursor(tmp_path: Path) -> None:
     from persistence import EventLog
     from streams.events import TradeExecuted
+    from tests.persistence.builders import fill
 
     log = EventLog(str(tmp_path / "log.duckdb")).open()
     try:
         for i in range(3):
-            fill = TradeExecuted(
-                fill_id=f"f{i}",
-                order_id=f"o{i}",
-                strategy="s",
-                symbol="AAPL",
-                side="buy",
-                qty=1.0,
-                price=100.0 + i,
-                ts_event=1_700_000_000_000_000_000 + i,
-            )
-            log.append(fill, wait=True)
+            log.append(fill(i), wait=True)
         first = log._appender
         assert first is not None and first[1] is not None
-        log.append(
-            TradeExecuted(
-                fill_id="f9",
-                order_id="o9",
-                strategy="s",
-                symbol="AAPL",
-                side="sell",
-                qty=1.0,
-                price=99.0,
-                ts_event=1_700_000_000_000_000_009,
-            ),
-            wait=True,
-        )
+        log.append(fill(9, side="sell"), wait=True)
         assert log._appender is first, "the appender is kept between commits"
         assert [e.fill_id for e in log.read() if isinstance(e, TradeExecuted)] == [
             "f0",
