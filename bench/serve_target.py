@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import signal
 import socket
 import subprocess
 import threading
@@ -188,7 +189,18 @@ class ServeProcess:
         """Send ``sig``, wait for the exit, stop the recorder; the exit status."""
         self.proc.send_signal(sig)
         try:
-            code = self.proc.wait(30)
+            try:
+                code = self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                # Stuck: have it print its threads' stacks (engine.process_tuning), then end it.
+                self.proc.send_signal(signal.SIGUSR1)
+                time.sleep(2)
+                self.proc.kill()
+                self.proc.wait(10)
+                raise AssertionError(
+                    f"seamless serve did not exit within 30 s of signal {sig}; its stderr, "
+                    f"ending with its threads' stacks:\n{self.err.read_text()[-20000:]}"
+                ) from None
         finally:
             if self.recorder.is_alive():
                 self.recorder.stop()

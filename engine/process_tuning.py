@@ -17,13 +17,17 @@ dispatcher, the event log's writer, the feed, the dashboard's event loop):
 :func:`tune_process` applies both from ``engine`` settings, once, in the entry points
 (``seamless run`` and ``seamless serve``), never in a library import: tests and notebooks
 keep the interpreter's defaults. :data:`GC_PAUSES` records how long collections stopped the
-process; the kernel's health report (``/api/health``) shows it.
+process; the kernel's health report (``/api/health``) shows it. :func:`tune_process` also
+makes ``SIGUSR1`` print every thread's stack to stderr (:func:`dump_threads_on_sigusr1`), for a
+process that seems stuck.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
+import signal
 import sys
 import threading
 import time
@@ -112,6 +116,7 @@ def tune_process(engine_config: Any) -> None:
         gc.freeze()
     GC_PAUSES.frozen_objects = gc.get_freeze_count()
     GC_PAUSES.install()
+    dump_threads_on_sigusr1()
     log.info(
         "process tuned: GIL switch interval %.3g ms, full collection every %d middle ones, "
         "%d objects frozen",
@@ -119,3 +124,11 @@ def tune_process(engine_config: Any) -> None:
         engine_config.gc_full_every,
         GC_PAUSES.frozen_objects,
     )
+
+
+def dump_threads_on_sigusr1() -> None:
+    """Make ``kill -USR1 <pid>`` print every thread's Python stack to stderr (the process
+    goes on): what a stuck shutdown or a stalled engine thread is waiting for, without a
+    debugger. The dump is written by C code, so it works while Python threads hold the GIL."""
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -115,5 +116,13 @@ def test_seamless_serve_runs_tuned_and_reports_it_in_health(tmp_path: Path) -> N
         assert process["gil_switch_interval_ms"] == pytest.approx(1.0)
         assert process["frozen_objects"] > 10_000
         assert len(process["collections"]) == 3
+        # SIGUSR1 prints every thread's stack and the server goes on.
+        server.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        # every thread's stack (the engine has several), not only the main one's
+        while server.err.read_text().count("most recent call first") < 3:
+            assert time.monotonic() < deadline, server.err.read_text()[-2000:]
+            time.sleep(0.05)
+        assert server.health() is not None
     finally:
         assert server.kill(signal.SIGTERM) in (0, 128 + signal.SIGTERM)  # as the crash loop
