@@ -2,9 +2,10 @@
 
 - **A damaged write-ahead log.** DuckDB refuses it (or would stop replaying at the damage):
   the WAL is moved aside (kept for inspection) and the last checkpoint opened.
-- **Lost critical events.** Every committed critical row is also in the
-  :class:`~persistence.critical_journal.CriticalJournal`; those the database lacks are inserted
-  again (non-critical events of that span may be missing: holes in seq, reported).
+- **Events the database does not hold.** Every acknowledged row is in the
+  :class:`~persistence.event_journal.EventJournal` first; those past the database's last seq
+  (a crash before they were moved in, or a WAL set aside) are inserted. The critical-only
+  journal of earlier versions (``<db>.critical``) is read the same way.
 - **The old UNIQUE(event_id).** A file written before it was dropped is rebuilt once without
   it (see :func:`drop_event_id_index`).
 
@@ -19,12 +20,13 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from persistence.codec import EVENT_COLUMNS
-from persistence.critical_journal import CriticalJournal
 from persistence.duckdb_file import EVENTS_COLUMNS, insert
+from persistence.event_journal import read_rows
 from streams.errors import PersistenceError
 
 # The rebuild of a file written before UNIQUE(event_id) was dropped, in one transaction: the
@@ -43,7 +45,7 @@ def connect_or_set_wal_aside(
     connect: Callable[[], duckdb.DuckDBPyConnection], path: str, log: logging.Logger
 ) -> duckdb.DuckDBPyConnection:
     """``connect()``; if DuckDB refuses a damaged write-ahead log, move the WAL aside (kept
-    for inspection) and open the last checkpoint: the critical journal restores the rest."""
+    for inspection) and open the last checkpoint: the event journal restores the rest."""
     try:
         return connect()
     except PersistenceError as exc:
@@ -54,7 +56,7 @@ def connect_or_set_wal_aside(
         os.replace(wal, aside)
         log.error(
             "event log %s: DuckDB refused its write-ahead log (%s); moved it to %s and "
-            "opening the last checkpoint; critical events come back from the journal",
+            "opening the last checkpoint; the events after it come back from the journal",
             path,
             exc,
             aside,
@@ -112,30 +114,43 @@ def drop_event_id_index(
 
 
 def restore_from_journal(
-    cur: duckdb.DuckDBPyConnection, journal: CriticalJournal, path: str, log: logging.Logger
+    cur: duckdb.DuckDBPyConnection,
+    journals: Sequence[str | os.PathLike[str]],
+    path: str,
+    log: logging.Logger,
 ) -> int:
-    """Insert every journaled critical event the database lacks; returns how many."""
-    rows = journal.read()
-    if not rows:
+    """Insert every journaled row past the database's last seq; returns how many.
+
+    The database holds a prefix of seq (the writer moves rows in, in seq order, only after
+    they are journaled), so the rows it lacks are exactly those past its ``max(seq)``; a row
+    journaled twice (a retried write) is put back once. ``journals`` are read in order.
+    """
+    row = cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchall()[0]
+    stored = int(row[0]) if row else 0
+    missing: dict[int, list[Any]] = {}
+    for journal in journals:
+        for r in read_rows(journal):
+            if r[0] > stored:
+                missing.setdefault(r[0], r)
+    if not missing:
         return 0
-    ids = [r[1] for r in rows]
-    present = {
-        r[0]
-        for r in cur.execute(
-            "SELECT event_id FROM events WHERE list_contains(?, event_id)", [ids]
-        ).fetchall()
-    }
-    unique = {r[1]: r for r in rows if r[1] not in present}  # a retry may journal twice
-    missing = sorted(unique.values(), key=lambda r: r[0])
-    if missing:
-        insert(cur, [tuple(r) for r in missing])
-        log.error(
-            "event log %s: restored %d critical event(s) (seq %d..%d) from the critical "
-            "journal that the database had lost; non-critical events of that span may be "
-            "missing",
-            path,
-            len(missing),
-            missing[0][0],
-            missing[-1][0],
-        )
-    return len(missing)
+    rows = [tuple(missing[seq]) for seq in sorted(missing)]
+    for start in range(0, len(rows), _RESTORE_CHUNK):
+        insert(cur, rows[start : start + _RESTORE_CHUNK])
+    holes = rows[-1][0] - stored - len(rows)
+    log.warning(
+        "event log %s: put back %d event(s) (seq %d..%d) from the journal that the database "
+        "did not hold%s",
+        path,
+        len(rows),
+        rows[0][0],
+        rows[-1][0],
+        f"; {holes} seq(s) in that span are missing (an older critical-only journal)"
+        if holes
+        else "",
+    )
+    return len(rows)
+
+
+#: Rows put back per insert (one Arrow table each).
+_RESTORE_CHUNK = 50_000

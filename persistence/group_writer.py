@@ -88,6 +88,34 @@ class GroupWriter(Generic[H]):
         if close gave up."""
         return True
 
+    def _deferred_due(self) -> float | None:
+        """When the backend's deferred work (after the commits that released their waiters)
+        is due, as ``time.monotonic()`` (now or earlier: at once); None if it has none.
+        Called on the writer thread, holding the lock."""
+        return None
+
+    def _run_deferred(self, handle: H | None) -> H | None:
+        """Do the deferred work if it is due or the log is closing; the handle to go on with,
+        or None if close gave up. Called on the writer thread, not holding the lock."""
+        return handle
+
+    def _rows_due_in(self, now: float) -> float | None:
+        """Seconds until the queued rows must be written (0 or less: now); None if none are
+        queued. Called holding the lock."""
+        if not self._pending:
+            return None
+        if self._urgent or self._closing or len(self._pending) >= self._batch_size:
+            return 0.0
+        remaining = self._first_pending_at + self._interval - now
+        if self._urgent_rows:
+            # Group commit: the producers the last commit released are about to append
+            # again; give them a moment to share this one.
+            if self._urgent_rows >= self._expect:
+                return 0.0
+            since = max(self._urgent_since, self._committed_at)
+            remaining = min(remaining, since + self._gather - now)
+        return remaining
+
     @staticmethod
     def _error_text(exc: BaseException) -> str:
         return f"{type(exc).__name__}: {exc}"
@@ -99,32 +127,29 @@ class GroupWriter(Generic[H]):
             while True:
                 with self._lock:
                     while True:
-                        if self._pending:
-                            if self._urgent or self._closing:
-                                break
-                            if len(self._pending) >= self._batch_size:
-                                break
-                            now = time.monotonic()
-                            remaining = self._first_pending_at + self._interval - now
-                            if self._urgent_rows:
-                                # Group commit: the producers the last commit released are
-                                # about to append again; give them a moment to share this one.
-                                if self._urgent_rows >= self._expect:
-                                    break
-                                since = max(self._urgent_since, self._committed_at)
-                                remaining = min(remaining, since + self._gather - now)
-                            if remaining <= 0:
-                                break
-                            self._wake.wait(remaining)
-                        elif self._closing:
-                            return
-                        else:
+                        now = time.monotonic()
+                        rows_in = self._rows_due_in(now)
+                        due = self._deferred_due()
+                        deferred_in = None if due is None else 0.0 if self._closing else due - now
+                        if (rows_in is not None and rows_in <= 0) or (
+                            deferred_in is not None and deferred_in <= 0
+                        ):
+                            break
+                        if rows_in is None:
+                            if self._closing and deferred_in is None:
+                                return
                             self._urgent = False
-                            self._wake.wait()
-                    rows = self._pending
-                    self._pending = []
-                    self._urgent = False
-                    self._urgent_rows = 0
+                            self._wake.wait(deferred_in)
+                        else:
+                            self._wake.wait(
+                                rows_in if deferred_in is None else min(rows_in, deferred_in)
+                            )
+                    rows: list[Row] = []
+                    if rows_in is not None and rows_in <= 0:
+                        rows = self._pending
+                        self._pending = []
+                        self._urgent = False
+                        self._urgent_rows = 0
                 step = self._max_commit_rows
                 for start in range(0, len(rows), step):
                     handle = self._write(
@@ -132,6 +157,9 @@ class GroupWriter(Generic[H]):
                     )
                     if handle is None:
                         return
+                handle = self._run_deferred(handle)
+                if handle is None and self._stop_retrying.is_set():
+                    return
         except BaseException as exc:  # the writer must report, never vanish silently
             self._logger.exception("event log %s: writer died", self.path)
             with self._lock:

@@ -105,7 +105,7 @@ def test_a_failed_appender_flush_stores_nothing_and_leaves_the_appender_clean(
         con.close()
 
 
-def test_the_event_log_commits_through_one_appender_per_writer_cursor(tmp_path: Path) -> None:
+def test_the_event_log_inserts_through_one_appender_per_writer_cursor(tmp_path: Path) -> None:
     from persistence import EventLog
     from streams.events import TradeExecuted
     from tests.persistence.builders import fill
@@ -114,9 +114,11 @@ def test_the_event_log_commits_through_one_appender_per_writer_cursor(tmp_path: 
     try:
         for i in range(3):
             log.append(fill(i), wait=True)
+            log.flush()  # moves it into DuckDB: one small insert
         first = log._appender
         assert first is not None and first[1] is not None
         log.append(fill(9, side="sell"), wait=True)
+        log.flush()
         assert log._appender is first, "the appender is kept between commits"
         assert [e.fill_id for e in log.read() if isinstance(e, TradeExecuted)] == [
             "f0",

@@ -15,10 +15,12 @@ from streams.events import TradeExecuted
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def _crashed_log(tmp_path: Path, count: int = 60) -> tuple[Path, list[tuple[int, str]]]:
+def _crashed_log(
+    tmp_path: Path, count: int = 60, where: str = "stored"
+) -> tuple[Path, list[tuple[int, str]]]:
     db = tmp_path / "events.duckdb"
     out = subprocess.run(
-        [sys.executable, "-m", "tests.persistence.wal_child", str(db), str(count)],
+        [sys.executable, "-m", "tests.persistence.wal_child", str(db), str(count), where],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -26,7 +28,8 @@ def _crashed_log(tmp_path: Path, count: int = 60) -> tuple[Path, list[tuple[int,
         check=True,
     ).stdout
     acked = [(int(seq), event_id) for seq, event_id in (line.split() for line in out.splitlines())]
-    assert len(acked) == count and Path(str(db) + ".wal").exists()
+    assert len(acked) == count
+    assert Path(str(db) + ".wal").exists() == (where == "stored")
     return db, acked
 
 
@@ -46,7 +49,7 @@ def test_every_acknowledged_critical_event_survives_a_flipped_wal_byte(
     with EventLog(db) as log:
         stored = {e.event_id: e.seq for e in log.read(types=["trade_executed"])}
         assert {event_id: seq for seq, event_id in acked} == stored  # same ids, same seqs
-        assert log.repaired > 0  # they came back from the critical journal
+        assert log.repaired > 0  # they came back from the event journal
         assert log.healthy
         assert restore(log).state == full_replay(log)
         nxt = log.append(
@@ -82,3 +85,21 @@ def test_an_undamaged_crash_restores_nothing_from_the_journal(tmp_path: Path) ->
     with EventLog(db) as log:
         assert log.repaired == 0
         assert len(log.read(types=["trade_executed"])) == len(acked)
+
+
+def test_a_crash_before_duckdb_got_the_rows_puts_them_all_back(tmp_path: Path) -> None:
+    """Acknowledged means journaled: rows DuckDB never got come back from the journal alone,
+    ticks included, with their seqs, and the journal is empty once they are in."""
+    db, acked = _crashed_log(tmp_path, count=20, where="journal")
+    journal = Path(str(db) + ".journal")
+    assert journal.stat().st_size > 0
+    with duckdb.connect(str(db)) as con:
+        assert con.execute("SELECT count(*) FROM events").fetchall()[0][0] == 0
+    with EventLog(db) as log:
+        assert log.repaired == 2 * len(acked)  # a tick before every fill
+        stored = log.read()
+        assert [e.seq for e in stored] == list(range(1, 2 * len(acked) + 1))
+        fills = {e.event_id: e.seq for e in stored if e.type == "trade_executed"}
+        assert fills == {event_id: seq for seq, event_id in acked}
+        assert restore(log).state == full_replay(log)
+        assert journal.stat().st_size == 0

@@ -1,6 +1,8 @@
 """Child for the WAL-corruption test: appends critical events (each acknowledged, i.e. durable)
 and non-critical ones, prints the acknowledged seqs, then dies without closing (as a kill -9
-would), leaving the commits in DuckDB's write-ahead log. Usage: python -m ... PATH COUNT"""
+would). With ``stored`` (the default) it first has every row moved into DuckDB, leaving them
+in DuckDB's write-ahead log; with ``journal`` it never lets the log move any in, so they are
+only in the event journal. Usage: python -m ... PATH COUNT [stored|journal]"""
 
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from streams.events import TickReceived, TradeExecuted
 
 def main() -> None:
     path, count = sys.argv[1], int(sys.argv[2])
-    log = EventLog(path).open()
+    stored = (sys.argv[3] if len(sys.argv) > 3 else "stored") == "stored"
+    # flush_interval_s: how long a journaled row waits to be moved into DuckDB.
+    log = EventLog(path, flush_interval_s=0.05 if stored else 3600.0).open()
     for i in range(count):
         log.append(TickReceived(symbol="AAPL", last=100.0 + i, ts_event=i + 1))
         fill = TradeExecuted(
@@ -27,9 +31,11 @@ def main() -> None:
             event_id=f"fill-{i}",
             ts_event=i + 1,
         )
-        stored = log.append(fill, wait=True)
-        assert stored is not None
-        print(stored.seq, stored.event_id, flush=True)
+        kept = log.append(fill, wait=True)
+        assert kept is not None
+        print(kept.seq, kept.event_id, flush=True)
+    if stored:
+        log.flush()
     os._exit(0)  # no close, no checkpoint: like a crash
 
 
