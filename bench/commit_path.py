@@ -3,10 +3,13 @@
 A real Kernel (the load bench's: temp DuckDB, synthetic feed at ``--rate`` ticks/s, the
 test engine's fast SMA strategy trading, the interpreter tuned as ``seamless serve`` is) runs
 for ``--seconds`` after a warm-up. Every wait of the dispatch thread for a durable commit
-(``GroupCommitLog.wait_durable``), every DuckDB insert and every critical-journal append
-of the log writer is timed. Prints, per kind: calls per second, the share of one thread's
-time they take, p50/p95; then the events logged by type and criticality, so the number of
-critical commits a fill costs can be read off. Figures only, no pass/fail.
+(``GroupCommitLog.wait_durable``), every event-journal append of the log writer (where a
+commit becomes durable) and every DuckDB insert (the journaled rows moved in afterwards) is
+timed. The idle baseline, measured in the same run, puts the same rows through a DuckDB
+insert and through a journal append, one commit each. Prints, per kind: calls per second,
+the share of one thread's time they take, p50/p95; then the events logged by type and
+criticality, so the number of critical commits a fill costs can be read off. Figures only,
+no pass/fail.
 
 Why: in the load run the dispatch thread is blocked on durability most of its time, and a
 fill reaches the dashboard only after the commits before it in the queue.
@@ -32,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
 from bench.load import remove_run_files, start_kernel  # noqa: E402
 from bench.ui_latency import percentile  # noqa: E402
 from persistence import duckdb_file  # noqa: E402
-from persistence.critical_journal import CriticalJournal  # noqa: E402
+from persistence.event_journal import EventJournal  # noqa: E402
 from persistence.group_commit import GroupCommitLog  # noqa: E402
 
 
@@ -50,13 +53,18 @@ def timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
     return wrapper
 
 
-def idle_insert_ms(rows: int, appender: bool, repeats: int = 200) -> list[float]:
+def idle_insert_ms(
+    rows: int, appender: bool, repeats: int = 200, *, journal: bool = False
+) -> list[float]:
     """Baseline: inserts of ``rows`` tick rows into a fresh DuckDB file with nothing else
     running (the same ``duckdb_file.insert``, one commit each), through the writer's
-    appender or (``appender`` False) as the parameterized statement used before it."""
+    appender or (``appender`` False) as the parameterized statement used before it; with
+    ``journal``, the same rows appended to a fresh event journal instead (one sync each)."""
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="seamless-idle-"))
+    if journal:
+        into = EventJournal(folder / "x.journal").open()
     con = duckdb_file.connect(str(folder / "x.duckdb"), "")
     cur = con.cursor()
     for ddl in duckdb_file.DDL:
@@ -72,9 +80,14 @@ def idle_insert_ms(rows: int, appender: bool, repeats: int = 200) -> list[float]
                 (seq, f"e{seq}", 1, 1, "market.tick.AAPL", "tick", 1, False, payload, None, None)
             )
         start = time.perf_counter()
-        duckdb_file.insert(cur, batch, kept)
+        if journal:
+            into.append(batch)
+        else:
+            duckdb_file.insert(cur, batch, kept)
         out.append((time.perf_counter() - start) * 1000)
     con.close()
+    if journal:
+        into.close()
     shutil.rmtree(folder, ignore_errors=True)
     return out
 
@@ -86,18 +99,19 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     args = parser.parse_args()
 
-    times: dict[str, list[float]] = {"wait durable": [], "DuckDB insert": [], "journal append": []}
+    times: dict[str, list[float]] = {"wait durable": [], "journal append": [], "DuckDB insert": []}
     GroupCommitLog.wait_durable = timed(GroupCommitLog.wait_durable, times["wait durable"])  # type: ignore[method-assign]
     sizes: list[int] = []
     insert = duckdb_file.insert
     idle = {(n, a): idle_insert_ms(n, a) for n in (1, 8) for a in (False, True)}
+    idle_journal = {n: idle_insert_ms(n, False, journal=True) for n in (1, 8)}
 
     def counted(cur: Any, rows: Any, *more: Any) -> None:
         sizes.append(len(rows))
         insert(cur, rows, *more)
 
     duckdb_file.insert = timed(counted, times["DuckDB insert"])
-    CriticalJournal.append = timed(CriticalJournal.append, times["journal append"])  # type: ignore[method-assign]
+    EventJournal.append = timed(EventJournal.append, times["journal append"])  # type: ignore[method-assign]
 
     config, kernel = start_kernel("seamless-commit-path-", args.rate)
     try:
@@ -124,13 +138,15 @@ def main() -> None:
             f" p50 {percentile(values, 50):.2f} ms  p95 {percentile(values, 95):.2f} ms"
         )
     loaded = percentile(snapshot["DuckDB insert"], 50)
-    print(f"  rows per insert: {rows_per_insert:.1f} (mean)")
+    print(f"  rows per DuckDB insert: {rows_per_insert:.1f} (mean)")
     print("  idle baseline, measured in this run (a fresh file, nothing else running), p50:")
     for n in (1, 8):
         before, now = percentile(idle[n, False], 50), percentile(idle[n, True], 50)
+        journaled = percentile(idle_journal[n], 50)
         print(
-            f"    {n} row(s): parameterized statement {before:.2f} ms, appender {now:.2f} ms"
-            f" ({before / now:.1f}x)"
+            f"    {n} row(s): DuckDB parameterized statement {before:.2f} ms, appender"
+            f" {now:.2f} ms; event journal {journaled:.2f} ms ({now / journaled:.1f}x"
+            " faster than the appender)"
         )
     ratio = loaded / percentile(idle[8, True], 50)
     print(f"  the loaded inserts' p50 / the idle appender's, 8 rows: {ratio:.1f}x")
