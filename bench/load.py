@@ -21,7 +21,7 @@ Playwright client decodes every message of every page). Every wait is bounded.
 
     .venv/bin/python -m bench.load [--sessions 10] [--sse 50] [--seconds 60] [--rate 500]
                                    [--sse-process] [--browsers-process] [--browsers-idle]
-                                   [--untuned]
+                                   [--untuned] [--loop-profile]
                                    [--sse-flush S] [--probe-every S]
 """
 
@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
 from access_server import PASSWORDS, VIEWER_TOKEN, Client, make_access  # noqa: E402
 from conftest import engine_config, free_port  # noqa: E402
 
+from bench.loop_profile import LoopProfile  # noqa: E402
 from bench.ui_latency import (  # noqa: E402
     PROBE,
     launch_browser,
@@ -425,6 +426,11 @@ def main() -> None:
         action="store_true",
         help="keep CPython's defaults instead of what `seamless serve` sets (the baseline)",
     )
+    parser.add_argument(
+        "--loop-profile",
+        action="store_true",
+        help="time every event-loop callback while measuring (bench/loop_profile.py)",
+    )
     args = parser.parse_args()
 
     from panel_app.server import DashboardServer
@@ -445,6 +451,10 @@ def main() -> None:
     summaries: list[SseSummary] = []
     child: Any = None
     sampler = Sampler(kernel, stop)
+    profile = LoopProfile() if args.loop_profile else None
+    loop_lines: list[str] = []
+    if profile is not None:
+        profile.install()
     mp = multiprocessing.get_context("spawn")
     try:
         server.start_background()
@@ -471,6 +481,8 @@ def main() -> None:
             else:
                 clients = run_sse_clients(port, args.sse, stop)
             sampler.start()
+            if profile is not None:
+                profile.reset()
             bus, inbox = kernel.bus, kernel.bus._inbox
             fills = bus.subscribe(
                 "fills.*", lambda e: fill_ids.append(getattr(e, "fill_id", "")), name="bench"
@@ -478,6 +490,8 @@ def main() -> None:
             d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.conflated, cpu_s(), time.monotonic()
             publish_probes(kernel, w0 + args.seconds, probes, args.probe_every)
             time.sleep(args.event_timeout)  # the last fills' turn
+            if profile is not None:
+                loop_lines = profile.report()
             lat, missed, never = latencies_seen(collect_seen(), probes, args.event_timeout)
             sent = len(probes)
             wall = time.monotonic() - w0
@@ -492,6 +506,8 @@ def main() -> None:
             stop.set()
             sampler.join(5)
     finally:
+        if profile is not None:
+            profile.remove()
         stop.set()
         server.stop()
         release_services(kernel)
@@ -542,6 +558,9 @@ def main() -> None:
         f" CPU {100 * (cpu - cpu0) / wall:.0f} % of one core (2 cores;"
         f" {'without' if args.sse_process else 'incl.'} SSE clients)"
     )
+    if loop_lines:
+        print("  event loops while measuring (bench/loop_profile.py):")
+        print("\n".join(loop_lines))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,63 @@
+"""bench/loop_profile.py: every event-loop callback is timed under the name of what it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tornado.ioloop import IOLoop
+
+from bench.loop_profile import LoopProfile
+
+
+def busy(ms: float) -> None:
+    end = time.perf_counter() + ms / 1e3
+    while time.perf_counter() < end:
+        pass
+
+
+async def waits_then_works() -> None:
+    await asyncio.sleep(0)
+    busy(2)
+
+
+def test_callbacks_are_timed_by_what_they_run_and_the_patch_is_removed() -> None:
+    original = asyncio.events.Handle._run
+    profile = LoopProfile()
+    profile.install()
+    try:
+
+        async def main() -> None:
+            loop = IOLoop.current()
+            for _ in range(3):
+                loop.add_callback(busy, 5)  # wrapped by Tornado in IOLoop._run_callback
+            await asyncio.sleep(0.05)
+            await asyncio.get_running_loop().create_task(waits_then_works())
+
+        asyncio.run(main())
+    finally:
+        profile.remove()
+    assert asyncio.events.Handle._run is original
+
+    by_kind = {kind: s for (_, kind), s in profile.stats.items()}
+    assert by_kind["busy"].count == 3
+    assert by_kind["busy"].wall_ns >= 3 * 5e6
+    assert by_kind["busy"].cpu_ns >= 3 * 4e6  # a busy loop is CPU, not waiting
+    assert by_kind["busy"].max_wall_ns >= 5e6
+    assert by_kind["task waits_then_works"].wall_ns >= 2e6
+    lines = profile.report()
+    assert lines[0].startswith("  loop thread 'MainThread': busy ")
+    (busy_line,) = [line for line in lines if line.endswith("  busy")]
+    assert " 3 x mean " in busy_line
+
+
+def test_reset_forgets_what_was_recorded() -> None:
+    profile = LoopProfile()
+    profile.install()
+    try:
+        asyncio.run(asyncio.sleep(0))
+        assert profile.stats
+        profile.reset()
+        assert not profile.stats
+    finally:
+        profile.remove()
