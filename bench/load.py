@@ -21,7 +21,7 @@ Playwright client decodes every message of every page). Every wait is bounded.
 
     .venv/bin/python -m bench.load [--sessions 10] [--sse 50] [--seconds 60] [--rate 500]
                                    [--sse-process] [--browsers-process] [--browsers-idle]
-                                   [--untuned] [--loop-profile]
+                                   [--untuned] [--loop-profile] [--drain-profile]
                                    [--sse-flush S] [--probe-every S]
 """
 
@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
 from access_server import PASSWORDS, VIEWER_TOKEN, Client, make_access  # noqa: E402
 from conftest import engine_config, free_port  # noqa: E402
 
-from bench.loop_profile import LoopProfile  # noqa: E402
+from bench.loop_profile import DrainProfile, LoopProfile  # noqa: E402
 from bench.ui_latency import (  # noqa: E402
     PROBE,
     launch_browser,
@@ -431,6 +431,11 @@ def main() -> None:
         action="store_true",
         help="time every event-loop callback while measuring (bench/loop_profile.py)",
     )
+    parser.add_argument(
+        "--drain-profile",
+        action="store_true",
+        help="cProfile the sessions' drains while measuring (bench/loop_profile.py)",
+    )
     args = parser.parse_args()
 
     from panel_app.server import DashboardServer
@@ -451,9 +456,13 @@ def main() -> None:
     summaries: list[SseSummary] = []
     child: Any = None
     sampler = Sampler(kernel, stop)
-    profile = LoopProfile() if args.loop_profile else None
-    loop_lines: list[str] = []
-    if profile is not None:
+    profiles: list[LoopProfile | DrainProfile] = []
+    if args.loop_profile:
+        profiles.append(LoopProfile())
+    if args.drain_profile:
+        profiles.append(DrainProfile())
+    profile_lines: list[str] = []
+    for profile in profiles:
         profile.install()
     mp = multiprocessing.get_context("spawn")
     try:
@@ -481,7 +490,7 @@ def main() -> None:
             else:
                 clients = run_sse_clients(port, args.sse, stop)
             sampler.start()
-            if profile is not None:
+            for profile in profiles:
                 profile.reset()
             bus, inbox = kernel.bus, kernel.bus._inbox
             fills = bus.subscribe(
@@ -490,8 +499,8 @@ def main() -> None:
             d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.conflated, cpu_s(), time.monotonic()
             publish_probes(kernel, w0 + args.seconds, probes, args.probe_every)
             time.sleep(args.event_timeout)  # the last fills' turn
-            if profile is not None:
-                loop_lines = profile.report()
+            for profile in profiles:
+                profile_lines.extend(profile.report())
             lat, missed, never = latencies_seen(collect_seen(), probes, args.event_timeout)
             sent = len(probes)
             wall = time.monotonic() - w0
@@ -506,7 +515,7 @@ def main() -> None:
             stop.set()
             sampler.join(5)
     finally:
-        if profile is not None:
+        for profile in profiles:
             profile.remove()
         stop.set()
         server.stop()
@@ -558,9 +567,9 @@ def main() -> None:
         f" CPU {100 * (cpu - cpu0) / wall:.0f} % of one core (2 cores;"
         f" {'without' if args.sse_process else 'incl.'} SSE clients)"
     )
-    if loop_lines:
-        print("  event loops while measuring (bench/loop_profile.py):")
-        print("\n".join(loop_lines))
+    if profile_lines:
+        print("  profiles while measuring (bench/loop_profile.py):")
+        print("\n".join(profile_lines))
 
 
 if __name__ == "__main__":

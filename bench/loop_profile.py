@@ -11,12 +11,18 @@ loop" can be split into "the loop was running X" and "X was waiting for the GIL"
 Kinds are named from what Tornado and asyncio wrap: ``IOLoop._run_callback(partial(f))`` is
 reported as ``f``, a task step as its coroutine, a socket handler as ``IOLoop._handle_events``.
 The wrapper costs two clock reads per callback; the figures are for comparison within a run.
+
+``bench.load --drain-profile`` installs :class:`DrainProfile`: cProfile of the session drains
+alone, the largest share of the loop.
 """
 
 from __future__ import annotations
 
 import asyncio.events
+import cProfile
 import functools
+import io
+import pstats
 import threading
 import time
 from collections import defaultdict
@@ -81,7 +87,7 @@ class LoopProfile:
                     s.max_wall_ns = max(s.max_wall_ns, dw)
 
         self.reset()
-        asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+        asyncio.events.Handle._run = timed_run  # type: ignore[method-assign,assignment]
 
     def reset(self) -> None:
         """Forget what was recorded (e.g. while the pages were opening)."""
@@ -118,4 +124,56 @@ class LoopProfile:
                     f" (CPU {s.cpu_ns / s.count / 1e3:6.0f})"
                     f" max {s.max_wall_ns / 1e6:6.1f} ms  {kind}"
                 )
+        return lines
+
+
+class DrainProfile:
+    """cProfile of the sessions' drains only (``SessionBridge._drain``, on the loop thread).
+
+    A drain applies a session's queued updates and sends its Bokeh patch; profiling only them
+    shows where that cost goes (param watchers, Bokeh's serializer, HTML building, the socket)
+    without the rest of the process. cProfile roughly doubles what it measures: compare shares,
+    not absolute times.
+    """
+
+    def __init__(self) -> None:
+        from panel_app.push import SessionBridge
+
+        self.profile = cProfile.Profile()
+        self.drains = 0
+        self._bridge = SessionBridge
+        self._original = SessionBridge._drain
+
+    def install(self) -> None:
+        original, profile = self._original, self.profile
+
+        def profiled_drain(bridge: Any) -> None:
+            self.drains += 1
+            profile.enable()
+            try:
+                original(bridge)
+            finally:
+                profile.disable()
+
+        self._bridge._drain = profiled_drain  # type: ignore[method-assign,assignment]
+
+    def reset(self) -> None:
+        """Forget what was recorded (e.g. while the pages were opening)."""
+        self.profile.clear()
+        self.drains = 0
+
+    def remove(self) -> None:
+        self._bridge._drain = self._original  # type: ignore[method-assign]
+
+    def report(self, top: int = 25) -> list[str]:
+        """Lines: the functions that took the drains' time, by own time and by cumulative time."""
+        lines = [f"  {self.drains:,} drains profiled (cProfile: shares, not absolute times)"]
+        for order in ("tottime", "cumulative"):
+            out = io.StringIO()
+            stats = pstats.Stats(self.profile, stream=out)
+            stats.strip_dirs().sort_stats(order).print_stats(top)
+            body = out.getvalue().split("\n")
+            start = next((i for i, line in enumerate(body) if "ncalls" in line), 0)
+            lines.append(f"  by {order}:")
+            lines.extend(f"    {line}" for line in body[start:] if line.strip())
         return lines

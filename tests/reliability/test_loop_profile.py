@@ -1,13 +1,16 @@
-"""bench/loop_profile.py: every event-loop callback is timed under the name of what it runs."""
+"""bench/loop_profile.py: event-loop callbacks timed by what they run; the drains profiled."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 from tornado.ioloop import IOLoop
 
-from bench.loop_profile import LoopProfile
+from bench.loop_profile import DrainProfile, LoopProfile
+from panel_app.push import SessionBridge
+from tests.panel_app.test_push import make_bridge
 
 
 def busy(ms: float) -> None:
@@ -61,3 +64,23 @@ def test_reset_forgets_what_was_recorded() -> None:
         assert not profile.stats
     finally:
         profile.remove()
+
+
+def test_the_drain_profile_sees_what_a_drain_ran_and_only_drains() -> None:
+    original = SessionBridge._drain
+    profile = DrainProfile()
+    profile.install()
+    try:
+        bridge, doc, _ = make_bridge()
+        bridge.post(functools.partial(busy, 1))
+        busy(1)  # outside a drain: not profiled
+        assert doc.run_pending() == 1
+    finally:
+        profile.remove()
+    assert SessionBridge._drain is original
+    assert profile.drains == 1
+    report = profile.report()
+    assert report[0] == "  1 drains profiled (cProfile: shares, not absolute times)"
+    busy_rows = [line for line in report if line.endswith("(busy)")]
+    assert len(busy_rows) == 2  # by own time and by cumulative time
+    assert all(row.split()[0] == "1" for row in busy_rows)  # one call: the drain's
