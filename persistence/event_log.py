@@ -164,13 +164,8 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
         if self._root is not None and self._loaded_seq >= self._seq:
             # Everything is in DuckDB: checkpoint it into the main file, and the journal is
             # not needed again (the next open has nothing to put back).
-            try:
-                self._root.execute("CHECKPOINT")
-                self._journal.reset()
-            except (duckdb.Error, OSError) as exc:
-                log.warning("event log %s: journal kept at close: %s", self.path, exc)
-        self._disconnect()
-        self._journal.close()
+            self._checkpoint(self._root)
+        self._abort_open()
 
     def _abort_open(self) -> None:
         self._disconnect()
