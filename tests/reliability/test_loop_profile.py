@@ -14,8 +14,9 @@ from tests.panel_app.test_push import make_bridge
 
 
 def busy(ms: float) -> None:
-    end = time.perf_counter() + ms / 1e3
-    while time.perf_counter() < end:
+    """Spin until this thread has used `ms` of CPU (not wall time: a noisy machine may preempt)."""
+    end = time.thread_time() + ms / 1e3
+    while time.thread_time() < end:
         pass
 
 
@@ -44,10 +45,11 @@ def test_callbacks_are_timed_by_what_they_run_and_the_patch_is_removed() -> None
 
     by_kind = {kind: s for (_, kind), s in profile.stats.items()}
     assert by_kind["busy"].count == 3
-    assert by_kind["busy"].wall_ns >= 3 * 5e6
-    assert by_kind["busy"].cpu_ns >= 3 * 4e6  # a busy loop is CPU, not waiting
-    assert by_kind["busy"].max_wall_ns >= 5e6
-    assert by_kind["task waits_then_works"].wall_ns >= 2e6
+    assert by_kind["busy"].cpu_ns >= 3 * 5e6  # a busy loop is CPU, not waiting
+    # Wall and thread CPU are separate clocks read a few instructions apart: allow 1 %.
+    assert by_kind["busy"].wall_ns >= 0.99 * by_kind["busy"].cpu_ns
+    assert by_kind["busy"].max_wall_ns >= 0.99 * 5e6
+    assert by_kind["task waits_then_works"].wall_ns >= 0.99 * 2e6
     lines = profile.report()
     assert lines[0].startswith("  loop thread 'MainThread': busy ")
     (busy_line,) = [line for line in lines if line.endswith("  busy")]
