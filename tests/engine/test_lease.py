@@ -1,6 +1,7 @@
 """The book lease against a real PostgreSQL server: exclusive, expiring, renewed, fencing.
 
-Times are short (ttl 1 s) so the whole file runs in a few seconds.
+Times are short (ttl 2 s) so the whole file runs in seconds, yet a renewal may come ~1 s late
+on a busy machine without losing the lease.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from persistence.pg import PostgresEventLog
 from streams.errors import LeaseLostError, PersistenceError
 from tests.factories import order_submitted
 
-TTL = 1.0
+TTL = 2.0
 
 
 @pytest.fixture
@@ -147,19 +148,23 @@ def test_takeover_waits_for_an_in_flight_fenced_commit(
 ) -> None:
     """The fence's share lock makes a takeover wait until the old owner's commit is done, so
     nothing the old owner commits can land after the new owner's epoch starts."""
-    a = make(pg_dsn, leases, "n1", margin_s=-60.0)
-    b = make(pg_dsn, leases, "n2", ttl_s=10.0)  # lock_timeout 1 s: it may wait for the commit
-    assert a.acquire(renew=False) == 1
+    ttl_a = 3.0  # the old owner's transaction may idle for up to ttl_a (the fence sets that)
+    a = make(pg_dsn, leases, "n1", ttl_s=ttl_a, margin_s=-60.0)
+    b = make(pg_dsn, leases, "n2", ttl_s=20.0)  # lock_timeout 2 s: it may wait for the commit
     b.holder()
     with psycopg.connect(pg_dsn) as admin:
         admin.execute("CREATE TABLE writes (epoch bigint, at timestamptz)")
         admin.commit()
-    time.sleep(TTL - 0.3)
+    before = time.monotonic()
+    assert a.acquire(renew=False) == 1
+    after = time.monotonic()  # the row expires between before + ttl_a and after + ttl_a
+    time.sleep(max(0.0, before + ttl_a - 1.0 - time.monotonic()))
     acquired_at: list[float] = []
     with psycopg.connect(pg_dsn) as conn:
         with conn.transaction():
-            a.fence(conn)  # the lease is still valid here
-            time.sleep(0.5)  # meanwhile it expires; a takeover now must wait for this commit
+            a.fence(conn)  # the lease is still valid here (for about 1 s more)
+            # Meanwhile it expires; a takeover now must wait for this commit.
+            time.sleep(max(0.0, after + ttl_a + 0.2 - time.monotonic()))
 
             def take() -> None:
                 epoch = b.acquire(renew=False)
@@ -220,9 +225,9 @@ def test_unreachable_renewal_loses_the_lease_by_the_local_deadline(
     lost = threading.Event()
     a = make(pg_dsn, leases, "n1", on_lost=lambda reason: lost.set())
     assert a.acquire() == 1
-    started = time.monotonic()
     with psycopg.connect(pg_dsn) as blocker:
         blocker.execute("SELECT * FROM leases WHERE book = 'alpha' FOR UPDATE")
+        started = time.monotonic()  # no renewal gets through from here on
         assert lost.wait(TTL * 2)
         elapsed = time.monotonic() - started
         blocker.rollback()
