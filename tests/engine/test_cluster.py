@@ -107,8 +107,11 @@ class Dashboard:
         status, body = self.get("/api/health")
         return int(body["event_log"]["mirrored_seq"]) if status == 200 else -1
 
-    def read_events(self, last_id: int, seconds: float) -> list[tuple[int, dict[str, Any]]]:
-        """SSE frames (id, event) of ``/api/events?topic=>`` after ``last_id`` for a while."""
+    def read_events(
+        self, last_id: int, seconds: float, count: int | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """SSE frames (id, event) of ``/api/events?topic=>`` after ``last_id`` for ``seconds``,
+        or until ``count`` frames have come."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         headers = {
             "Authorization": f"Bearer {self.token}",
@@ -123,7 +126,7 @@ class Dashboard:
         frames: list[tuple[int, dict[str, Any]]] = []
         frame_id, deadline = 0, time.monotonic() + seconds
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and (count is None or len(frames) < count):
                 line = response.fp.readline().decode()
                 if line.startswith("id:"):
                     frame_id = int(line[3:].strip())
@@ -277,6 +280,6 @@ def test_two_nodes_jetstream_outage_and_a_remote_dashboard(
     assert {s: p["qty"] for s, p in mirrored["positions"].items()} == {
         s: p["qty"] for s, p in alpha_state["positions"].items()
     }
-    replayed = dash.read_events(last_id=alpha[-1].seq - 5, seconds=1.5)
+    replayed = dash.read_events(last_id=alpha[-1].seq - 5, seconds=15, count=5)
     assert [i for i, _ in replayed] == [e.seq for e in alpha[-5:]]
     assert [ev["event_id"] for _, ev in replayed] == [e.event_id for e in alpha[-5:]]

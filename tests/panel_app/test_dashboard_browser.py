@@ -246,11 +246,11 @@ def test_closing_sessions_leaves_no_subscriptions(browser: Any, served: Any) -> 
     def counts() -> tuple[int, int]:
         return kernel.bus.subscriber_count(), kernel.store.subscription_count
 
-    # Sessions of earlier tests are destroyed ~2-2.5 s after their pages closed: wait until
-    # the counts have been steady for longer than that.
+    # Sessions of earlier tests are destroyed ~2-2.5 s after their pages closed (later on a
+    # busy machine): wait until the counts have been steady for well over that.
     before, steady_since = counts(), time.monotonic()
-    deadline = time.monotonic() + 20
-    while time.monotonic() - steady_since < 3.0 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 30
+    while time.monotonic() - steady_since < 6.0 and time.monotonic() < deadline:
         time.sleep(0.2)
         if counts() != before:
             before, steady_since = counts(), time.monotonic()

@@ -244,7 +244,7 @@ def test_restart_under_load_loses_no_acknowledged_event(
         _wait_until(lambda: len(acked) > 50, 30.0, "appends before the restart")
         own_postgres_server.stop("immediate")
         _wait_until(lambda: not log.healthy, 30.0, "the log to notice the outage")
-        time.sleep(0.3)  # producers released by the last commit before the stop record it
+        time.sleep(1.5)  # producers released by the last commit before the stop record it
         acked_while_down = len(acked)
         time.sleep(0.5)
         with pytest.raises(PersistenceError):
