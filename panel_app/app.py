@@ -44,6 +44,12 @@ DEV_USER_ENV = "SEAMLESS_DEV_USER"
 
 SYSTEM_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 
+#: Square corners on the template's main card. Rounded corners clip the card's content, and
+#: clipping the charts' canvases (composited layers) to a rounded shape makes the browser draw
+#: the whole card again through a mask on every frame: in software compositing (headless, or
+#: no GPU) that was 3 ms of a page's CPU per update (docs/benchmarks.md, "Ninth round").
+PAGE_CSS = ".pn-wrapper { border-radius: 0 !important; }"
+
 
 class OfflineFast(Fast):
     """Panel's Fast design without its Google-hosted Open Sans (this server may be offline)."""
@@ -172,6 +178,7 @@ class DashboardSession:
             # Panel's busy state is process-wide: with an indicator in every session, any
             # session's callback would update all of them. Push updates need none.
             busy_indicator=None,
+            raw_css=[PAGE_CSS],
         )
         return template
 

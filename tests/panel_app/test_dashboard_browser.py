@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -87,6 +88,26 @@ def test_page_loads_without_console_errors(page: Page, served: Any) -> None:
     page.page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert page.errors == [], "\n".join(page.errors)
     assert page.external == [], f"assets fetched from elsewhere: {page.external}"
+
+
+def test_each_frame_is_drawn_in_one_render_pass(browser: Any, page: Page, served: Any) -> None:
+    # A rounded clip around the charts' canvases (composited layers) makes the compositor draw
+    # the whole card again through a mask, a second render pass, on every frame: 3 ms of a
+    # page's CPU per update where compositing runs in software (docs/benchmarks.md).
+    page.wait("[data-testid=runner-status][data-status=running]")
+    page.page.wait_for_timeout(500)
+    browser.start_tracing(page=page.page, categories=["viz", "benchmark"])
+    for i in range(10):  # updates of our own, whatever the engine's strategy does meanwhile
+        publish_trade(served.kernel, f"frames{i}_{uuid.uuid4().hex[:6]}-fill")
+        page.page.wait_for_timeout(150)
+    events = json.loads(browser.stop_tracing())["traceEvents"]
+
+    def count(name: str) -> int:
+        return sum(1 for e in events if e.get("name") == name and e.get("ph") == "X")
+
+    frames = count("Display::DrawAndSwap")
+    assert frames >= 5, "the page drew too few frames to tell"
+    assert count("DirectRenderer::DrawRenderPass") == frames
 
 
 def test_positions_table_has_one_row_per_symbol(page: Page, served: Any) -> None:
