@@ -33,6 +33,7 @@ import dataclasses
 import http.client
 import json
 import multiprocessing
+import os
 import re
 import resource
 import shutil
@@ -54,6 +55,7 @@ from access_server import PASSWORDS, VIEWER_TOKEN, Client, make_access  # noqa: 
 from conftest import engine_config, free_port  # noqa: E402
 
 from bench.loop_profile import DrainProfile, LoopProfile  # noqa: E402
+from bench.proc_cpu import descendants_cpu_by_kind, machine_cpu_s  # noqa: E402
 from bench.ui_latency import (  # noqa: E402
     PROBE,
     launch_browser,
@@ -256,6 +258,29 @@ def rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_budget(
+    server_s: float,
+    kinds0: dict[str, float],
+    kinds1: dict[str, float],
+    machine0: tuple[float, float],
+    machine1: tuple[float, float],
+    wall: float,
+) -> str:
+    """Who had the CPU while measuring, in % of one core: this process (server, engine and,
+    without the child options, the SSE clients and the page driver), each kind of descendant
+    process (``bench/proc_cpu.py``), and the machine's busy and idle time over all cores."""
+    parts = [f"server process {100 * server_s / wall:.0f} %"]
+    for kind in sorted(set(kinds0) | set(kinds1)):
+        used = kinds1.get(kind, 0.0) - kinds0.get(kind, 0.0)
+        parts.append(f"{kind} {100 * used / wall:.0f} %")
+    busy, idle = (machine1[i] - machine0[i] for i in (0, 1))
+    cores = os.cpu_count() or 1
+    return (
+        f"CPU, % of one core: {', '.join(parts)}; machine busy {100 * busy / wall:.0f} %,"
+        f" idle {100 * idle / wall:.0f} % of {100 * cores} %"
+    )
 
 
 def cpu_s() -> float:
@@ -496,6 +521,8 @@ def main() -> None:
             fills = bus.subscribe(
                 "fills.*", lambda e: fill_ids.append(getattr(e, "fill_id", "")), name="bench"
             )
+            labels = {child.pid: "SSE clients"} if child is not None else {}
+            kinds0, machine0 = descendants_cpu_by_kind(labels), machine_cpu_s()
             d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.conflated, cpu_s(), time.monotonic()
             publish_probes(kernel, w0 + args.seconds, probes, args.probe_every)
             time.sleep(args.event_timeout)  # the last fills' turn
@@ -506,6 +533,7 @@ def main() -> None:
             wall = time.monotonic() - w0
             fills.dispose()
             dispatched, conflated, cpu = bus.stats.dispatched - d0, inbox.conflated - c0, cpu_s()
+            kinds1, machine1 = descendants_cpu_by_kind(labels), machine_cpu_s()
             if child is not None:
                 conn.send("stop")
                 summaries = conn.recv()
@@ -567,6 +595,7 @@ def main() -> None:
         f" CPU {100 * (cpu - cpu0) / wall:.0f} % of one core (2 cores;"
         f" {'without' if args.sse_process else 'incl.'} SSE clients)"
     )
+    print(f"  {cpu_budget(cpu - cpu0, kinds0, kinds1, machine0, machine1, wall)}")
     if profile_lines:
         print("  profiles while measuring (bench/loop_profile.py):")
         print("\n".join(profile_lines))

@@ -18,7 +18,6 @@ the server (``bench/load.py``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from access_server import make_access  # noqa: E402
 from conftest import free_port  # noqa: E402
 
 from bench.load import open_pages, remove_run_files, start_kernel  # noqa: E402
+from bench.proc_cpu import descendants_cpu_s  # noqa: E402
 from bench.ui_latency import launch_browser  # noqa: E402
 
 METRICS = (
@@ -42,32 +42,6 @@ METRICS = (
     "LayoutCount",
     "RecalcStyleCount",
 )
-
-
-def descendants_cpu_s() -> float:
-    """CPU seconds (user + system) used so far by every descendant process of this one:
-    the browser's processes (renderers, GPU/compositor, network), all of their threads."""
-    parent: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        parent[int(entry)] = int(fields[1])
-        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    me, total = os.getpid(), 0.0
-    for pid in cpu:
-        up = parent.get(pid)
-        while up and up != me:
-            up = parent.get(up)
-        if up == me:
-            total += cpu[pid]
-    return total
 
 
 def per_second(cdp: Any, kernel: Any, seconds: float) -> tuple[dict[str, float], float]:

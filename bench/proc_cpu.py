@@ -1,0 +1,82 @@
+"""CPU time of this process's descendants (by kind) and of the whole machine, from ``/proc``.
+
+A bench that runs the server, its clients and headless browsers on one host needs to say who
+had the CPU: the pages only keep up if the cores left beside the server and the stand-in
+clients cover what they need (``bench/page_cost.py`` measures one page's need). Used by
+``bench/page_cost.py`` (the whole browser of one page) and ``bench/load.py`` (the budget of a
+load run: server, SSE clients, page driver, Chromium, machine idle).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+
+#: Kinds of descendant process, by the start of their command name (``/proc/<pid>/comm``).
+BROWSER = "Chromium"
+DRIVER = "page driver"
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds user + system) of every process now."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table: dict[int, tuple[int, str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                head, tail = fh.read().rsplit(")", 1)
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = tail.split()
+        comm = head.split("(", 1)[1]
+        table[int(entry)] = (int(fields[1]), comm, (int(fields[11]) + int(fields[12])) / tick)
+    return table
+
+
+def default_kind(comm: str) -> str:
+    """Chromium's processes (browser, renderers, GPU/compositor, network) are one kind;
+    anything else a bench starts beside them drives the pages (Playwright's node, Python)."""
+    return BROWSER if comm.startswith(("chrom", "headless")) else DRIVER
+
+
+def descendants_cpu_by_kind(
+    labels: Mapping[int, str] | None = None,
+    kind: Callable[[str], str] = default_kind,
+) -> dict[str, float]:
+    """CPU seconds used so far by every descendant process of this one, summed by kind.
+
+    A descendant of a pid in ``labels`` (or that pid itself) counts under its label (e.g. the
+    SSE clients' child process); any other under ``kind(comm)``. A process that has ended is
+    no longer counted, so read before the processes of interest stop."""
+    table = _processes()
+    labels = dict(labels or {})
+    me = os.getpid()
+    totals: dict[str, float] = {}
+    for pid, (_, comm, cpu) in table.items():
+        label = None
+        up = pid
+        while up and up != me:
+            if label is None and up in labels:
+                label = labels[up]
+            up = table.get(up, (0, "", 0.0))[0]
+        if up != me or pid == me:
+            continue
+        name = label or kind(comm)
+        totals[name] = totals.get(name, 0.0) + cpu
+    return totals
+
+
+def descendants_cpu_s() -> float:
+    """CPU seconds (user + system) used so far by every descendant process of this one."""
+    return sum(descendants_cpu_by_kind().values())
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, all cores together."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        values = [int(v) for v in fh.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return (sum(values[:8]) - idle) / tick, idle / tick
