@@ -9,7 +9,8 @@ token (reconnecting with ``Last-Event-ID`` after an overflow or a disconnect) fo
 ``--probe-every`` seconds (whether or not the pages keep up) and times publish -> DOM in
 every page as ``bench/ui_latency.py`` does, and on the server when each
 session's message carrying the fill was written (:class:`PushTimes`). The pages are opened
-with the strategy paused (under the full load ten pages on this host took minutes to load).
+with the strategy paused (under the full load ten pages on this host took minutes to load);
+with ``--quiet`` it stays paused, so the bench's fills are the only trades.
 Prints figures (no pass/fail): bus inbox depth, dispatch rate, conflation; SSE events, lag
 (receive time minus ``ts_init``, every 10th frame), seq gaps, disconnects, overflows; the
 strategy's fill rate; server push and browser latency; process RSS and CPU. The server,
@@ -22,7 +23,7 @@ Playwright client decodes every message of every page). Every wait is bounded.
     .venv/bin/python -m bench.load [--sessions 10] [--sse 50] [--seconds 60] [--rate 500]
                                    [--sse-process] [--browsers-process] [--browsers-idle]
                                    [--untuned] [--loop-profile] [--drain-profile]
-                                   [--sse-flush S] [--probe-every S]
+                                   [--sse-flush S] [--probe-every S] [--quiet]
 """
 
 from __future__ import annotations
@@ -441,6 +442,12 @@ def main() -> None:
         "--probe-every", type=float, default=0.5, help="seconds between bench fills"
     )
     parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help="the strategy stays paused: the bench's fills are the only trades (the feed, the"
+        " throttled tier and the SSE clients run as before)",
+    )
+    parser.add_argument(
         "--sse-flush",
         type=float,
         default=None,
@@ -506,7 +513,8 @@ def main() -> None:
                 in_child=args.browsers_process,
             )
             print(f"{args.sessions} pages open in {opened_s:.1f} s", flush=True)
-            kernel.command("resume", "engine")
+            if not args.quiet:
+                kernel.command("resume", "engine")
             if args.sse_process:
                 conn, child_conn = mp.Pipe()
                 child = mp.Process(target=sse_in_child, args=(port, args.sse, child_conn))
@@ -557,7 +565,7 @@ def main() -> None:
     where = "a child process" if args.sse_process else "this process"
     print(
         f"Load: {args.sessions} browser sessions + {args.sse} SSE clients, feed {args.rate:g}"
-        f" ticks/s, SMA trading, {wall:.1f} s measured"
+        f" ticks/s, {'SMA paused' if args.quiet else 'SMA trading'}, {wall:.1f} s measured"
     )
     print(
         f"  engine: {dispatched / wall:,.0f} events/s dispatched ({dispatched:,}), inbox depth"
