@@ -13,7 +13,8 @@ with the strategy paused (under the full load ten pages on this host took minute
 with ``--quiet`` it stays paused, so the bench's fills are the only trades.
 Prints figures (no pass/fail): bus inbox depth, dispatch rate, conflation; SSE events, lag
 (receive time minus ``ts_init``, every 10th frame), seq gaps, disconnects, overflows; the
-strategy's fill rate; server push and browser latency; process RSS and CPU. The server,
+strategy's fill rate; server push and browser latency; process RSS and CPU, and who had the
+CPU (server, Chromium, SSE clients, page driver, machine idle: ``bench/proc_cpu.py``). The server,
 engine, SSE clients and the Playwright driver share this process (with
 ``--sse-process`` the SSE clients run in a child process: their decoding then no longer
 competes with the server for the GIL, as clients on other machines would not; with
