@@ -12,6 +12,10 @@ second that made the difference. On a host where the pages and the server share 
 ``whole browser x pages`` is the CPU the pages need: compare it with the cores left beside
 the server (``bench/load.py``).
 
+The baseline, measured in the same run with a browser of its own: a bare page that changes
+one word as often as the dashboard got fills. It is the floor of a pushed update in this
+browser (a frame: style, layout, paint, composite, drawn in software), whatever the page shows.
+
     .venv/bin/python -m bench.page_cost [--rate 500] [--seconds 10]
 """
 
@@ -71,6 +75,28 @@ def show(label: str, figures: dict[str, float], fills: float) -> None:
     )
 
 
+#: A bare page whose one word changes ``rate`` times a second.
+BARE_PAGE = """<!doctype html><html><body><p>fill <span id="n">0</span></p><script>
+let n = 0;
+setInterval(() => { document.getElementById("n").textContent = String(++n); }, 1000 / %s);
+</script></body></html>"""
+
+
+def bare_page_cpu(pw: Any, rate: float, seconds: float) -> float:
+    """Whole-browser CPU (fraction of a core) of a bare page changing one word ``rate`` times
+    a second, in a browser launched for it alone, at the dashboard pages' size."""
+    browser = launch_browser(pw)
+    try:
+        page = browser.new_context(viewport={"width": 1300, "height": 900}).new_page()
+        page.set_content(BARE_PAGE % max(rate, 0.1))
+        time.sleep(2)
+        cpu0, start = descendants_cpu_s(), time.monotonic()
+        time.sleep(seconds)
+        return (descendants_cpu_s() - cpu0) / (time.monotonic() - start)
+    finally:
+        browser.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
@@ -98,6 +124,7 @@ def main() -> None:
             time.sleep(1)
             paused = per_second(cdp, kernel, args.seconds)
             browser.close()
+            bare = bare_page_cpu(pw, trading[1], args.seconds)
     finally:
         server.stop()
         release_services(kernel)
@@ -110,6 +137,12 @@ def main() -> None:
     print(f"  main-thread time per fill pushed: {1000 * per_fill:.1f} ms")
     per_fill = (trading[0]["BrowserCPU"] - paused[0]["BrowserCPU"]) / max(trading[1], 1e-9)
     print(f"  browser CPU (all its processes) per fill pushed: {1000 * per_fill:.1f} ms")
+    dashboard = trading[0]["BrowserCPU"]
+    print(
+        f"Baseline, same run: a bare page changing one word {trading[1]:.1f} times/s: whole"
+        f" browser {100 * bare:.0f} % of a core (the dashboard page trading:"
+        f" {dashboard / max(bare, 1e-9):.1f}x that)"
+    )
 
 
 if __name__ == "__main__":
