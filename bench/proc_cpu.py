@@ -10,7 +10,7 @@ load run: server, SSE clients, page driver, Chromium, machine idle).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 #: Kinds of descendant process, by the start of their command name (``/proc/<pid>/comm``).
 BROWSER = "Chromium"
@@ -41,15 +41,13 @@ def default_kind(comm: str) -> str:
     return BROWSER if comm.startswith(("chrom", "headless")) else DRIVER
 
 
-def descendants_cpu_by_kind(
-    labels: Mapping[int, str] | None = None,
-    kind: Callable[[str], str] = default_kind,
-) -> dict[str, float]:
+def descendants_cpu_by_kind(labels: Mapping[int, str] | None = None) -> dict[str, float]:
     """CPU seconds used so far by every descendant process of this one, summed by kind.
 
     A descendant of a pid in ``labels`` (or that pid itself) counts under its label (e.g. the
-    SSE clients' child process); any other under ``kind(comm)``. A process that has ended is
-    no longer counted, so read before the processes of interest stop."""
+    SSE clients' child process); any other under :func:`default_kind` of its command name. A
+    process that has ended is no longer counted, so read before the processes of interest
+    stop."""
     table = _processes()
     labels = dict(labels or {})
     me = os.getpid()
@@ -63,7 +61,7 @@ def descendants_cpu_by_kind(
             up = table.get(up, (0, "", 0.0))[0]
         if up != me or pid == me:
             continue
-        name = label or kind(comm)
+        name = label or default_kind(comm)
         totals[name] = totals.get(name, 0.0) + cpu
     return totals
 
