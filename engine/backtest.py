@@ -1,9 +1,11 @@
-"""Backtests: the same strategy classes and event path as live, in virtual time, at full speed.
+"""Backtests: the same strategy classes, components and event path as live, at full speed.
 
-Bars are published one by one on a synchronous bus; the clock is set to each bar's time, so the
-broker, risk, P&L and strategies see exactly what they would see live, and every event goes
-through the journal and the state store. With ``db_path`` the run is written to a DuckDB event
-log that ``seamless events``/``seamless state`` and notebooks can read afterwards.
+A backtest is a :class:`~engine.kernel.Kernel` in ``backtest`` mode: the same wiring as
+``seamless run`` (broker, risk, P&L, portfolio, strategies, state store, journal), on a
+synchronous bus and the data's clock. Each bar is published in turn and handled to completion
+in the causal order of docs/architecture.md before the next, exactly as a live replay of the
+same data handles it. With ``db_path`` the run is written to a DuckDB event log that
+``seamless events``/``seamless state`` and notebooks can read afterwards.
 """
 
 from __future__ import annotations
@@ -12,22 +14,24 @@ import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.broker import BrokerConfig, PaperBroker
-from engine.core import build_core
-from engine.pnl import PnlConfig, PnlTracker
-from engine.portfolio import Portfolio, RoundTrip
-from engine.risk import RiskConfig, RiskEngine
-from engine.strategy_host import StrategyHost, build_strategy
+from engine.broker import BrokerConfig
+from engine.config import SeamlessConfig, StrategyConfig
+from engine.feeds import replay_table
+from engine.kernel import Kernel, Mode
+from engine.pnl import PnlConfig
+from engine.portfolio import RoundTrip
+from engine.risk import RiskConfig
 from persistence import EventLog
 from state import MemoryJournal
 from state.journal import Journal
 from streams.clock import NS_PER_S, ManualClock
+from streams.errors import ConfigError
 from streams.events import BarReceived, Event, TradeExecuted
-from streams.sources import iter_bars
+from streams.sources import MarketDataValidator, ReplayTable, load_replay_table
 
 Progress = Callable[[int, int], None]
 
@@ -78,93 +82,134 @@ class BacktestResult:
         }
 
 
-def run_backtest(
-    data: Any,
+def backtest_config(
+    config: SeamlessConfig | None = None,
     *,
-    strategy: str,
-    symbol: str,
+    strategy: str | None = None,
+    symbol: str | None = None,
     params: Mapping[str, Any] | None = None,
+    starting_cash: float | None = None,
+    broker: BrokerConfig | None = None,
+    risk: RiskConfig | None = None,
+    pnl: PnlConfig | None = None,
+) -> SeamlessConfig:
+    """The config a backtest runs with: ``config`` (default: the embedded defaults with risk
+    limits off, since a backtest measures the strategy, not the limits) with the overrides
+    given. ``strategy`` (short name or dotted path) replaces the configured strategies with
+    one instance named ``bt_<symbol>`` trading ``symbol``. The broker always keeps its account
+    in memory: a backtest never touches the live broker file."""
+    base = config if config is not None else SeamlessConfig(risk=_backtest_risk())
+    changes: dict[str, Any] = {}
+    if strategy is not None:
+        if not symbol:
+            raise ConfigError("a backtest of --strategy needs --symbol, got none")
+        changes["strategies"] = (
+            StrategyConfig(
+                name=f"bt_{symbol.lower()}",
+                strategy=strategy,
+                symbols=(symbol.upper(),),
+                params=dict(params or {}),
+            ),
+        )
+    if starting_cash is not None:
+        changes["state"] = dataclasses.replace(base.state, starting_cash=float(starting_cash))
+    changes["broker"] = dataclasses.replace(broker or base.broker, account_path="")
+    if risk is not None:
+        changes["risk"] = risk
+    if pnl is not None:
+        changes["pnl"] = pnl
+    return dataclasses.replace(base, **changes)
+
+
+def run_backtest(
+    data: Any = None,
+    *,
+    strategy: str | None = None,
+    symbol: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    config: SeamlessConfig | None = None,
     db_path: str | Path | None = None,
-    starting_cash: float = 100_000.0,
+    starting_cash: float | None = None,
     broker: BrokerConfig | None = None,
     risk: RiskConfig | None = None,
     pnl: PnlConfig | None = None,
     progress: Progress | None = None,
     progress_every: int = 1_000,
 ) -> BacktestResult:
-    """Run ``strategy`` (short name or dotted path) with ``params`` over bars of ``symbol``.
+    """Run a backtest; see :func:`backtest_config` for how the config is made.
 
-    ``data`` is a DataFrame or a CSV/Parquet path with ``timestamp,open,high,low,close[,volume]``
-    columns. ``progress(done, total)`` is called every ``progress_every`` bars and at the end.
+    ``data`` is a DataFrame or a CSV/Parquet path with ``timestamp,open,high,low,close
+    [,volume][,symbol]`` columns (``symbol`` names the instrument when there is no symbol
+    column); without ``data``, the bars of ``config.feed`` (sample, csv or parquet) are used,
+    as ``seamless run`` would replay them. ``db_path`` writes the run to a new DuckDB event
+    log (ConfigError if the file exists). ``progress(done, total)`` is called every
+    ``progress_every`` bars and at the end.
     """
-    params = dict(params or {})
-    bars = list(iter_bars(data, symbol, source="backtest"))
-    total = len(bars)
-    first_ts = next((b.ts_event for b in bars), 0)
-    clock = ManualClock(max(first_ts - NS_PER_S, 0))
-    log = EventLog(db_path).open() if db_path is not None else None
-    journal: Journal = log if log is not None else MemoryJournal()
-    try:
-        return _run(
-            bars,
-            total,
-            clock,
-            journal,
-            strategy,
-            symbol,
-            params,
-            starting_cash,
-            broker,
-            risk,
-            pnl,
-            progress,
-            progress_every,
+    cfg = backtest_config(
+        config,
+        strategy=strategy,
+        symbol=symbol,
+        params=params,
+        starting_cash=starting_cash,
+        broker=broker,
+        risk=risk,
+        pnl=pnl,
+    )
+    table, source, known = _market_data(data, symbol, cfg)
+    journal = _open_journal(db_path)
+    clock = ManualClock(max((table.first_ts or NS_PER_S) - NS_PER_S, 0))
+    kernel = Kernel(cfg, mode=Mode.BACKTEST, clock=clock, journal=journal)  # closes it if it fails
+    events = _validated(table, source, known)
+    return _run(kernel, events, table.count, progress, progress_every, strategy)
+
+
+def _market_data(
+    data: Any, symbol: str | None, config: SeamlessConfig
+) -> tuple[ReplayTable, str, list[str] | None]:
+    """The bars to replay, the source name they carry and the symbols accepted."""
+    if data is None:
+        table = replay_table(config.feed)
+        if table is None:
+            raise ConfigError(
+                f"feed.kind {config.feed.kind!r} has no recorded data to backtest: "
+                "give --data, or a config whose feed is sample, csv or parquet"
+            )
+        return table, config.feed.kind, [s.upper() for s in config.feed.symbols]
+    table = load_replay_table(data, kind="bars", symbol=symbol.upper() if symbol else None)
+    return table, "backtest", None
+
+
+def _open_journal(db_path: str | Path | None) -> Journal:
+    if db_path is None:
+        return MemoryJournal()
+    path = Path(db_path)
+    if path.exists() and path.stat().st_size > 0:
+        raise ConfigError(
+            f"--db {str(path)!r}: the file exists; a backtest writes a new event log "
+            "(remove it or choose another name)"
         )
-    finally:
-        if log is not None:
-            log.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return EventLog(path).open()
+
+
+def _validated(table: ReplayTable, source: str, known: list[str] | None) -> Iterator[Event]:
+    validator = MarketDataValidator(known, source)
+    for event in table.events(source=source):
+        yield validator.check(event)
 
 
 def _run(
-    bars: Sequence[Event],
+    kernel: Kernel,
+    bars: Iterator[Event],
     total: int,
-    clock: ManualClock,
-    journal: Journal,
-    spec: str,
-    symbol: str,
-    params: dict[str, Any],
-    starting_cash: float,
-    broker_config: BrokerConfig | None,
-    risk_config: RiskConfig | None,
-    pnl_config: PnlConfig | None,
     progress: Progress | None,
     progress_every: int,
+    spec: str | None,
 ) -> BacktestResult:
-    name = f"bt_{symbol.lower()}"
-    instance = build_strategy(spec, name, [symbol], params)
-    core = build_core(
-        journal=journal,
-        clock=clock,
-        threaded=False,
-        starting_cash=starting_cash,
-        live_views=False,
-        durable_before_visible=False,
-    )
-    publish = core.bus.publish
-    broker = PaperBroker(
-        publish, clock, broker_config or BrokerConfig(account_path=""), starting_cash=starting_cash
-    )
-    risk = RiskEngine(publish, core.store, clock, broker, risk_config or _backtest_risk())
-    portfolio = Portfolio(publish, core.store, clock)
-    tracker = PnlTracker(
-        publish, core.store, clock, pnl_config or PnlConfig(publish_interval_s=0.0)
-    )
-    host = StrategyHost(publish, core.store, clock, [instance])
     curve: list[tuple[int, float]] = []
     trades: list[dict[str, Any]] = []
-    for component in (broker, risk, portfolio, tracker, host):
-        component.attach(core.bus)
-    core.bus.subscribe(
+    times: list[int] = []
+    kernel.bus.subscribe(
         "fills.*",
         lambda e: (
             trades.append(e.payload() | {"ts": e.ts_event})
@@ -173,32 +218,34 @@ def _run(
         ),
         name="backtest.trades",
     )
-    host.start()
+    kernel.start()
+    publish = kernel.bus.publish
+    get_state = kernel.store.get_state
     rejected = 0
-    get_state = core.store.get_state
     started = time.perf_counter()
-    for done, bar in enumerate(bars, 1):
-        if isinstance(bar, BarReceived):
-            if bar.ts_event > clock.now_ns():
-                clock.set(bar.ts_event)
+    try:
+        for done, bar in enumerate(bars, 1):
             publish(bar)
-            curve.append((bar.ts_event, get_state("pnl")["equity"]))  # equity after this bar
-        else:
-            rejected += 1
-            publish(bar)
-        if progress is not None and (done % progress_every == 0 or done == total):
-            progress(done, total)
-    host.stop()
-    elapsed = time.perf_counter() - started
-    core.stop()
-    journal.flush()
-    state = core.store.get_state()
-    trips = tuple(portfolio.round_trips)
+            if isinstance(bar, BarReceived):
+                curve.append((bar.ts_event, get_state("pnl")["equity"]))  # equity after the bar
+                if len(times) < 200:
+                    times.append(bar.ts_event)
+            else:
+                rejected += 1
+            if progress is not None and (done % progress_every == 0 or done == total):
+                progress(done, total)
+        elapsed = time.perf_counter() - started
+        state = kernel.store.get_state()
+        trips = tuple(kernel.portfolio.round_trips)
+        instances = list(kernel.host.strategies.values())
+    finally:
+        kernel.stop()
     commissions = float(state["account"]["commissions"])
     realized = float(state["account"]["realized_pnl"])
+    first = instances[0] if instances else None
     return BacktestResult(
-        strategy=spec,
-        params=instance.parameters() | {"symbols": [symbol]},
+        strategy=spec or (kernel.config.strategies[0].strategy if first is not None else ""),
+        params=first.parameters() if first is not None else {},
         bars=total - rejected,
         fills=len(trades),
         round_trips=len(trips),
@@ -207,7 +254,7 @@ def _run(
         commissions=commissions,
         final_equity=float(state["pnl"]["equity"]),
         max_drawdown=float(state["pnl"]["max_drawdown"]),
-        sharpe=sharpe_ratio([e for _, e in curve], _periods_per_year(bars)),
+        sharpe=sharpe_ratio([e for _, e in curve], _periods_per_year(times)),
         elapsed_s=elapsed,
         equity_curve=tuple(curve),
         trades=tuple(trades),
@@ -223,8 +270,7 @@ def _backtest_risk() -> RiskConfig:
     )
 
 
-def _periods_per_year(bars: Sequence[Event]) -> float:
-    times = [b.ts_event for b in bars[:200] if isinstance(b, BarReceived)]
+def _periods_per_year(times: Sequence[int]) -> float:
     steps = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
     if not steps:
         return 252.0

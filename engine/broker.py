@@ -4,12 +4,17 @@ Runs on the engine thread. :meth:`PaperBroker.submit` accepts a valid order (``o
 or refuses it (``order_rejected`` naming the field and value); working orders then fill by the
 rules of :mod:`engine.fill_rules`:
 
-* bars: on the next bar of the order's symbol after acceptance (at its open for a market order;
-  when price crosses for a limit order), never on the bar the strategy decided on;
+* bars: on the first bar of the order's symbol whose time (its close, ``ts_event``) is later
+  than the order's acceptance (at its open for a market order; when price crosses for a limit
+  order), never on the bar the strategy decided on, nor on another symbol's bar of that time;
 * quotes: buys at the ask, sells at the bid. When the broker has already seen a quote for the
   symbol, an order is checked against it at once on acceptance (``fill_on_known_quote``, the
   live behaviour: the quote is what the market offers now); otherwise, and for limit orders
   that do not cross yet, on each following tick.
+
+The broker matches in the ``MATCH`` stage of the bus (see :class:`~streams.bus.Stage`): the
+fills a market event causes are committed and folded before strategies, risk and P&L see that
+event (docs/architecture.md, "Causal order").
 
 Every fill is booked in the broker's own :class:`~engine.broker_account.BrokerLedger` (and its
 file saved) *before* ``trade_executed`` is published: a real broker fills first and tells you
@@ -42,7 +47,7 @@ from engine.fill_rules import (
     validate_order,
     with_slippage,
 )
-from streams.bus import EventBus
+from streams.bus import EventBus, Stage
 from streams.clock import Clock
 from streams.events import (
     SIDES,
@@ -93,7 +98,7 @@ class BrokerConfig:
 @dataclasses.dataclass(slots=True)
 class _Working:
     order: OrderSubmitted
-    after_bar: int  # bars of the symbol seen before acceptance: fills only on a later one
+    after_ns: int  # accepted at this clock time: fills only on a bar of a later time
 
 
 class PaperBroker:
@@ -122,17 +127,19 @@ class PaperBroker:
         self._ledger: BrokerLedger | None = None
         self._load_error: BrokerAccountError | None = None
         self._working: dict[str, dict[str, _Working]] = {}  # symbol -> order_id -> order
-        self._bars_seen: dict[str, int] = {}
         self._quotes: dict[str, tuple[float | None, float | None, float | None]] = {}
         self._seen_ids: set[str] = set()
         self._load()
 
     # -- wiring -------------------------------------------------------------------------------
     def attach(self, bus: EventBus) -> list[abc.DisposableBase]:
-        """Listen to bars and ticks (fill triggers) and to cancellations published by others."""
+        """Match against bars and ticks in the ``MATCH`` stage (before anyone else sees them);
+        follow cancellations published by others."""
         return [
-            bus.subscribe("data.bars.*", self._on_bar_event, name="broker.bars"),
-            bus.subscribe("data.ticks.*", self._on_tick_event, name="broker.ticks"),
+            bus.subscribe("data.bars.*", self._on_bar_event, name="broker.bars", stage=Stage.MATCH),
+            bus.subscribe(
+                "data.ticks.*", self._on_tick_event, name="broker.ticks", stage=Stage.MATCH
+            ),
             bus.subscribe("orders.*", self._on_order_event, name="broker.orders"),
         ]
 
@@ -263,14 +270,12 @@ class PaperBroker:
 
     # -- market data --------------------------------------------------------------------------
     def on_bar(self, bar: BarReceived) -> None:
-        """Fill the symbol's working orders placed before this bar (see module doc)."""
-        count = self._bars_seen.get(bar.symbol, 0) + 1
-        self._bars_seen[bar.symbol] = count
+        """Fill the symbol's working orders placed before this bar's time (see module doc)."""
         orders = self._working.get(bar.symbol)
         if not orders:
             return
         for working in list(orders.values()):
-            if working.after_bar >= count:
+            if working.after_ns >= bar.ts_event:
                 continue
             price = bar_fill_price(working.order, bar)
             if price is not None:
@@ -328,7 +333,7 @@ class PaperBroker:
             return
         for order in self._ledger.open_orders.values():
             self._seen_ids.add(order.order_id)
-            self._track(order)
+            self._track(order, order.ts_event)
 
     def _require_ledger(self) -> BrokerLedger:
         if self._ledger is None:
@@ -347,9 +352,9 @@ class PaperBroker:
             return f"order_id {order.order_id!r} was already submitted"
         return validate_order(order)
 
-    def _track(self, order: OrderSubmitted) -> None:
-        working = _Working(order, self._bars_seen.get(order.symbol, 0))
-        self._working.setdefault(order.symbol, {})[order.order_id] = working
+    def _track(self, order: OrderSubmitted, after_ns: int | None = None) -> None:
+        now = self._clock.now_ns() if after_ns is None else after_ns
+        self._working.setdefault(order.symbol, {})[order.order_id] = _Working(order, now)
 
     def _try_quote_fill(
         self,

@@ -1,5 +1,6 @@
-"""``seamless run`` and ``seamless backtest``: the live engine without the dashboard, and a
-backtest over a bars file, both with the same strategy classes and event path."""
+"""``seamless run`` and ``seamless backtest``: the engine without the dashboard, and a backtest,
+both built by the one kernel from the same config, with the same strategy classes and event
+path. ``run`` with a replay feed that does not loop stops cleanly at the end of the data."""
 
 from __future__ import annotations
 
@@ -28,25 +29,41 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="print events as JSON lines on stdout; critical ones only after they are committed",
     )
 
-    bt = sub.add_parser("backtest", help="backtest a strategy over a bars file, full speed")
+    run.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="with a replay feed that does not loop: keep running after the data ends "
+        "(default: stop cleanly, snapshot written, exit 0)",
+    )
+
+    bt = sub.add_parser(
+        "backtest",
+        help="backtest at full speed: the same engine, config and event path as 'run'",
+    )
+    bt.add_argument(
+        "--config",
+        help="YAML config: its broker, risk, pnl and strategies sections, and (without --data) "
+        "its feed's data (default: embedded defaults, risk limits off)",
+    )
     bt.add_argument(
         "--data",
-        required=True,
-        help="CSV/Parquet with timestamp,open,high,low,close[,volume], or 'sample'",
+        help="CSV/Parquet with timestamp,open,high,low,close[,volume][,symbol], or 'sample' "
+        "(default: the config's feed data)",
     )
-    bt.add_argument("--symbol", required=True, help="symbol of the bars (e.g. AAPL)")
+    bt.add_argument("--symbol", help="symbol of the bars (e.g. AAPL); needed with --strategy")
     bt.add_argument(
-        "--strategy", required=True, help="sma_crossover, zscore or package.module.Class"
+        "--strategy",
+        help="sma_crossover, zscore or package.module.Class (default: the config's strategies)",
     )
     bt.add_argument(
         "--param",
         action="append",
         default=[],
         metavar="K=V",
-        help="strategy parameter, repeatable (e.g. --param fast=5)",
+        help="strategy parameter, repeatable (e.g. --param fast=5); needs --strategy",
     )
-    bt.add_argument("--db", help="write the run's events to this DuckDB file")
-    bt.add_argument("--cash", type=float, default=100_000.0, help="starting cash")
+    bt.add_argument("--db", help="write the run's events to this new DuckDB file")
+    bt.add_argument("--cash", type=float, help="starting cash (default: state.starting_cash)")
     bt.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -111,11 +128,15 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     tune_process(config.engine)
     print(
         f"seamless: engine {config.engine.name!r} running on {config.storage.db_path} "
-        "(Ctrl-C to stop)",
+        f"({kernel.mode} mode; Ctrl-C to stop)",
         file=sys.stderr,
     )
+    until_data_ends = not args.keep_running
     try:
-        done.wait()
+        while not done.wait(0.1):
+            if until_data_ends and kernel.data_finished:
+                print("seamless: end of the replayed data", file=sys.stderr)
+                break
     finally:
         kernel.stop()
     print("seamless: stopped cleanly (snapshot written, run ended)", file=sys.stderr)
@@ -124,18 +145,25 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
 def _backtest(args: argparse.Namespace, out: TextIO) -> int:
     from engine.backtest import run_backtest
+    from engine.config import load_config
 
+    if args.param and not args.strategy:
+        raise ConfigError("--param needs --strategy (the config's strategies keep their params)")
+    config = load_config(args.config) if args.config else None
     data: Any = args.data
     if args.data == "sample":
         from streams.sources import load_sample_bars
 
+        if not args.symbol:
+            raise ConfigError("--data sample needs --symbol (one of the sample symbols)")
         data = load_sample_bars(args.symbol)
     progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
     result = run_backtest(
         data,
         strategy=args.strategy,
-        symbol=args.symbol.upper(),
+        symbol=args.symbol.upper() if args.symbol else None,
         params=parse_params(args.param),
+        config=config,
         db_path=args.db,
         starting_cash=args.cash,
         progress=progress,
@@ -146,9 +174,12 @@ def _backtest(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(json.dumps(summary, sort_keys=True) + "\n")
         return 0
-    out.write(f"backtest {result.strategy} on {args.symbol.upper()} {result.params}\n")
+    out.write(f"backtest {result.strategy} {result.params}\n")
     for trade in result.trades[-20:]:
-        out.write(f"  fill {trade['side']:<4} {trade['qty']:>10.2f} @ {trade['price']:>10.4f}\n")
+        out.write(
+            f"  fill {trade['symbol']:<6} {trade['side']:<4} {trade['qty']:>10.2f} "
+            f"@ {trade['price']:>10.4f}\n"
+        )
     if len(result.trades) > 20:
         out.write(f"  ... {len(result.trades) - 20} earlier fills not shown\n")
     out.write(

@@ -40,6 +40,7 @@ def build_core(
     *,
     journal: Journal | None = None,
     clock: Clock | None = None,
+    view_clock: Clock | None = None,
     threaded: bool = False,
     starting_cash: float = 100_000.0,
     owners: Mapping[str, Sequence[str]] | None = None,
@@ -59,13 +60,15 @@ def build_core(
     ``durable_before_visible=False`` lets the bus go on before critical events are committed
     (backtests, whose log is flushed once at the end: there is no live world to protect).
     ``initial_state`` is a restored state to start from (see :func:`persistence.restore`).
+    ``view_clock`` times the store's view refreshes and ``updated_at`` (default ``clock``; a
+    replay gives the wall clock, since its ``clock`` is the data's).
     """
     journal = journal if journal is not None else MemoryJournal()
     clock = clock if clock is not None else LiveClock()
     bus = EventBus(threaded=threaded, capacity=capacity, max_batch=max_batch)
     store = StateStore(
         journal,
-        clock=clock.now_ns,
+        clock=(view_clock or clock).now_ns,
         owners=owners
         if owners is not None
         else {"engine": [""], "operator": ["risk", "strategies"]},

@@ -1,8 +1,9 @@
 """The paper broker's fill rules as pure functions: when an order fills, at what price, for what.
 
-Bars (``ts_event`` is the bar's close): an order placed after a bar fills on the *next* bar of
-its symbol, never on the bar the strategy was looking at (no look-ahead). A market order fills
-at that bar's open. A buy limit fills if ``bar.low <= limit``, at ``min(bar.open, limit)`` (a
+Bars (``ts_event`` is the bar's close): an order accepted at clock time ``t`` fills on the
+first bar of its symbol with ``ts_event > t``, never on the bar the strategy was looking at nor
+on another symbol's bar of the same time (no look-ahead). A market order fills at that bar's
+open. A buy limit fills if ``bar.low <= limit``, at ``min(bar.open, limit)`` (a
 gap down through the limit fills at the better open); a sell limit fills if
 ``bar.high >= limit``, at ``max(bar.open, limit)``.
 

@@ -1,19 +1,33 @@
-"""The composition root: builds every engine component from config, in a readable order.
+"""The composition root: builds every engine component from config, in one of four modes.
 
-``Kernel.from_config(config)`` opens the event log, restores the state (snapshot + replay),
-wires the bus, store, broker, risk, portfolio, P&L, strategies, feed and runner, and starts
-nothing. ``start()`` records the run, reconciles with the broker (a failure starts the engine
-halted, never trading on a wrong position), starts heartbeats and housekeeping (snapshots,
-durability watch) and, if configured, the runner. ``stop()`` is a clean stop: runner stopped,
-everything dispatched, a final snapshot, the run marked ended, the log closed.
+Modes (:class:`Mode`), one wiring:
 
-This is the one place that reads config; components receive their collaborators.
+* ``live``     - a live feed (synthetic, websocket) on the wall clock; threaded bus.
+* ``replay``   - a recorded feed (sample, csv, parquet) replayed through the same threaded
+  engine on the *data's* clock: the engine thread moves the clock to each market event's time,
+  so fills, P&L days and the daily-loss window are those of the data. A restart resumes after
+  the last market time it handled.
+* ``backtest`` - the same components on a synchronous bus and the data's clock, fed by the
+  caller (:mod:`engine.backtest`): full speed, no threads, no broker file.
+* ``mirror``   - no trading components: a read-only copy of a book that another node trades
+  (:class:`engine.mirror.Mirror`).
+
+``Kernel(config, mode=...)`` opens the event log, restores the state (snapshot + replay),
+wires the bus, store, broker, risk, portfolio, P&L, strategies and runner, and starts
+nothing. ``start()`` attaches them; live and replay kernels also record the run, reconcile
+with the broker (a failure starts the engine halted, never trading on a wrong position),
+start heartbeats and housekeeping and, if configured, the runner. ``stop()`` is a clean stop:
+runner stopped, everything dispatched, a final snapshot, the run marked ended, the log closed.
+
+This is the one place that reads config and constructs components; they receive their
+collaborators. The causal order of one market event (docs/architecture.md) comes from the bus
+stages the components subscribe in.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,11 +38,11 @@ from engine.access_config import make_authorizer
 from engine.broker import PaperBroker
 from engine.config import SeamlessConfig
 from engine.core import build_core
-from engine.feeds import build_feed
+from engine.feeds import REPLAY_KINDS, build_feed, replay_table
+from engine.housekeeping import Housekeeping, health
 from engine.lifecycle import STARTING, STOPPED
 from engine.pnl import PnlTracker
 from engine.portfolio import Portfolio
-from engine.process_tuning import GC_PAUSES
 from engine.reconcile import Reconciler, ReconciliationFailed, ReconciliationResult
 from engine.recorders import Fence, open_recorder
 from engine.risk import RiskEngine
@@ -36,74 +50,134 @@ from engine.runner import LiveStrategyRunner
 from engine.strategy_host import StrategyHost, build_strategy
 from persistence import CLEAN, RestoreResult, Snapshotter, restore
 from persistence.recorder import Recorder
-from streams.clock import NS_PER_S, Clock, LiveClock
-from streams.errors import SeamlessError
-from streams.events import ACTIVE, CommandIssued, ErrorRaised, Event, Heartbeat
-from streams.sources import FeedBase
+from persistence.replica import ReplicaJournal
+from state import MemoryJournal
+from state.fold import replay
+from state.journal import Journal
+from streams import topics
+from streams.bus import Stage
+from streams.clock import NS_PER_S, Clock, LiveClock, ManualClock
+from streams.errors import ConfigError, SeamlessError
+from streams.events import ACTIVE, CommandIssued, Event
+from streams.sources import FeedBase, ReplayTable
 
 log = logging.getLogger(__name__)
 
 Authorizer = Callable[[str, str], bool]
-#: How often the housekeeping thread wakes (snapshots, feed stall, dispatch watchdog).
-HOUSEKEEPING_S = 0.25
+
+
+class Mode(enum.StrEnum):
+    """How a kernel runs (see the module doc)."""
+
+    LIVE = "live"
+    REPLAY = "replay"
+    BACKTEST = "backtest"
+    MIRROR = "mirror"
+
+
+def mode_for(config: SeamlessConfig) -> Mode:
+    """The mode ``seamless run``/``serve`` use for ``config``: replay for recorded data."""
+    return Mode.REPLAY if config.feed.kind in REPLAY_KINDS else Mode.LIVE
 
 
 class Kernel:
-    """One engine instance: the facade the CLI, the dashboard and notebooks use.
+    """One engine instance: the facade the CLI, the dashboard, backtests and notebooks use.
 
-    Public collaborators: ``config``, ``clock``, ``log`` (the event log, a Recorder), ``bus``,
-    ``store``, ``broker``, ``risk``, ``portfolio``, ``pnl``, ``host`` (strategies), ``runner``.
+    Public collaborators: ``config``, ``mode``, ``clock`` (the engine's time: the data's in
+    replays and backtests), ``wall_clock``, ``log`` (the journal: a Recorder except in
+    in-memory backtests), ``bus``, ``store``, ``broker``, ``risk``, ``portfolio``, ``pnl``,
+    ``host`` (strategies), ``runner``.
+
+    ``clock`` and ``journal`` may be injected (tests, backtests); by default a live kernel
+    uses the wall clock, a replay the data's clock, and the log comes from ``storage``.
     """
 
     def __init__(
         self,
         config: SeamlessConfig,
         *,
+        mode: Mode | None = None,
         clock: Clock | None = None,
+        journal: Journal | None = None,
         authorize: Authorizer | None = None,
         fence: Fence | None = None,
     ) -> None:
         self.config = config
-        self.clock = clock or LiveClock()
+        self.mode = Mode(mode) if mode is not None else mode_for(config)
+        self.wall_clock: Clock = LiveClock()
         self._extra_authorize: Authorizer | None = (
             authorize if authorize is not None else make_authorizer(config.access)
         )
         logging.getLogger().setLevel(config.engine.log_level)
-
-        self.log: Recorder = open_recorder(config.storage, fence=fence)
-        try:
-            self.restored: RestoreResult = restore(self.log)
-            self._build()
-        except BaseException:
-            self.log.close()
-            raise
         self.run_id: str | None = None
         self.reconciliation: ReconciliationResult | None = None
+        self.relay: Any = None  # the JetStream outbox relay (``bus.transport: jetstream``)
+        self.housekeeping: Housekeeping | None = None
         self._subscriptions: list[abc.DisposableBase] = []
-        self._housekeeping: threading.Thread | None = None
-        self._stopping = threading.Event()
-        self._last_heartbeat_ns = 0
         self._started = False
-        self._stall_halted = False  # a halt for the current feed stall was sent
-        self._stall_reported = False  # the current long dispatch round was noticed
-        self._stall_pending = 0.0  # its report, not yet published (the inbox was full)
-        #: The JetStream outbox relay (``bus.transport: jetstream``), started by ``start``.
-        self.relay: Any = None
+        self._stopped = False
+        self._replay: ReplayTable | None = None
+
+        self.log: Any = journal if journal is not None else self._open_log(fence)
+        try:
+            if self.mode is Mode.REPLAY:
+                self._replay = replay_table(config.feed)
+            self.restored = self._restore()
+            self.clock: Clock = clock if clock is not None else self._default_clock()
+            self._build()
+        except BaseException:
+            self._close_log()
+            raise
 
     @classmethod
     def from_config(cls, config: SeamlessConfig, **kwargs: Any) -> Kernel:
         """Build an engine from a validated config (see :func:`engine.config.load_config`)."""
         return cls(config, **kwargs)
 
+    # -- construction ------------------------------------------------------------------------
+    def _open_log(self, fence: Fence | None) -> Journal:
+        if self.mode is Mode.BACKTEST:
+            return MemoryJournal()  # a backtest never writes to the configured (live) log
+        return open_recorder(self.config.storage, fence=fence)
+
+    def _restore(self) -> RestoreResult:
+        """The state of the log: snapshot + tail for an event log, a replay for memory."""
+        if isinstance(self.log, Recorder):
+            return restore(self.log)
+        events = list(getattr(self.log, "events", ()))
+        state = replay(events)
+        return RestoreResult(state, int(state["meta"]["seq"]), 0, len(events), ())
+
+    def _default_clock(self) -> Clock:
+        if self.mode is Mode.REPLAY:
+            resume = self.last_market_ns()
+            first = self._replay.first_ts if self._replay is not None else None
+            start = resume or (max(first - NS_PER_S, 0) if first else 0)
+            return ManualClock(start)
+        if self.mode is Mode.BACKTEST:
+            return ManualClock(self.last_market_ns())
+        return LiveClock()
+
+    def last_market_ns(self) -> int:
+        """The time of the newest market data in the restored state (0 if none)."""
+        prices = self.restored.state.get("prices", {})
+        return max((int(q.get("ts") or 0) for q in prices.values()), default=0)
+
     def _build(self) -> None:
-        config = self.config
+        config, mode = self.config, self.mode
+        mirror = mode is Mode.MIRROR
+        #: What the store commits to: the log, or for a mirror a replica of the book's seqs.
+        self.journal: Journal = ReplicaJournal(self.restored.seq) if mirror else self.log
         self.core = build_core(
-            journal=self.log,
+            journal=self.journal,
             clock=self.clock,
-            threaded=True,
-            starting_cash=config.state.starting_cash,
-            owners=config.state.owners,
+            view_clock=self.wall_clock if mode is Mode.REPLAY else self.clock,
+            threaded=mode is not Mode.BACKTEST,
+            starting_cash=0.0 if mirror else config.state.starting_cash,
+            owners={"engine": [""]} if mirror else config.state.owners,
             view_interval_s=config.state.view_interval_s,
+            live_views=mode is not Mode.BACKTEST,
+            durable_before_visible=mode is not Mode.BACKTEST,
             capacity=config.bus.capacity,
             max_batch=config.bus.max_batch,
             initial_state=self.restored.state,
@@ -111,57 +185,89 @@ class Kernel:
         self.bus = self.core.bus
         self.store = self.core.store
         self.bus.join(10)  # the starting-cash deposit of a new log is folded before anyone reads
-        publish = self.bus.publish
+        self.snapshotter: Snapshotter | None = None
+        if isinstance(self.log, Recorder) and not mirror:
+            interval = config.storage.snapshot_interval_s
+            self.snapshotter = Snapshotter(self.log, self._snapshot_source, interval_s=interval)
+        if not mirror:
+            self._build_trading()
+
+    def _build_trading(self) -> None:
+        config, publish, clock = self.config, self.bus.publish, self.clock
         self.broker = PaperBroker(
             publish,
-            self.clock,
+            clock,
             config.broker,
             account_path=config.broker.account_path or None,
             starting_cash=config.state.starting_cash,
         )
-        self.risk = RiskEngine(publish, self.store, self.clock, self.broker, config.risk)
-        self.portfolio = Portfolio(publish, self.store, self.clock)
-        self.pnl = PnlTracker(publish, self.store, self.clock, config.pnl)
+        self.risk = RiskEngine(publish, self.store, clock, self.broker, config.risk)
+        self.portfolio = Portfolio(publish, self.store, clock)
+        self.pnl = PnlTracker(publish, self.store, clock, config.pnl)
         strategies = [
             build_strategy(s.strategy, s.name, s.symbols, s.params) for s in config.strategies
         ]
-        self.host = StrategyHost(publish, self.store, self.clock, strategies)
+        self.host = StrategyHost(publish, self.store, clock, strategies)
+        feed_factory = None if self.mode is Mode.BACKTEST else self._make_feed
         self.runner = LiveStrategyRunner(
             publish=publish,
-            clock=self.clock,
+            clock=clock,
             host=self.host,
             risk=self.risk,
-            feed_factory=lambda: build_feed(config.feed, publish, self.clock),
+            feed_factory=feed_factory,
             authorize=self.authorize,
             heartbeat_interval_s=config.runner.heartbeat_interval_s,
             trading_state=lambda: str(self.store.get_state("trading.state", ACTIVE)),
             store=self.store,
+            wall_clock=self.wall_clock,
         )
         saved_limits = self.store.get_state("risk.limits", None)
         if saved_limits:
             self.risk.set_limits(dict(saved_limits))  # what an operator last set wins
-        self.snapshotter = Snapshotter(
-            self.log, self._snapshot_source, interval_s=config.storage.snapshot_interval_s
+
+    def _make_feed(self) -> FeedBase | None:
+        """A new feed for each runner start: a replay resumes after the last market time."""
+        resume = self.last_market_now() if self.mode is Mode.REPLAY else None
+        return build_feed(
+            self.config.feed,
+            self.bus.publish,
+            self.wall_clock,
+            offer=self.bus.offer,
+            table=self._replay,
+            resume_after_ns=resume or None,
         )
 
-    # -- lifecycle -------------------------------------------------------------------------
+    def last_market_now(self) -> int:
+        """The time of the newest market data in the current state (0 if none)."""
+        prices = self.store.get_state("prices")
+        return max((int(q.get("ts") or 0) for q in prices.values()), default=0)
+
+    # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Kernel:
-        """Record the run, attach components, reconcile, start heartbeats and the runner."""
+        """Attach the components; live and replay kernels also record the run, reconcile,
+        start heartbeats, housekeeping and (``runner.autostart``) trading."""
         if self._started:
             return self
         self._started = True
-        self.run_id = self.log.start_run(self.config.config_hash())
-        for component in (self.broker, self.risk, self.portfolio, self.pnl, self.host, self.runner):
+        if self.mode is Mode.MIRROR:
+            raise ConfigError("a mirror kernel is started by engine.mirror.Mirror")
+        if isinstance(self.log, Recorder):
+            self.run_id = self.log.start_run(self.config.config_hash())
+        if self.mode in (Mode.REPLAY, Mode.BACKTEST):
+            self._follow_data_clock()
+        for component in (self.broker, self.risk, self.portfolio, self.pnl, self.host):
             self._subscriptions.extend(component.attach(self.bus))
+        if self.mode is Mode.BACKTEST:
+            self.host.start()  # its caller drives a backtest: no runner, no commands
+            return self
+        self._subscriptions.extend(self.runner.attach(self.bus))
+        self.housekeeping = Housekeeping(self)
         self._subscriptions.append(
-            self.bus.subscribe("system.*", self._on_system, name="kernel.heartbeats")
+            self.bus.subscribe("system.*", self.housekeeping.on_system, name="kernel.heartbeats")
         )
         self._reconcile()
         self.runner.start_heartbeats()
-        self._housekeeping = threading.Thread(
-            target=self._housekeep, name="kernel-housekeeping", daemon=True
-        )
-        self._housekeeping.start()
+        self.housekeeping.start()
         if self.config.bus.transport == "jetstream":
             from engine.jetstream import start_relay
 
@@ -175,25 +281,47 @@ class Kernel:
                 time.sleep(0.01)
         return self
 
+    def _follow_data_clock(self) -> None:
+        """Move the engine clock to each market event's time before anyone handles it."""
+        advance_to = getattr(self.clock, "advance_to", None)
+        if advance_to is None:
+            raise ConfigError(
+                f"a {self.mode} kernel runs on the data's clock: its clock must have "
+                f"advance_to(ns), got {type(self.clock).__name__}"
+            )
+
+        def follow(event: Event) -> None:
+            advance_to(event.ts_event)
+
+        for pattern in (topics.ALL_BARS, topics.ALL_TICKS):
+            self._subscriptions.append(
+                self.bus.subscribe(pattern, follow, name="kernel.data-clock", stage=Stage.CLOCK)
+            )
+
+    @property
+    def data_finished(self) -> bool:
+        """A replay that does not loop has handed in all its data and the engine handled it."""
+        feed = self.runner.feed if self.mode is Mode.REPLAY else None
+        if not isinstance(feed, FeedBase) or feed.alive or feed.status != "finished":
+            return False
+        return self.bus.join(0.0)
+
     def stop(self, how: str = CLEAN) -> None:
         """Stop cleanly: runner stopped, queue drained, final snapshot, run ended, log closed."""
-        if self._stopping.is_set():
+        if self._stopped:
             return
-        self._stopping.set()
+        self._stopped = True
         try:
-            if self._started and self.runner.lifecycle.allowed("stop"):
-                self.command("stop", "engine")
-            self.bus.join(10)
-            self.runner.stop_heartbeats()
-            if self.runner.feed is not None:
-                self.runner.feed.stop()
-            self.bus.join(10)
-            if self._housekeeping is not None:
-                self._housekeeping.join(5)
+            if self._started and self.mode is Mode.BACKTEST:
+                self.host.stop()
+            elif self._started:
+                self._stop_live()
             for sub in self._subscriptions:
                 sub.dispose()
             self.bus.stop()
-            self.snapshotter.snapshot_now(created_at_ns=self.clock.now_ns())
+            self.log.flush()
+            if self.snapshotter is not None and self._started:
+                self.snapshotter.snapshot_now(created_at_ns=self.wall_clock.now_ns())
             if self.run_id is not None:
                 self.log.end_run(self.run_id, how)
         finally:
@@ -203,7 +331,23 @@ class Kernel:
                 except SeamlessError:
                     log.exception("final flush before stopping the relay failed")
                 self.relay.stop()
-            self.log.close()
+            self._close_log()
+
+    def _stop_live(self) -> None:
+        if self.runner.lifecycle.allowed("stop"):
+            self.command("stop", "engine")
+        self.bus.join(10)
+        self.runner.stop_heartbeats()
+        if self.runner.feed is not None:
+            self.runner.feed.stop()
+        self.bus.join(10)
+        if self.housekeeping is not None:
+            self.housekeeping.stop()
+
+    def _close_log(self) -> None:
+        close = getattr(self.log, "close", None)
+        if close is not None:
+            close()
 
     def __enter__(self) -> Kernel:
         return self.start()
@@ -211,7 +355,7 @@ class Kernel:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- facade ----------------------------------------------------------------------------
+    # -- facade ------------------------------------------------------------------------------
     def command(self, command: str, actor: str, **args: Any) -> CommandIssued:
         """Publish an operator command as ``actor`` (audited; refused without the right)."""
         return self.runner.command(command, actor, **args)
@@ -232,55 +376,9 @@ class Kernel:
 
     def health(self) -> dict[str, Any]:
         """Engine, bus, event log and feed status with heartbeat ages, for monitors."""
-        now = self.clock.now_ns()
-        feed = self.runner.feed
-        seq, version, _ = self.store.snapshot()
-        feed_info: dict[str, Any] = {"status": "none"}
-        if isinstance(feed, FeedBase):
-            last = feed.last_event_ns
-            age_s = (now - last) / NS_PER_S if last else None
-            feed_info = {
-                "status": feed.status,
-                "last_event_age_s": age_s,
-                "published": feed.published,
-                "errors": feed.errors,
-                "rejected": feed.validator.rejected_total,
-                "stale": age_s is not None and age_s > self.config.feed.stale_after_s,
-                "halted_by_stall": self._stall_halted,
-            }
-        beat_age = (now - self._last_heartbeat_ns) / NS_PER_S if self._last_heartbeat_ns else None
-        stats = self.bus.stats
-        return {
-            "engine": {
-                "name": self.config.engine.name,
-                "runner": self.runner.status,
-                "trading": self.store.get_state("trading.state", ACTIVE),
-                "heartbeat_age_s": beat_age,
-                "run_id": self.run_id,
-            },
-            "bus": {
-                "queue_depth": len(self.bus._inbox),
-                "published": stats.published,
-                "dispatched": stats.dispatched,
-                "subscriber_errors": stats.errors_total,
-                "subscribers": self.bus.subscriber_count(),
-                "dispatch_busy_s": round(self.bus.dispatch_busy_s, 3),
-                "stalled": self._dispatch_stalled(),
-            },
-            "event_log": {
-                "healthy": self.log.healthy,
-                "last_error": self.log.last_error,
-                "engine_held_by_fault": self.store.storage_fault,
-                "last_seq": self.log.last_seq,
-                "committed_seq": self.log.committed_seq,
-            },
-            "state": {"seq": seq, "version": version},
-            "feed": feed_info,
-            "process": GC_PAUSES.as_dict(),
-            **({"relay": self.relay.stats()} if self.relay is not None else {}),
-        }
+        return health(self, self.housekeeping)
 
-    # -- internals -------------------------------------------------------------------------
+    # -- internals ---------------------------------------------------------------------------
     def _snapshot_source(self) -> tuple[int, dict[str, Any]]:
         seq, _, state = self.store.snapshot()
         return seq, state
@@ -296,76 +394,3 @@ class Kernel:
             self.bus.join(10)
             self.risk.halt("engine", f"reconciliation failed: {exc}")
         self.bus.join(10)
-
-    def _on_system(self, event: Event) -> None:
-        if isinstance(event, Heartbeat):
-            self._last_heartbeat_ns = event.ts_event
-
-    def _housekeep(self) -> None:
-        """Snapshots on schedule, the feed-stall halt and the dispatch watchdog; logs while
-        the event log cannot write (own thread, every ``HOUSEKEEPING_S``).
-
-        A storage fault holds the engine thread itself (see ``StateStore._wait_durable``):
-        nothing trades until writes succeed again."""
-        while not self._stopping.wait(HOUSEKEEPING_S):
-            try:
-                self.snapshotter.maybe_snapshot(self.clock.now_ns())
-            except Exception:
-                log.exception("periodic snapshot failed; the log is intact, will retry")
-            if not self.log.healthy:
-                log.error("event log unhealthy (%s): trading must not go on", self.log.last_error)
-            try:
-                self._check_feed_stall()
-                self._check_dispatch()
-            except SeamlessError:
-                return  # the bus is closed: the engine is stopping
-
-    def _check_feed_stall(self) -> None:
-        """Halt trading (a committed ``halt`` command through risk, on the engine thread) once
-        the feed has been quiet for ``feed.halt_after_s``; once per stall."""
-        limit = self.config.feed.halt_after_s
-        feed = self.runner.feed
-        if limit <= 0 or not isinstance(feed, FeedBase) or feed.last_event_ns is None:
-            return
-        age_s = (self.clock.now_ns() - feed.last_event_ns) / NS_PER_S
-        if age_s < limit:
-            self._stall_halted = False
-            return
-        if self._stall_halted or self.store.get_state("trading.state", ACTIVE) != ACTIVE:
-            return
-        self._stall_halted = True
-        log.error("feed %s quiet for %.1f s: halting trading", feed.name, age_s)
-        self.command("halt", "engine", reason=f"feed stalled: no data for {age_s:.1f} s")
-
-    def _dispatch_stalled(self) -> bool:
-        limit = self.config.bus.stall_warn_s
-        return limit > 0 and self.bus.dispatch_busy_s > limit
-
-    def _check_dispatch(self) -> None:
-        """Watchdog: a dispatch round running longer than ``bus.stall_warn_s`` (a blocking or
-        slow subscriber holds the one engine thread) is reported once as ``error_raised``;
-        ``health()`` shows it meanwhile. The report waits for room in the inbox rather than
-        block this thread behind the stalled engine; it is delivered when the round ends."""
-        if self._dispatch_stalled():
-            if not self._stall_reported:
-                self._stall_reported = True
-                self._stall_pending = self.bus.dispatch_busy_s
-                log.error(
-                    "engine thread busy in one dispatch round for %.1f s", self._stall_pending
-                )
-        else:
-            self._stall_reported = False
-        inbox = self.bus._inbox
-        if not self._stall_pending or len(inbox._items) >= inbox.capacity:
-            return
-        busy, self._stall_pending = self._stall_pending, 0.0
-        self.bus.publish(
-            ErrorRaised(
-                component="kernel.watchdog",
-                message=f"a dispatch round ran for over {busy:.1f} s "
-                f"(bus.stall_warn_s {self.config.bus.stall_warn_s}): a subscriber blocks",
-                error_type="DispatchStalled",
-                details={"busy_s": round(busy, 3), "queue_depth": len(inbox)},
-                ts_event=self.clock.now_ns(),
-            )
-        )

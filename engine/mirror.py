@@ -5,8 +5,9 @@ follows the book's committed events live — from NATS JetStream when ``bus.tran
 ``jetstream`` (a durable consumer that resumes where it stopped), otherwise by polling the log.
 Every followed event goes through a local bus and state store exactly as on the node, so the
 dashboard, ``/api/events`` and notebook code written against a :class:`~engine.kernel.Kernel`
-read a mirror the same way. A mirror never writes: its journal (:class:`ReplicaJournal`) only
-accepts events already sequenced by the owning node, in order, and commands are refused.
+read a mirror the same way. A mirror never writes: its journal
+(:class:`~persistence.replica.ReplicaJournal`) only accepts events already sequenced by the
+owning node, in order, and commands are refused.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from engine.config import SeamlessConfig
-from engine.core import build_core
-from engine.recorders import open_recorder
-from persistence import restore
+from engine.kernel import Kernel, Mode
 from persistence.recorder import Recorder
-from streams.clock import Clock, LiveClock
+from streams.clock import Clock
 from streams.errors import AccessDenied, SeamlessError
-from streams.events import ACTIVE, Event
+from streams.events import ACTIVE, CommandIssued, Event
 
 log = logging.getLogger(__name__)
 
@@ -43,41 +42,6 @@ class Following(Protocol):
 
 #: Starts following from after ``seq``, calling ``deliver`` for each committed event.
 FollowFactory = Callable[[int, Callable[[Event], None]], Following]
-
-
-class ReplicaJournal:
-    """A journal that takes events already sequenced elsewhere, in order, without writing.
-
-    ``append`` keeps an event whose seq is exactly ``last_seq + 1``; an older seq (a duplicate
-    from a redelivery) or a local event without seq returns None, so it is neither folded nor
-    delivered. A newer seq means events were missed: the mirror backfills them from the log
-    first, so reaching here with a gap is a bug and raises.
-    """
-
-    def __init__(self, last_seq: int) -> None:
-        self._seq = last_seq
-        self.dropped = 0
-
-    def append(self, event: Event, *, wait: bool = False) -> Event | None:
-        if event.seq <= self._seq:
-            self.dropped += 1
-            if event.seq == 0:
-                log.warning("mirror: local %s not shown (a mirror records nothing)", event.type)
-            return None
-        if event.seq != self._seq + 1:
-            raise SeamlessError(f"mirror: got seq {event.seq} after {self._seq} (a gap)")
-        self._seq = event.seq
-        return event
-
-    def wait_durable(self, seq: int) -> None:
-        return None
-
-    def flush(self) -> int:
-        return self._seq
-
-    @property
-    def last_seq(self) -> int:
-        return self._seq
 
 
 class _LogPoller:
@@ -108,12 +72,14 @@ class _LogPoller:
         self._thread.join(5)
 
 
-class Mirror:
+class Mirror(Kernel):
     """One book's state, bus and log on a host that does not run its engine (read-only).
 
-    Offers the parts of :class:`~engine.kernel.Kernel` that the dashboard, the SSE endpoint
-    and notebooks read: ``config``, ``log``, ``bus``, ``store``, ``runner.status``,
-    ``host.strategies``, ``health()``; ``command`` raises :class:`ReadOnlyMirror`.
+    A :class:`~engine.kernel.Kernel` in ``mirror`` mode: restored from the log, with a bus
+    and state store but no trading components. It offers what the dashboard, the SSE
+    endpoint and notebooks read of a kernel: ``config``, ``log``, ``bus``, ``store``,
+    ``runner.status``, ``host.strategies``, ``health()``; ``command`` raises
+    :class:`ReadOnlyMirror`.
     """
 
     def __init__(
@@ -125,31 +91,13 @@ class Mirror:
         clock: Clock | None = None,
         poll_interval_s: float = 0.2,
     ) -> None:
-        self.config = config
-        self.clock = clock or LiveClock()
-        self.log: Recorder = log_ if log_ is not None else open_recorder(config.storage)
+        super().__init__(config, mode=Mode.MIRROR, clock=clock, journal=log_)
         self._follow_factory = follow
         self._poll_s = poll_interval_s
         self._lock = threading.Lock()  # one delivery at a time (backfill + publish in order)
-        restored = restore(self.log)
-        self.journal = ReplicaJournal(restored.seq)
-        self.core = build_core(
-            journal=self.journal,
-            clock=self.clock,
-            threaded=True,
-            starting_cash=0.0,
-            owners={"engine": [""]},
-            view_interval_s=config.state.view_interval_s,
-            capacity=config.bus.capacity,
-            max_batch=config.bus.max_batch,
-            initial_state=restored.state,
-        )
-        self.bus = self.core.bus
-        self.store = self.core.store
-        self.runner = types.SimpleNamespace(status="mirror")
-        self.host = types.SimpleNamespace(strategies={})
-        self.run_id: str | None = None
-        self._published = restored.seq  # the highest seq handed to the bus
+        self.runner = types.SimpleNamespace(status="mirror", feed=None)  # type: ignore[assignment]
+        self.host = types.SimpleNamespace(strategies={})  # type: ignore[assignment]
+        self._published = self.restored.seq  # the highest seq handed to the bus
         self._following: Following | None = None
         #: Every book of a shared log (an ``engine.cluster.ClusterView``), when served so.
         self.cluster: Any = None
@@ -160,16 +108,17 @@ class Mirror:
         return cls(config, **kwargs)
 
     # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self) -> Mirror:
         """Start following the book live (JetStream or log polling)."""
         if self._following is not None:
-            return
+            return self
         if self._follow_factory is not None:
             self._following = self._follow_factory(self._published, self.deliver)
         else:
             self._following = _LogPoller(self.log, self._published, self.deliver, self._poll_s)
+        return self
 
-    def stop(self) -> None:
+    def stop(self, how: str = "clean") -> None:
         """Stop following, dispatch what is queued, close the log reader (and the cluster)."""
         if self.cluster is not None:
             cluster, self.cluster = self.cluster, None
@@ -204,14 +153,14 @@ class Mirror:
         """The highest seq of the book handed to the local bus."""
         return self._published
 
-    def command(self, command: str, actor: str, **args: Any) -> None:
+    def command(self, command: str, actor: str, **args: Any) -> CommandIssued:
         """Refused: a mirror is read-only; commands go to the node that owns the book."""
         raise ReadOnlyMirror(
             f"command {command!r} refused: this dashboard mirrors book "
             f"{self.config.storage.stream!r} read-only; send it to the node that owns the book"
         )
 
-    def set_authorizer(self, authorize: Callable[[str, str], bool]) -> None:
+    def set_authorizer(self, authorize: Callable[[str, str], bool] | None) -> None:
         """Accepted for the dashboard's wiring; a mirror authorizes no command anyway."""
 
     def authorize(self, actor: str, command: str) -> bool:
@@ -224,13 +173,14 @@ class Mirror:
         return {
             "engine": {
                 "name": self.config.engine.name,
+                "mode": str(self.mode),
                 "runner": "mirror",
                 "trading": self.store.get_state("trading.state", ACTIVE),
                 "book": self.config.storage.stream,
                 "run_id": None,
             },
             "bus": {
-                "queue_depth": len(self.bus._inbox),
+                "queue_depth": len(self.bus.inbox),
                 "subscribers": self.bus.subscriber_count(),
             },
             "event_log": {

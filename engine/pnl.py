@@ -38,7 +38,7 @@ from reactivex import abc
 
 from engine.config_schema import meta
 from streams import topics
-from streams.bus import EventBus
+from streams.bus import EventBus, Stage
 from streams.clock import NS_PER_S, Clock
 from streams.events import (
     BarReceived,
@@ -143,11 +143,14 @@ class PnlTracker:
         self._last_figures: tuple[float, ...] | None = None
 
     def attach(self, bus: EventBus) -> list[abc.DisposableBase]:
-        """Recover from the state (:meth:`resync`) and follow prices, fills and cash."""
+        """Recover from the state (:meth:`resync`) and follow prices, fills and cash.
+
+        Prices are marked in the ``MARK`` stage: after the broker's fills for a market event,
+        before strategies see it, so a daily-loss breach it causes comes first."""
         self.resync()
         return [
-            bus.subscribe("data.bars.*", self._on_event, name="pnl.bars"),
-            bus.subscribe("data.ticks.*", self._on_event, name="pnl.ticks"),
+            bus.subscribe("data.bars.*", self._on_event, name="pnl.bars", stage=Stage.MARK),
+            bus.subscribe("data.ticks.*", self._on_event, name="pnl.ticks", stage=Stage.MARK),
             bus.subscribe("fills.*", self._on_event, name="pnl.fills"),
             bus.subscribe(topics.PNL, self._on_event, name="pnl.cash"),
             bus.subscribe(topics.RECONCILIATION, self._on_event, name="pnl.reconciliation"),

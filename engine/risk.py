@@ -30,7 +30,6 @@ the threshold returns to ``-daily_loss_limit`` when a new session starts (or aft
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -133,7 +132,6 @@ class RiskEngine:
         self.config = config if config is not None else RiskConfig()
         self._sent: deque[int] = deque()
         self._own: dict[str, tuple[str, float]] = {}  # our open orders: id -> (symbol, signed)
-        self._prefix = f"risk-{os.urandom(3).hex()}"
         self._count = 0
         # A state we published but the store has not folded yet, and the trading node it saw.
         self._pending: tuple[str, Any] | None = None
@@ -304,7 +302,7 @@ class RiskEngine:
                 continue
             self._count += 1
             order = OrderSubmitted(
-                order_id=f"{self._prefix}-{self._count}",
+                order_id=f"{RISK}-{now}-{self._count}",
                 strategy=RISK,
                 symbol=symbol,
                 side=SELL if remaining > 0 else BUY,

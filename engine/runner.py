@@ -82,9 +82,12 @@ class LiveStrategyRunner:
         initial_status: str = "stopped",
         trading_state: Callable[[], str] = lambda: ACTIVE,
         store: Any = None,
+        wall_clock: Clock | None = None,
     ) -> None:
         self._publish = publish
         self._clock = clock
+        # Heartbeats tell a quiet engine from a dead one: wall time, also during a replay.
+        self._wall_clock = wall_clock if wall_clock is not None else clock
         self.host = host
         self.risk = risk
         self._feed_factory = feed_factory
@@ -147,7 +150,9 @@ class LiveStrategyRunner:
             self._beats += 1
             try:
                 self._publish(
-                    Heartbeat(component=COMPONENT, count=self._beats, ts_event=self._clock.now_ns())
+                    Heartbeat(
+                        component=COMPONENT, count=self._beats, ts_event=self._wall_clock.now_ns()
+                    )
                 )
             except SeamlessError:
                 return  # the bus is closed: the engine is stopping

@@ -8,7 +8,6 @@ the engine and the other strategies go on. While the host is paused, strategies 
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -48,7 +47,6 @@ class HostedContext:
         self._publish = publish
         self._store = store
         self._clock = clock
-        self._prefix = f"{self._name}-{os.urandom(3).hex()}"
         self._count = 0
         self.inflight: dict[str, dict[str, Any]] = {}
 
@@ -76,7 +74,11 @@ class HostedContext:
         if side not in SIDES:
             raise ValueError(f"order side must be one of {SIDES}, got {side!r}")
         self._count += 1
-        order_id = f"{self._prefix}-{self._count}"
+        now = self._clock.now_ns()
+        # Deterministic (a replay and a backtest of the same data give the same ids) and unique
+        # across restarts: the clock never goes back, and a restarted replay resumes after the
+        # last market time it handled.
+        order_id = f"{self._name}-{now}-{self._count}"
         order = OrderSubmitted(
             order_id=order_id,
             strategy=self._name,
@@ -86,7 +88,7 @@ class HostedContext:
             order_type=order_type,
             limit_price=limit_price,
             actor=f"strategy:{self._name}",
-            ts_event=self._clock.now_ns(),
+            ts_event=now,
             correlation_id=order_id,
         )
         self.inflight[order_id] = {"order_id": order_id, "symbol": symbol, "side": side, "qty": qty}

@@ -7,9 +7,20 @@ Threading model. ``Subject.on_next`` is not thread-safe, so exactly one thread d
 * synchronous mode (backtests, tests, notebooks): ``publish`` dispatches in the caller's
   thread before it returns.
 
-In both modes an event published *while* dispatching (a strategy reacting to a tick) is queued
-locally and dispatched after the current round, breadth first, so the order in which events
-are applied is the order in which they were committed.
+Causal order. Each event handed in from outside (the inbox, or a synchronous ``publish``) is
+dispatched *to completion* before the next one: the events its subscribers publish, and the
+events those publish in turn, are all committed and delivered first. Within that, follow-up
+events are queued and dispatched round by round (breadth first), so the order in which events
+are applied is the order in which they were committed (``seq``), and a replay of the log
+rebuilds the same state.
+
+Stages. A subscription belongs to a :class:`Stage` (``REACT`` unless said otherwise). The
+subscribers of a later stage see an event only after every event published by an earlier
+stage's subscribers has been delivered in full. This is how one market event is handled in
+phases (docs/architecture.md, "Causal order"): the data clock moves to its time (``CLOCK``),
+the broker matches working orders against it (``MATCH``) and the fills, orders, positions and
+cash are committed and folded; P&L marks to it (``MARK``); only then do strategies and
+everyone else see it (``REACT``).
 
 Before subscribers see a batch, an optional :class:`DispatchHook` (the state store, wired by
 the kernel) commits it to the journal and then applies each event to state: durable before
@@ -19,6 +30,7 @@ visible. Subscribers are isolated: one that raises is counted and reported as an
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import time
@@ -40,6 +52,19 @@ from streams.inbox import Inbox
 log = logging.getLogger(__name__)
 
 Callback = Callable[[Event], None]
+
+
+class Stage(enum.IntEnum):
+    """When a subscriber sees an event, relative to the others (see the module doc)."""
+
+    #: The data clock moves to a market event's time (replays and backtests).
+    CLOCK = 0
+    #: The broker matches working orders against a market event's prices.
+    MATCH = 1
+    #: P&L marks positions to a market event (and the daily-loss breaker reacts).
+    MARK = 2
+    #: Strategies, risk, views and everyone else: the default.
+    REACT = 3
 
 
 class _TopicSubject(Subject[Event]):
@@ -108,9 +133,11 @@ class EventBus:
         self._hook = hook
         self._max_batch = max_batch
         self._inbox = Inbox(capacity)
-        self._subjects: dict[str, Subject[Event]] = {}
-        self._counts: dict[str, int] = {}
-        self._routes: dict[str, tuple[Subject[Event], ...]] = {}
+        # (pattern, stage) -> its Subject and live subscription count
+        self._subjects: dict[tuple[str, Stage], Subject[Event]] = {}
+        self._counts: dict[tuple[str, Stage], int] = {}
+        # topic -> the Subjects to deliver to, one tuple per stage in stage order
+        self._routes: dict[str, tuple[tuple[Subject[Event], ...], ...]] = {}
         self._lock = threading.RLock()  # guards subscription tables, not dispatch
         self._local: deque[Event] = deque()
         self._dispatcher_id: int | None = None
@@ -157,6 +184,11 @@ class EventBus:
         self.stop()
 
     @property
+    def inbox(self) -> Inbox:
+        """The inbox, for monitors (depth, high water, back-pressure counts); do not take."""
+        return self._inbox
+
+    @property
     def on_dispatch_thread(self) -> bool:
         """True when called from inside dispatch (the engine thread in threaded mode)."""
         return self._dispatcher_id == threading.get_ident()
@@ -169,9 +201,28 @@ class EventBus:
         return time.monotonic() - started if started else 0.0
 
     # -- publishing ----------------------------------------------------------------------
+    def offer(self, event: Event) -> bool:
+        """Hand ``event`` to the bus if that needs no wait; False (nothing published) when the
+        inbox is full. For live feeds that cannot wait: they count and report what was refused
+        (see :mod:`streams.inbox`). Safe from any thread."""
+        if self.threaded and self._dispatcher_id != threading.get_ident():
+            if self._closed:
+                raise BusClosed(f"bus {self.name!r} is stopped; cannot publish {event.type}")
+            if self._thread is None:
+                raise BusClosed(f"bus {self.name!r} is not started; call start() first")
+            try:
+                accepted = self._inbox.offer(event)
+            except RuntimeError:
+                raise BusClosed(f"bus {self.name!r} is stopped") from None
+            if accepted:
+                self.stats.published += 1
+            return accepted
+        self.publish(event)
+        return True
+
     def publish(self, event: Event) -> None:
-        """Hand ``event`` to the bus. Safe from any thread; never blocks for long except when
-        the inbox is full and ``event`` may not be conflated (see :mod:`streams.inbox`)."""
+        """Hand ``event`` to the bus. Safe from any thread; blocks while the inbox is full
+        (back-pressure, see :mod:`streams.inbox`)."""
         if self._closed:
             raise BusClosed(f"bus {self.name!r} is stopped; cannot publish {event.type}")
         self.stats.published += 1
@@ -203,11 +254,19 @@ class EventBus:
 
     # -- subscribing ---------------------------------------------------------------------
     def subscribe(
-        self, pattern: str, callback: Callback, *, name: str | None = None
+        self,
+        pattern: str,
+        callback: Callback,
+        *,
+        name: str | None = None,
+        stage: Stage = Stage.REACT,
     ) -> abc.DisposableBase:
         """Call ``callback(event)`` for every event on a topic matching ``pattern``.
 
-        Returns a disposable; ``dispose()`` stops delivery. A callback that raises is isolated.
+        ``stage`` says when, relative to other subscribers (see :class:`Stage`): everything
+        the subscribers of an earlier stage publish is delivered in full before a later
+        stage sees the event. Returns a disposable; ``dispose()`` stops delivery. A callback
+        that raises is isolated.
         """
         label: str = name or getattr(callback, "__qualname__", None) or repr(callback)
 
@@ -217,9 +276,10 @@ class EventBus:
             except Exception as exc:  # isolation is the point: report, never propagate
                 self._subscriber_failed(label, event, exc)
 
-        subject = self._acquire(pattern)
+        key = (pattern, Stage(stage))
+        subject = self._acquire(key)
         inner = subject.subscribe(on_next=guarded)
-        return Disposable(lambda: self._release(pattern, inner))
+        return Disposable(lambda: self._release(key, inner))
 
     def observe(self, pattern: str, *, name: str | None = None) -> Observable[Event]:
         """An Observable of the events matching ``pattern``, for Rx composition.
@@ -237,11 +297,12 @@ class EventBus:
                 except Exception as exc:
                     self._subscriber_failed(label, event, exc)
 
-            subject = self._acquire(pattern)
+            key = (pattern, Stage.REACT)
+            subject = self._acquire(key)
             inner = subject.subscribe(
                 on_next=on_next, on_error=observer.on_error, on_completed=observer.on_completed
             )
-            return Disposable(lambda: self._release(pattern, inner))
+            return Disposable(lambda: self._release(key, inner))
 
         return reactivex.create(subscribe)
 
@@ -249,38 +310,42 @@ class EventBus:
         """How many live subscriptions there are (for one pattern, or in all)."""
         with self._lock:
             if pattern is not None:
-                return self._counts.get(pattern, 0)
+                return sum(n for (p, _), n in self._counts.items() if p == pattern)
             return sum(self._counts.values())
 
     # -- internals -----------------------------------------------------------------------
-    def _acquire(self, pattern: str) -> Subject[Event]:
-        topics.validate_pattern(pattern)
+    def _acquire(self, key: tuple[str, Stage]) -> Subject[Event]:
+        topics.validate_pattern(key[0])
         with self._lock:
-            subject = self._subjects.get(pattern)
+            subject = self._subjects.get(key)
             if subject is None:
                 subject = _TopicSubject()
-                self._subjects[pattern] = subject
+                self._subjects[key] = subject
                 self._routes = {}  # copy-on-write: the dispatcher keeps reading the old dict
-            self._counts[pattern] = self._counts.get(pattern, 0) + 1
+            self._counts[key] = self._counts.get(key, 0) + 1
             return subject
 
-    def _release(self, pattern: str, inner: abc.DisposableBase) -> None:
+    def _release(self, key: tuple[str, Stage], inner: abc.DisposableBase) -> None:
         with self._lock:
-            if self._counts.get(pattern, 0) <= 0:
+            if self._counts.get(key, 0) <= 0:
                 return  # already released: dispose() is idempotent
             inner.dispose()
-            self._counts[pattern] -= 1
-            if self._counts[pattern] == 0:
-                del self._counts[pattern]
-                del self._subjects[pattern]
+            self._counts[key] -= 1
+            if self._counts[key] == 0:
+                del self._counts[key]
+                del self._subjects[key]
                 self._routes = {}
 
-    def _route(self, topic: str) -> tuple[Subject[Event], ...]:
+    def _route(self, topic: str) -> tuple[tuple[Subject[Event], ...], ...]:
         routes = self._routes
         found = routes.get(topic)
         if found is None:
             with self._lock:
-                found = tuple(s for p, s in self._subjects.items() if topics.matches(p, topic))
+                by_stage: dict[Stage, list[Subject[Event]]] = {}
+                for (pattern, stage), subject in self._subjects.items():
+                    if topics.matches(pattern, topic):
+                        by_stage.setdefault(stage, []).append(subject)
+                found = tuple(tuple(by_stage[stage]) for stage in sorted(by_stage))
                 if self._routes is routes:
                     routes[topic] = found
         return found
@@ -316,17 +381,22 @@ class EventBus:
         self._after_round.append(callback)
 
     def _dispatch_round(self, batch: list[Event]) -> None:
-        local = self._local
+        """Dispatch each event handed in from outside to completion, one after the other."""
         try:
-            while True:
-                self._dispatch_batch(batch)
-                if not local:
-                    return
-                batch = list(local)
-                local.clear()
+            for event in batch:
+                self._dispatch_batch([event])
+                self._drain()
         finally:
             if self._after_round:
                 self._run_after_round()
+
+    def _drain(self) -> None:
+        """Dispatch the follow-up events queued so far, and theirs, until none is left."""
+        local = self._local
+        while local:
+            batch = list(local)
+            local.clear()
+            self._dispatch_batch(batch)
 
     def _run_after_round(self) -> None:
         callbacks, self._after_round = self._after_round, []
@@ -348,21 +418,30 @@ class EventBus:
             self.stats.duplicates += len(batch) - len(committed)
             batch = committed
         stats = self.stats
-        routes = self._routes
         for event in batch:
             if hook is not None:
                 hook.apply(event)
-            if routes is not self._routes:
-                routes = self._routes  # (un)subscribed meanwhile
-            subjects = routes.get(event.topic)
-            if subjects is None:
-                subjects = self._route(event.topic)
-                routes = self._routes
-            for subject in subjects:
-                subject.on_next(event)
+            stages = self._routes.get(event.topic)
+            if stages is None:
+                stages = self._route(event.topic)
+            if len(stages) == 1:
+                for subject in stages[0]:
+                    subject.on_next(event)
+            elif stages:
+                self._deliver_in_stages(event, stages)
             stats.dispatched += 1
         if hook is not None and not self.threaded and not self._local:
             self._call_idle()
+
+    def _deliver_in_stages(
+        self, event: Event, stages: tuple[tuple[Subject[Event], ...], ...]
+    ) -> None:
+        last = len(stages) - 1
+        for index, subjects in enumerate(stages):
+            for subject in subjects:
+                subject.on_next(event)
+            if index < last and self._local:
+                self._drain()  # what this stage caused is delivered before the next stage
 
     def _call_idle(self) -> None:
         hook = self._hook

@@ -1,8 +1,9 @@
 """Clocks: where domain code gets the time (never from ``time`` or ``datetime`` directly).
 
-Live code uses :class:`LiveClock`; backtests and tests use :class:`SchedulerClock` over a
-reactivex virtual-time scheduler, or :class:`ManualClock`. All return integer nanoseconds
-since the Unix epoch.
+Live code uses :class:`LiveClock`; replays, backtests and tests use :class:`ManualClock`, which
+the engine moves to each market event's time (data time, see :meth:`ManualClock.advance_to`),
+or :class:`SchedulerClock` over a reactivex virtual-time scheduler. All return integer
+nanoseconds since the Unix epoch.
 """
 
 from __future__ import annotations
@@ -49,6 +50,16 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         """Move forward by ``seconds``."""
         self._now += int(seconds * NS_PER_S)
+
+    def advance_to(self, now_ns: int) -> None:
+        """Move forward to ``now_ns``; an earlier time leaves the clock where it is.
+
+        The data clock of replays and backtests: the engine thread calls it with each market
+        event's time before anyone handles the event, so fills, P&L days and orders carry the
+        data's time. Several symbols share a timestamp, hence no error for an equal or older one.
+        """
+        if now_ns > self._now:
+            self._now = now_ns
 
 
 class SchedulerClock:

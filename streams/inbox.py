@@ -1,15 +1,17 @@
-"""The bus's bounded, thread-safe inbox with a stated overflow policy.
+"""The bus's bounded, thread-safe inbox: back-pressure, never silent loss.
 
 Policy when the inbox holds ``capacity`` events:
 
-* critical events, and non-critical events without a conflation key, block the publisher
-  until there is room (back-pressure: nothing is dropped);
-* non-critical events with a conflation key (market data, P&L figures, heartbeats) are kept
-  latest-per-key in a side table; an older value still waiting there is replaced, and each
-  replacement is counted in ``conflated``.
+* :meth:`Inbox.put` blocks the publisher until there is room. Every event meant for the engine
+  (market data included: strategies and the broker must see every bar and tick) goes this way,
+  so a feed that outruns the engine is slowed down instead of losing data.
+* :meth:`Inbox.offer` never blocks: it returns False when the inbox is full. It is for a live
+  feed that cannot wait (a socket that the venue would drop); that feed counts what it could
+  not hand in and records the count as a ``data_dropped`` event (see
+  :class:`~streams.sources.feed.FeedBase`).
 
-Once a key is waiting in the side table, newer events for that key replace it even when the
-main queue has room again, so a consumer never sees an older value after a newer one.
+Conflation (latest value per key) is for view consumers only: the dashboard tiers and the SSE
+endpoint apply it downstream of the bus with the operators in :mod:`streams.operators`.
 """
 
 from __future__ import annotations
@@ -29,34 +31,29 @@ class Inbox:
         self.capacity = capacity
         self._cond = threading.Condition(threading.Lock())
         self._items: deque[Event] = deque()
-        self._latest: dict[str, Event] = {}
         self._closed = False
         self._consumer_waiting = False
         self._producers_waiting = 0
         self._unfinished = 0
-        self.conflated = 0
         self.high_water = 0
+        #: Puts that had to wait for room (back-pressure applied to a publisher).
         self.blocked_puts = 0
+        #: Offers refused because the inbox was full.
+        self.refused_offers = 0
 
     def __len__(self) -> int:
-        return len(self._items) + len(self._latest)
+        return len(self._items)
+
+    @property
+    def full(self) -> bool:
+        """True when a put would block (a hint: another thread may take or put meanwhile)."""
+        return len(self._items) >= self.capacity
 
     def put(self, event: Event) -> None:
-        """Enqueue ``event``; may block (see the policy). Raises RuntimeError once closed."""
-        key = None if event.critical else event.conflation_key()
+        """Enqueue ``event``, waiting for room while full. Raises RuntimeError once closed."""
         with self._cond:
             if self._closed:
                 raise RuntimeError("inbox closed")
-            if key is not None and (key in self._latest or len(self._items) >= self.capacity):
-                if key in self._latest:
-                    self.conflated += 1
-                    del self._latest[key]  # re-insert so first-arrival order follows the newest
-                else:
-                    self._unfinished += 1
-                self._latest[key] = event
-                if self._consumer_waiting:
-                    self._cond.notify_all()
-                return
             if len(self._items) >= self.capacity:
                 self.blocked_puts += 1
                 self._producers_waiting += 1
@@ -67,18 +64,34 @@ class Inbox:
                     self._producers_waiting -= 1
                 if self._closed:
                     raise RuntimeError("inbox closed")
-            self._items.append(event)
-            self._unfinished += 1
-            depth = len(self._items)
-            if depth > self.high_water:
-                self.high_water = depth
-            if self._consumer_waiting:
-                self._cond.notify_all()
+            self._enqueue(event)
+
+    def offer(self, event: Event) -> bool:
+        """Enqueue ``event`` if there is room now; False (nothing queued) when full.
+
+        Raises RuntimeError once closed."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("inbox closed")
+            if len(self._items) >= self.capacity:
+                self.refused_offers += 1
+                return False
+            self._enqueue(event)
+            return True
+
+    def _enqueue(self, event: Event) -> None:
+        self._items.append(event)
+        self._unfinished += 1
+        depth = len(self._items)
+        if depth > self.high_water:
+            self.high_water = depth
+        if self._consumer_waiting:
+            self._cond.notify_all()
 
     def take(self, max_items: int, timeout: float | None) -> list[Event]:
         """Up to ``max_items`` events in arrival order; [] if none arrived within ``timeout``."""
         with self._cond:
-            if not self._items and not self._latest:
+            if not self._items:
                 self._consumer_waiting = True
                 self._cond.wait(timeout)
                 self._consumer_waiting = False
@@ -86,9 +99,6 @@ class Inbox:
             items = self._items
             while items and len(batch) < max_items:
                 batch.append(items.popleft())
-            if not batch and self._latest:
-                batch = list(self._latest.values())
-                self._latest.clear()
             if batch and self._producers_waiting:
                 self._cond.notify_all()
             return batch

@@ -15,6 +15,7 @@ from streams.errors import EventError
 _SEGMENT = re.compile(r"^[a-z0-9_\-]+$")
 
 
+@lru_cache(maxsize=8192)
 def _segment(value: str, what: str) -> str:
     seg = value.strip().lower().replace(".", "_").replace(" ", "_")
     if not seg or not _SEGMENT.match(seg):
@@ -37,6 +38,11 @@ def data_rejected(source: str) -> str:
     return f"data.rejected.{_segment(source, 'source')}"
 
 
+def data_dropped(source: str) -> str:
+    """Market data a live feed had to drop (the engine fell behind), per source."""
+    return f"data.dropped.{_segment(source, 'source')}"
+
+
 def signals(strategy: str) -> str:
     """Signals detected by one strategy."""
     return f"signals.{_segment(strategy, 'strategy')}"
@@ -56,6 +62,10 @@ def positions(symbol: str) -> str:
     """Position changes for one symbol."""
     return f"positions.{_segment(symbol, 'symbol')}"
 
+
+#: Every symbol's bars / ticks (patterns).
+ALL_BARS = "data.bars.*"
+ALL_TICKS = "data.ticks.*"
 
 PNL = "pnl"
 RISK = "risk"

@@ -15,11 +15,12 @@ from typing import Any
 from hypothesis import strategies as st
 
 from engine.broker import BrokerConfig, PaperBroker
-from engine.core import Core, build_core
+from engine.config import SeamlessConfig, StateConfig, StrategyConfig
+from engine.core import Core
+from engine.kernel import Kernel, Mode
 from engine.pnl import PnlConfig, PnlTracker
 from engine.portfolio import Portfolio
 from engine.risk import RiskConfig, RiskEngine
-from state.fold import replay
 from state.journal import MemoryJournal
 from streams.clock import ManualClock
 from streams.events import (
@@ -328,15 +329,22 @@ def event_lists(
     return st.lists(events if events is not None else any_events(), max_size=max_size).map(number)
 
 
-# -- a wired trading engine (broker, risk, portfolio, P&L) on a synchronous core ---------------
+# -- a wired trading engine: the kernel in backtest mode, driven by hand -----------------------
 #: 2024-01-02 14:30:00 UTC (a Tuesday), in ns: a realistic clock start for engine tests.
 T0 = 1_704_205_800 * 1_000_000_000
+
+#: Risk limits off: tests switch on the one they test (risk still checks the trading state).
+RISK_OFF = RiskConfig(
+    max_position=0.0, max_order_notional=0.0, max_orders_per_second=0, daily_loss_limit=0.0
+)
 
 
 @dataclasses.dataclass
 class TradingRig:
-    """Real engine components on a synchronous core with a manual clock, plus test helpers."""
+    """A started kernel in backtest mode (synchronous bus, the clock the tests move), its
+    components, and test helpers. Built by the kernel like every engine: the same wiring."""
 
+    kernel: Kernel
     core: Core
     clock: ManualClock
     broker: PaperBroker
@@ -409,37 +417,28 @@ def trading_rig(
     account_path: Any = None,
     starting_cash: float = 100_000.0,
     start_ns: int = T0,
-    initial_state: Any = None,
     journal: MemoryJournal | None = None,
+    strategies: tuple[StrategyConfig, ...] = (),
 ) -> TradingRig:
-    """Build and attach broker, risk, portfolio and P&L tracker the way the kernel does.
+    """A kernel in backtest mode, started, over ``journal`` (restored from it if not empty).
 
-    Limits default to off (risk checks only the trading state) so tests switch on the one they
-    test; the broker's account is in memory unless ``account_path`` is given.
+    Limits default to off (:data:`RISK_OFF`) so tests switch on the one they test; the
+    broker's account is in memory unless ``account_path`` is given.
     """
     clock = ManualClock(start_ns)
-    core = build_core(
-        clock=clock,
-        journal=journal,
-        starting_cash=starting_cash,
-        initial_state=initial_state,
+    broker = broker_config or BrokerConfig()
+    config = SeamlessConfig(
+        state=StateConfig(starting_cash=starting_cash),
+        broker=dataclasses.replace(broker, account_path=str(account_path or "")),
+        risk=risk_config or RISK_OFF,
+        pnl=pnl_config or PnlConfig(),
+        strategies=strategies,
     )
-    broker = PaperBroker(
-        core.publish,
-        clock,
-        broker_config or BrokerConfig(account_path=""),
-        account_path=account_path,
-        starting_cash=starting_cash,
+    journal = journal if journal is not None else MemoryJournal()
+    kernel = Kernel(config, mode=Mode.BACKTEST, clock=clock, journal=journal).start()
+    return TradingRig(
+        kernel, kernel.core, clock, kernel.broker, kernel.risk, kernel.portfolio, kernel.pnl
     )
-    off = RiskConfig(
-        max_position=0.0, max_order_notional=0.0, max_orders_per_second=0, daily_loss_limit=0.0
-    )
-    risk = RiskEngine(core.publish, core.store, clock, broker, risk_config or off)
-    portfolio = Portfolio(core.publish, core.store, clock)
-    pnl = PnlTracker(core.publish, core.store, clock, pnl_config)
-    for component in (broker, risk, portfolio, pnl):
-        component.attach(core.bus)
-    return TradingRig(core, clock, broker, risk, portfolio, pnl)
 
 
 def restarted_rig(rig: TradingRig, *, advance_s: float = 0.0, **kw: Any) -> TradingRig:
@@ -448,11 +447,7 @@ def restarted_rig(rig: TradingRig, *, advance_s: float = 0.0, **kw: Any) -> Trad
     The journal is shared, so the log goes on; ``advance_s`` is the downtime on the clock.
     Pass the same ``account_path`` to keep the broker's books.
     """
-    state = replay(rig.journal.events)
     kw.setdefault("pnl_config", rig.pnl.config)
     return trading_rig(
-        journal=rig.journal,
-        initial_state=state,
-        start_ns=rig.clock.now_ns() + int(advance_s * 1e9),
-        **kw,
+        journal=rig.journal, start_ns=rig.clock.now_ns() + int(advance_s * 1e9), **kw
     )

@@ -23,7 +23,7 @@ from streams.events.base import (
     event_types,
     new_event_id,
 )
-from streams.events.market import BarReceived, DataRejected, TickReceived
+from streams.events.market import BarReceived, DataDropped, DataRejected, TickReceived
 from streams.events.system import (
     CommandIssued,
     CommandRefused,
@@ -61,6 +61,7 @@ __all__ = [
     "CommandIssued",
     "CommandRefused",
     "DailyLossBreached",
+    "DataDropped",
     "DataRejected",
     "ErrorRaised",
     "Event",

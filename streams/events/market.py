@@ -1,4 +1,7 @@
-"""Market-data events: ticks, bars, and data refused at the edge. None of them is critical."""
+"""Market-data events: ticks, bars, data refused at the edge, and data a live feed had to drop.
+
+Ticks, bars and rejections are not critical (written in batches). ``data_dropped`` is: losing
+market data is a fact the audit trail must keep, and dashboards show it at once."""
 
 from __future__ import annotations
 
@@ -81,3 +84,23 @@ class DataRejected(Event):
 
     def default_topic(self) -> str:
         return topics.data_rejected(self.source or "unknown")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class DataDropped(Event):
+    """Market data a live feed could not hand to the engine because its inbox was full.
+
+    ``count`` events were dropped since the previous report (``by_symbol`` splits them),
+    ``total`` since the feed started. Replay feeds never drop: they wait (back-pressure).
+    """
+
+    TYPE = "data_dropped"
+    CRITICAL = True
+
+    source: str
+    count: int
+    total: int
+    by_symbol: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def default_topic(self) -> str:
+        return topics.data_dropped(self.source or "unknown")

@@ -28,7 +28,13 @@ from streams.sources.feed import (
     FeedBase,
     parse_speed,
 )
-from streams.sources.replay import ReplayFeed, iter_bars, iter_ticks
+from streams.sources.replay import (
+    ReplayFeed,
+    ReplayTable,
+    iter_bars,
+    iter_ticks,
+    load_replay_table,
+)
 from streams.sources.sample_data import (
     SAMPLE_SYMBOLS,
     load_sample_bars,
@@ -52,12 +58,14 @@ __all__ = [
     "FieldRejected",
     "MarketDataValidator",
     "ReplayFeed",
+    "ReplayTable",
     "SyntheticFeed",
     "TickMessageMapper",
     "WebSocketFeed",
     "backoff_delay",
     "iter_bars",
     "iter_ticks",
+    "load_replay_table",
     "load_sample_bars",
     "load_sample_universe",
     "parse_speed",

@@ -13,6 +13,12 @@ Lifecycle (``status``)::
 A feed is started once; build a new one to start again. An exception inside the thread is
 never silent: it is logged and published as an ``ErrorRaised`` event, then the feed stops
 cleanly with status ``failed`` (the websocket feed reconnects instead).
+
+Overflow. By default a feed hands every event in with ``publish``, which waits while the
+engine's inbox is full: a replay slows down instead of losing bars. A live feed that cannot
+wait is given ``offer`` (the bus's non-blocking hand-in): market data the engine cannot take
+now is dropped, counted in ``dropped``, and reported as a critical ``data_dropped`` event at
+most every ``drop_report_s`` and when the feed ends. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -26,12 +32,13 @@ from typing import Self
 from streams import topics
 from streams.clock import Clock, LiveClock
 from streams.errors import BusClosed, ConfigError, EventError, InvalidTransition
-from streams.events import BarReceived, ErrorRaised, Event, TickReceived
+from streams.events import BarReceived, DataDropped, ErrorRaised, Event, TickReceived
 from streams.sources.validation import MarketDataValidator
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Event], None]
+Offer = Callable[[Event], bool]
 Sleep = Callable[[float], None]
 Speed = float | str | None
 
@@ -102,6 +109,8 @@ class FeedBase:
         sleep: Sleep | None = None,
         monotonic: Callable[[], float] | None = None,
         max_sleep_s: float = 0.25,
+        offer: Offer | None = None,
+        drop_report_s: float = 1.0,
     ) -> None:
         self.name = name
         self.source = source or name
@@ -120,10 +129,16 @@ class FeedBase:
         self.validator = validator or MarketDataValidator(known_symbols, self.source)
         self.max_sleep_s = max_sleep_s
         self.published = 0
+        #: Market data dropped because the engine could not take it (``offer`` feeds only).
+        self.dropped = 0
         self.errors = 0
         self.last_event_ns: int | None = None
         self.last_error: BaseException | None = None
         self._publish_fn = publish
+        self._offer_fn = offer
+        self._drop_report_s = drop_report_s
+        self._drops_pending: dict[str, int] = {}
+        self._last_drop_report = 0.0
         self._phase = STOPPED
         self._paused = False
         self._started = False
@@ -293,13 +308,54 @@ class FeedBase:
         return True
 
     def _emit(self, event: Event) -> Event:
-        """Validate ``event`` and publish it (or its ``DataRejected``); returns what was sent."""
+        """Validate ``event`` and hand it in (or its ``DataRejected``); returns what was sent.
+
+        With ``offer``, market data the engine cannot take now is dropped and counted."""
         checked = self.validator.check(event)
-        self._publish_fn(checked)
-        if checked is event and isinstance(event, TickReceived | BarReceived):
+        market = checked is event and isinstance(event, TickReceived | BarReceived)
+        if market and self._offer_fn is not None:
+            if not self._offer_fn(checked):
+                self._count_drop(checked)
+                return checked
+        else:
+            self._publish_fn(checked)
+        if market:
             self.published += 1
             self.last_event_ns = self.clock.now_ns()
+        if self._drops_pending:
+            self._report_drops(force=False)
         return checked
+
+    def _count_drop(self, event: Event) -> None:
+        self.dropped += 1
+        symbol = str(getattr(event, "symbol", ""))
+        self._drops_pending[symbol] = self._drops_pending.get(symbol, 0) + 1
+        if len(self._drops_pending) == 1 and sum(self._drops_pending.values()) == 1:
+            log.warning("feed %s: the engine is behind; dropping market data", self.name)
+        self._report_drops(force=False)
+
+    def _report_drops(self, *, force: bool) -> None:
+        """Publish the drops counted since the last report (waiting for room: never dropped)."""
+        if not self._drops_pending:
+            return
+        now = self._monotonic()
+        if not force and now - self._last_drop_report < self._drop_report_s:
+            return
+        pending, self._drops_pending = self._drops_pending, {}
+        self._last_drop_report = now
+        count = sum(pending.values())
+        log.error(
+            "feed %s: dropped %d market-data events (%d in all)", self.name, count, self.dropped
+        )
+        self._publish_fn(
+            DataDropped(
+                source=self.source,
+                count=count,
+                total=self.dropped,
+                by_symbol=pending,
+                ts_event=self.clock.now_ns(),
+            )
+        )
 
     def _report_error(self, exc: BaseException, message: str) -> None:
         """Log ``exc`` and publish it as ``ErrorRaised``; never raises."""
@@ -323,6 +379,7 @@ class FeedBase:
     def _main(self) -> None:
         try:
             self._run()
+            self._report_drops(force=True)
         except BusClosed as exc:
             log.warning("feed %s: bus closed, stopping: %s", self.name, exc)
             self._phase = STOPPED

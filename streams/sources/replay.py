@@ -68,11 +68,27 @@ class _Table:
     def _default_step_ns(self) -> int:
         return _NS_PER_S
 
-    def events(
-        self, *, source: str, offset_ns: int = 0, clock: Clock | None = None
-    ) -> Iterator[Event]:
-        """One event per row, in row order: the tick/bar, or DataRejected for a bad row."""
+    def first_row_after(self, ts_ns: int, offset_ns: int = 0) -> int:
+        """The first row (in file order) whose time, shifted by ``offset_ns``, is after
+        ``ts_ns``; ``count`` when there is none. Rows before it are skipped on resume."""
+        values = self.ts.values
         for row in range(self.count):
+            value = values[row]
+            if value is not None and value + offset_ns > ts_ns:
+                return row
+        return self.count
+
+    def events(
+        self,
+        *,
+        source: str,
+        offset_ns: int = 0,
+        clock: Clock | None = None,
+        start_row: int = 0,
+    ) -> Iterator[Event]:
+        """One event per row from ``start_row``, in row order: the tick/bar, or DataRejected
+        for a bad row."""
+        for row in range(start_row, self.count):
             now = clock.now_ns() if clock is not None else 0
             raw_symbol = self.symbols[row]
             ts = self.ts.values[row]
@@ -223,21 +239,47 @@ def iter_ticks(
     return _validated(events, source, validator, validate)  # type: ignore[return-value]
 
 
+def load_replay_table(
+    data: MarketData,
+    *,
+    kind: Kind = "bars",
+    symbol: str | None = None,
+    interval_s: int | None = None,
+) -> ReplayTable:
+    """Parse market data once for :class:`ReplayFeed` (which also takes the path or frame).
+
+    ConfigError at once if the file is missing or a column is."""
+    frame = _frames.as_frame(data)
+    if kind == "bars":
+        return _BarTable(frame, symbol, interval_s)
+    if kind == "ticks":
+        return _TickTable(frame, symbol)
+    raise ConfigError(f"kind must be 'bars' or 'ticks', got {kind!r}")
+
+
+#: Market data parsed for replay (see :func:`load_replay_table`): ``count`` rows,
+#: ``first_ts``/``last_ts`` (ns) and ``kind``.
+ReplayTable = _Table
+
+
 class ReplayFeed(FeedBase):
     """Replays bars or ticks in its own thread, paced by ``speed``, validating each event.
 
     ``speed``: None or "max" = as fast as possible, 1.0 = real time, N = N times faster
     (changeable with :meth:`set_speed`). ``loop=True`` restarts at the end of the data with
     every timestamp shifted past the previous pass, so time keeps increasing (live demos).
-    Progress: ``position`` rows done of ``total`` in the current pass, ``passes`` completed.
-    The data is parsed here, so a missing file or column raises ConfigError at construction.
+    ``resume_after_ns`` skips every row up to that time (a restarted engine goes on where it
+    stopped, on every pass). Progress: ``position`` rows done of ``total`` in the current pass,
+    ``passes`` completed. ``data`` is a path, a frame or a table from
+    :func:`load_replay_table`; it is parsed here, so a missing file or column raises
+    ConfigError at construction.
     """
 
     def __init__(
         self,
         publish: Publish,
         clock: Clock | None,
-        data: MarketData,
+        data: MarketData | ReplayTable,
         *,
         kind: Kind = "bars",
         symbol: str | None = None,
@@ -251,6 +293,7 @@ class ReplayFeed(FeedBase):
         sleep: Sleep | None = None,
         monotonic: Callable[[], float] | None = None,
         max_sleep_s: float = 0.25,
+        resume_after_ns: int | None = None,
     ) -> None:
         super().__init__(
             publish,
@@ -264,16 +307,14 @@ class ReplayFeed(FeedBase):
             monotonic=monotonic,
             max_sleep_s=max_sleep_s,
         )
-        frame = _frames.as_frame(data)
-        self._table: _Table
-        if kind == "bars":
-            self._table = _BarTable(frame, symbol, interval_s)
-        elif kind == "ticks":
-            self._table = _TickTable(frame, symbol)
-        else:
-            raise ConfigError(f"kind must be 'bars' or 'ticks', got {kind!r}")
-        self.kind: Kind = kind
+        self._table: _Table = (
+            data
+            if isinstance(data, _Table)
+            else load_replay_table(data, kind=kind, symbol=symbol, interval_s=interval_s)
+        )
+        self.kind: Kind = self._table.kind
         self.loop = loop
+        self.resume_after_ns = resume_after_ns
         self.position = 0
         self.passes = 0
 
@@ -288,17 +329,32 @@ class ReplayFeed(FeedBase):
         return self.position / self.total if self.total else 1.0
 
     def _run(self) -> None:
-        offset = 0
-        shift = self._table.loop_shift_ns()
+        table = self._table
+        shift = table.loop_shift_ns()
+        offset, start = self._resume_point(shift)
         while not self._stopping:
-            self.position = 0
-            events = self._table.events(source=self.source, offset_ns=offset, clock=self.clock)
+            self.position = start
+            events = table.events(
+                source=self.source, offset_ns=offset, clock=self.clock, start_row=start
+            )
             for event in events:
                 if not self._pace(event.ts_event or None):
                     return
                 self._emit(event)
                 self.position += 1
             self.passes += 1
+            start = 0
             if not self.loop or shift <= 0:
                 return
             offset += shift
+
+    def _resume_point(self, shift: int) -> tuple[int, int]:
+        """``(offset, first row)`` of the first row after ``resume_after_ns``, on the pass
+        that holds it; ``(0, count)`` when a non-looping replay has nothing left."""
+        resume, table = self.resume_after_ns, self._table
+        if resume is None or table.last_ts is None:
+            return 0, 0
+        offset = 0
+        if self.loop and shift > 0 and resume >= table.last_ts:
+            offset = ((resume - table.last_ts) // shift + 1) * shift
+        return offset, table.first_row_after(resume, offset)

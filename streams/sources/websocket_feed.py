@@ -19,7 +19,9 @@ exception makes the message a ``DataRejected`` too. Nothing a server sends stops
 The client runs an asyncio loop in the feed thread. When the connection fails or drops it
 waits ``backoff_delay`` (exponential with jitter, reset after each successful connect) and
 tries again, until :meth:`WebSocketFeed.stop`. While paused it stays connected and drops
-messages (``dropped`` counts them): a live feed cannot be held at the source.
+messages (``skipped_while_paused`` counts them): a live feed cannot be held at the source.
+When the engine falls behind, the feed (built with ``offer``) drops market data it cannot hand
+in and reports it (see :class:`~streams.sources.feed.FeedBase`).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any
 from streams.clock import Clock, datetime_to_ns
 from streams.errors import BusClosed, ConfigError
 from streams.events import DataRejected, Event, TickReceived
-from streams.sources.feed import CONNECTING, RECONNECTING, RUNNING, FeedBase, Publish
+from streams.sources.feed import CONNECTING, RECONNECTING, RUNNING, FeedBase, Offer, Publish
 from streams.sources.validation import (
     BAD_TIMESTAMP,
     MALFORMED,
@@ -159,7 +161,8 @@ class WebSocketFeed(FeedBase):
     ``subscribe`` messages (strings, or objects sent as JSON) are sent after every connect.
     ``connect_options`` go to ``websockets.connect`` (e.g. ``additional_headers``).
     Counters: ``connects`` (successful), ``reconnects`` (attempts after a failure or drop),
-    ``messages``, ``dropped`` (while paused); ``last_backoff_s`` is the latest wait.
+    ``messages``, ``skipped_while_paused``, ``dropped`` (the engine was behind);
+    ``last_backoff_s`` is the latest wait.
     """
 
     initial_phase = CONNECTING
@@ -184,6 +187,7 @@ class WebSocketFeed(FeedBase):
         open_timeout: float = 10.0,
         close_timeout: float = 2.0,
         connect_options: Mapping[str, Any] | None = None,
+        offer: Offer | None = None,
     ) -> None:
         super().__init__(
             publish,
@@ -192,6 +196,7 @@ class WebSocketFeed(FeedBase):
             source=source,
             known_symbols=known_symbols,
             validator=validator,
+            offer=offer,
         )
         if not url.startswith(("ws://", "wss://")):
             raise ConfigError(f"websocket url must start with ws:// or wss://, got {url!r}")
@@ -217,7 +222,7 @@ class WebSocketFeed(FeedBase):
         self.connects = 0
         self.reconnects = 0
         self.messages = 0
-        self.dropped = 0
+        self.skipped_while_paused = 0
         self.last_backoff_s: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -283,7 +288,7 @@ class WebSocketFeed(FeedBase):
         """Decode, map, validate and publish one message; anything bad becomes DataRejected."""
         self.messages += 1
         if self._paused:
-            self.dropped += 1
+            self.skipped_while_paused += 1
             return
         now = self.clock.now_ns()
         try:

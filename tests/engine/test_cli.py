@@ -117,7 +117,6 @@ def test_help_exits_zero_and_describes_the_command(command: str | None, tmp_path
     [
         [],
         ["bogus"],
-        ["backtest", "--symbol", "AAPL", "--strategy", "sma"],
         ["events"],
         ["events", "--db", "x.duckdb", "--since", "-1"],
         ["state", "--db", "x.duckdb", "--at", "soon"],

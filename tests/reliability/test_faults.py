@@ -2,10 +2,12 @@
 or blocks), on a real kernel with a DuckDB log and a threaded bus.
 
 Policy under test (docs/reliability.md): one engine thread dispatches everything, so a
-blocking subscriber delays every other one; it cannot stall the *producers*, because the inbox
-is bounded and market data is conflated latest-per-symbol; a watchdog reports a dispatch round
-longer than ``bus.stall_warn_s`` (``error_raised`` from ``kernel.watchdog``, ``health()``
-``bus.stalled``); a feed quiet for ``feed.halt_after_s`` halts trading through risk.
+blocking subscriber delays every other one; the inbox is bounded and never conflates, so a
+producer that outruns the engine is held back (back-pressure) and nothing meant for strategies
+is lost, while a live feed that cannot wait drops, counts and records what it could not hand in
+(``data_dropped``); a watchdog reports a dispatch round longer than ``bus.stall_warn_s``
+(``error_raised`` from ``kernel.watchdog``, ``health()`` ``bus.stalled``); a feed quiet for
+``feed.halt_after_s`` halts trading through risk.
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ from streams.sources import FeedBase
 class ScriptedFeed(FeedBase):
     """Publishes ``ticks()`` as fast as asked; ``gate`` cleared = a stalled feed."""
 
-    def __init__(self, publish: Callable[[Event], None], make: Callable[[int], Event]) -> None:
-        super().__init__(publish, name="scripted", known_symbols=["AAPL", "MSFT"])
+    def __init__(
+        self,
+        publish: Callable[[Event], None],
+        make: Callable[[int], Event],
+        offer: Callable[[Event], bool] | None = None,
+    ) -> None:
+        super().__init__(publish, name="scripted", known_symbols=["AAPL", "MSFT"], offer=offer)
         self.make = make
         self.gate = threading.Event()
         self.gate.set()
@@ -53,7 +60,9 @@ def _tick(i: int) -> TickReceived:
     )
 
 
-def _kernel(tmp: Path, make: Callable[[int], Event] = _tick, **sections: Any) -> Kernel:
+def _kernel(
+    tmp: Path, make: Callable[[int], Event] = _tick, *, live: bool = False, **sections: Any
+) -> Kernel:
     data: dict[str, Any] = {
         "storage": {"db_path": str(tmp / "faults.duckdb")},
         "feed": {"kind": "none", "symbols": ["AAPL", "MSFT"]},
@@ -64,7 +73,8 @@ def _kernel(tmp: Path, make: Callable[[int], Event] = _tick, **sections: Any) ->
     for key, value in sections.items():
         data[key] = {**data.get(key, {}), **value}
     kernel = Kernel.from_config(parse_config(data, env={}))
-    kernel.runner._feed_factory = lambda: ScriptedFeed(kernel.bus.publish, make)
+    offer = kernel.bus.offer if live else None  # a live socket feed cannot wait: it drops
+    kernel.runner._feed_factory = lambda: ScriptedFeed(kernel.bus.publish, make, offer)
     return kernel.start()
 
 
@@ -127,36 +137,65 @@ def test_no_stall_halt_when_switched_off(tmp: Path) -> None:
         kernel.stop()
 
 
-def test_a_flooding_feed_is_conflated_the_inbox_stays_bounded_and_the_engine_current(
-    tmp: Path,
-) -> None:
+def _flood(kernel: Kernel) -> tuple[ScriptedFeed, list[int]]:
+    """Start the feed as fast as its thread goes against a slow subscriber for 1.5 s; the
+    inbox depths seen meanwhile. The feed is stopped and the engine drained on return."""
+    kernel.command("start", "engine")
+    assert _wait(lambda: kernel.runner.feed is not None)
+    feed = kernel.runner.feed
+    assert isinstance(feed, ScriptedFeed)
+    feed.interval_s = 0  # as fast as the feed thread can go
+    depth = []
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        depth.append(len(kernel.bus.inbox))
+        time.sleep(0.001)
+    feed.gate.clear()
+    time.sleep(0.1)
+    assert kernel.bus.join(10)
+    return feed, depth
+
+
+def _logged_ticks(kernel: Kernel) -> list[Event]:
+    kernel.log.flush()
+    return kernel.log.read(types=["tick"])
+
+
+def test_a_flooding_feed_is_held_back_and_every_tick_reaches_the_engine(tmp: Path) -> None:
     kernel = _kernel(tmp, bus={"capacity": 64, "max_batch": 16})
-
-    def slow_subscriber(event: Event) -> None:
-        time.sleep(0.0005)
-
-    slow = kernel.bus.subscribe("data.ticks.*", slow_subscriber, name="slow")
+    slow = kernel.bus.subscribe("data.ticks.*", lambda e: time.sleep(0.0005), name="slow")
     try:
-        kernel.command("start", "engine")
-        assert _wait(lambda: kernel.runner.feed is not None)
-        feed = kernel.runner.feed
-        assert isinstance(feed, ScriptedFeed)
-        feed.interval_s = 0  # as fast as the feed thread can go
-        depth = []
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline:
-            depth.append(len(kernel.bus._inbox))
-            time.sleep(0.001)
-        feed.gate.clear()
-        time.sleep(0.1)
-        assert kernel.bus.join(10)
-        # Bounded by capacity plus one waiting value per conflation key (one symbol, beats).
-        assert max(depth) <= 64 + 4, max(depth)
-        assert kernel.bus._inbox.high_water <= 64
-        assert kernel.bus._inbox.conflated > 0  # the feed outran the engine: latest kept
-        last = feed.sent[-1]
-        assert kernel.store.get_state("prices.AAPL.bid") == last.bid  # type: ignore[attr-defined]
+        feed, depth = _flood(kernel)
+
+        assert max(depth) <= 64 and kernel.bus.inbox.high_water <= 64
+        assert kernel.bus.inbox.blocked_puts > 0  # the feed outran the engine and waited
+        assert feed.dropped == 0
+        sent = [e.event_id for e in feed.sent if isinstance(e, TickReceived)]
+        assert [e.event_id for e in _logged_ticks(kernel)] == sent  # every one, in order
+        assert kernel.store.get_state("prices.AAPL.bid") == feed.sent[-1].bid  # type: ignore[attr-defined]
         assert kernel.health()["event_log"]["healthy"]
+    finally:
+        slow.dispose()
+        kernel.stop()
+
+
+def test_a_live_feed_that_cannot_wait_drops_counts_and_records_what_it_lost(tmp: Path) -> None:
+    kernel = _kernel(tmp, live=True, bus={"capacity": 64, "max_batch": 16})
+    slow = kernel.bus.subscribe("data.ticks.*", lambda e: time.sleep(0.0005), name="slow")
+    try:
+        feed, depth = _flood(kernel)
+        feed.stop()  # the last drops are reported when the feed ends
+        assert kernel.bus.join(10)
+
+        assert max(depth) <= 64
+        assert feed.dropped > 0
+        reports = kernel.log.read(types=["data_dropped"])
+        assert reports and sum(r.count for r in reports) == feed.dropped  # type: ignore[attr-defined]
+        assert reports[-1].total == feed.dropped  # type: ignore[attr-defined]
+        assert all(r.by_symbol == {"AAPL": r.count} for r in reports)  # type: ignore[attr-defined]
+        sent = sum(1 for e in feed.sent if isinstance(e, TickReceived))
+        assert len(_logged_ticks(kernel)) + feed.dropped == sent  # nothing lost silently
+        assert kernel.health()["feed"]["dropped"] == feed.dropped
     finally:
         slow.dispose()
         kernel.stop()
@@ -186,7 +225,7 @@ def test_garbage_data_becomes_counted_data_rejected_events(tmp: Path) -> None:
         kernel.bus.join(10)
         health = kernel.health()["feed"]
         rejected = kernel.log.read(types=["data_rejected"])
-        assert len(rejected) == health["rejected"] or len(rejected) > 50  # conflation aside
+        assert len(rejected) == health["rejected"]  # every one recorded: nothing conflated
         fields = {e.field for e in rejected}  # type: ignore[attr-defined]
         assert {"bid", "last", "price", "symbol"} <= fields
         assert health["published"] > 0 and kernel.runner.status == "running"
@@ -216,7 +255,7 @@ def test_a_raising_subscriber_is_isolated_and_reported(tmp: Path) -> None:
         kernel.stop()
 
 
-def test_a_blocking_subscriber_is_reported_by_the_watchdog_and_producers_keep_going(
+def test_a_blocking_subscriber_is_reported_by_the_watchdog_and_producers_wait(
     tmp: Path,
 ) -> None:
     kernel = _kernel(tmp, bus={"stall_warn_s": 0.3, "capacity": 256})
@@ -234,18 +273,21 @@ def test_a_blocking_subscriber_is_reported_by_the_watchdog_and_producers_keep_go
         kernel.bus.subscribe(topics.ticks("AAPL"), got.append, name="other")
         kernel.bus.publish(TickReceived(symbol="MSFT", last=1.0, ts_event=time.time_ns()))
         assert blocked.wait(5)
-        # The producer is never held: ticks are conflated in the bounded inbox meanwhile.
-        t0 = time.monotonic()
-        for i in range(5_000):
-            kernel.bus.publish(_tick(i))
-        assert time.monotonic() - t0 < 1.0
+        # The producer is held back by the bounded inbox meanwhile (back-pressure, no loss).
+        producer = threading.Thread(
+            target=lambda: [kernel.bus.publish(_tick(i)) for i in range(5_000)]
+        )
+        producer.start()
+        assert _wait(lambda: kernel.bus.inbox.blocked_puts > 0, 3)
         assert _wait(lambda: kernel.health()["bus"]["stalled"], 3)
         assert kernel.health()["bus"]["dispatch_busy_s"] >= 0.3
         time.sleep(0.6)  # the watchdog looks every 0.25 s
+        assert producer.is_alive() and len(kernel.bus.inbox) <= 256
         release.set()
+        producer.join(10)
         assert kernel.bus.join(10)
         assert not kernel.health()["bus"]["stalled"]
-        assert got and got[-1].bid == _tick(4_999).bid  # type: ignore[attr-defined]
+        assert [e.bid for e in got] == [_tick(i).bid for i in range(5_000)]  # type: ignore[attr-defined]
 
         def reports() -> list[ErrorRaised]:
             return [

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
 from reactivex import operators as ops
 
-from streams.bus import EventBus
+from streams.bus import EventBus, Stage
 from streams.errors import BusClosed
 from streams.events import ErrorRaised, Event, OrderAccepted, TickReceived
 
@@ -225,11 +226,10 @@ def test_many_publisher_threads_each_event_exactly_once_in_commit_order() -> Non
         assert mine == list(range(500))
 
 
-def test_full_inbox_conflates_market_data_but_never_drops_critical() -> None:
+def test_full_inbox_holds_the_publisher_and_delivers_every_market_event() -> None:
     release = threading.Event()
     bus = EventBus(threaded=True, capacity=4).start()
     ticks: list[TickReceived] = []
-    orders: list[Event] = []
 
     def slow(event: Event) -> None:
         release.wait(5)
@@ -237,20 +237,100 @@ def test_full_inbox_conflates_market_data_but_never_drops_critical() -> None:
             ticks.append(event)
 
     bus.subscribe("data.ticks.*", slow)
-    bus.subscribe("orders.*", orders.append)
-    for i in range(1, 101):
-        bus.publish(tick("AAPL", float(i)))
-    publisher = threading.Thread(target=lambda: [bus.publish(order(i)) for i in range(20)])
+    publisher = threading.Thread(
+        target=lambda: [bus.publish(tick("AAPL", float(i))) for i in range(1, 101)]
+    )
     publisher.start()
+    deadline = time.monotonic() + 5
+    while bus.inbox.blocked_puts == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    held = publisher.is_alive()
     release.set()
     publisher.join(10)
     assert bus.join(10)
     bus.stop()
-    assert len(orders) == 20
-    prices = [t.last for t in ticks]
-    assert prices[-1] == 100.0  # the latest value always arrives
-    assert prices == sorted(prices)  # never an older value after a newer one
-    assert len(prices) + bus._inbox.conflated == 100
+
+    assert held and bus.inbox.blocked_puts > 0  # back-pressure: the publisher waited
+    assert [t.last for t in ticks] == [float(i) for i in range(1, 101)]  # nothing conflated
+
+
+def test_offer_refuses_when_the_inbox_is_full_and_queues_nothing() -> None:
+    release = threading.Event()
+    bus = EventBus(threaded=True, capacity=2).start()
+    seen: list[Event] = []
+    bus.subscribe("data.ticks.*", lambda e: (release.wait(5), seen.append(e)))
+    bus.publish(tick("AAPL", 1.0))  # taken by the dispatcher, which then waits
+    deadline = time.monotonic() + 5
+    while len(bus.inbox) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+    offered = [bus.offer(tick("AAPL", float(i))) for i in range(2, 6)]
+    release.set()
+    assert bus.join(10)
+    bus.stop()
+
+    assert offered == [True, True, False, False]
+    assert [e.last for e in seen] == [1.0, 2.0, 3.0]  # type: ignore[attr-defined]
+    assert bus.inbox.refused_offers == 2
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_a_later_stage_sees_the_event_after_what_earlier_stages_caused(threaded: bool) -> None:
+    bus = EventBus(threaded=threaded).start()
+    log: list[str] = []
+
+    def match(event: Event) -> None:
+        log.append(f"match {event.last}")  # type: ignore[attr-defined]
+        bus.publish(order(int(event.last)))  # type: ignore[attr-defined]  # a fill, say
+
+    def on_order(event: Event) -> None:
+        log.append(f"order {event.order_id}")  # type: ignore[attr-defined]
+        bus.publish(order(100 + int(event.order_id), strategy="follow"))  # type: ignore[attr-defined]
+
+    bus.subscribe("data.ticks.*", lambda e: log.append(f"react {e.last}"))  # type: ignore[attr-defined]
+    bus.subscribe("data.ticks.*", lambda e: log.append(f"mark {e.last}"), stage=Stage.MARK)  # type: ignore[attr-defined]
+    bus.subscribe("data.ticks.*", match, stage=Stage.MATCH)
+    bus.subscribe("orders.s", on_order)
+    bus.subscribe("orders.follow", lambda e: log.append(f"follow-up {e.order_id}"))  # type: ignore[attr-defined]
+
+    bus.publish(tick("AAPL", 1.0))
+    bus.publish(tick("AAPL", 2.0))
+    assert bus.join(5)
+    bus.stop()
+
+    assert log == [
+        "match 1.0",
+        "order 1",
+        "follow-up 101",  # the whole chain the match caused, before the next stage
+        "mark 1.0",
+        "react 1.0",
+        "match 2.0",
+        "order 2",
+        "follow-up 102",
+        "mark 2.0",
+        "react 2.0",
+    ]
+
+
+def test_each_event_from_outside_completes_before_the_next_is_dispatched() -> None:
+    bus = EventBus(threaded=True).start()
+    log: list[str] = []
+    gate = threading.Event()
+
+    def on_tick(event: Event) -> None:
+        gate.wait(5)  # both ticks are in the inbox by now: one batch
+        log.append(f"tick {event.last}")  # type: ignore[attr-defined]
+        bus.publish(order(int(event.last)))  # type: ignore[attr-defined]
+
+    bus.subscribe("data.ticks.*", on_tick)
+    bus.subscribe("orders.*", lambda e: log.append(f"order {e.order_id}"))  # type: ignore[attr-defined]
+    bus.publish(tick("AAPL", 1.0))
+    bus.publish(tick("AAPL", 2.0))
+    gate.set()
+    assert bus.join(5)
+    bus.stop()
+
+    assert log == ["tick 1.0", "order 1", "tick 2.0", "order 2"]
 
 
 def test_publish_after_stop_raises(bus: EventBus) -> None:

@@ -54,6 +54,7 @@ SAMPLES: list[ev.Event] = [
     ev.CommandIssued(command="pause", actor="alice", args={"why": "lunch"}),
     ev.CommandRefused(command="flatten", actor="bob", reason="viewer"),
     ev.ErrorRaised(component="strategy:sma", message="boom", error_type="ValueError"),
+    ev.DataDropped(source="websocket", count=3, total=7, by_symbol={"AAPL": 2, "MSFT": 1}),
 ]
 
 

@@ -243,7 +243,7 @@ def test_subscribe_messages_are_sent_and_a_paused_feed_drops_messages() -> None:
         feed.pause()
         paused.set()
         try:
-            assert wait_until(lambda: feed.dropped == 3)
+            assert wait_until(lambda: feed.skipped_while_paused == 3)
             assert feed.status == "paused"
             feed.resume()
             assert feed.status == RUNNING
