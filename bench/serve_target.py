@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from engine.access_config import hash_token, new_api_token
+from engine.access import hash_token, new_api_token
 from streams.errors import EventError
 from streams.events.base import event_class
 from tests.engine.test_cli_crash import SEAMLESS, env

@@ -18,13 +18,16 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.broker import BrokerConfig
-from engine.config import SeamlessConfig, StrategyConfig
+from engine.config import (
+    BrokerConfig,
+    PnlConfig,
+    RiskConfig,
+    SeamlessConfig,
+    StrategyConfig,
+)
 from engine.feeds import replay_table
 from engine.kernel import Kernel, Mode
-from engine.pnl import PnlConfig
 from engine.portfolio import RoundTrip
-from engine.risk import RiskConfig
 from persistence import EventLog
 from state import MemoryJournal
 from state.journal import Journal

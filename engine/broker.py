@@ -38,7 +38,7 @@ from engine.broker_account import (
     BrokerFill,
     BrokerLedger,
 )
-from engine.config_schema import meta
+from engine.config import BrokerConfig
 from engine.fill_rules import (
     LIMIT,
     bar_fill_price,
@@ -63,36 +63,6 @@ from streams.events import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(frozen=True)
-class BrokerConfig:
-    """The paper broker: costs, where its account lives, and when quotes fill."""
-
-    slippage_bps: float = dataclasses.field(
-        default=0.0,
-        metadata=meta(min=0.0, max=1_000.0, help="price moved against the trader, in bps"),
-    )
-    commission_per_unit: float = dataclasses.field(
-        default=0.0, metadata=meta(min=0.0, help="commission per unit traded")
-    )
-    commission_bps: float = dataclasses.field(
-        default=0.0, metadata=meta(min=0.0, max=1_000.0, help="commission in bps of notional")
-    )
-    commission_min: float = dataclasses.field(
-        default=0.0, metadata=meta(min=0.0, help="minimum commission per fill")
-    )
-    account_path: str = dataclasses.field(
-        default="data/runtime/paper_broker.json",
-        metadata=meta(help="the broker's own account file; '' keeps it in memory"),
-    )
-    fill_on_known_quote: bool = dataclasses.field(
-        default=True,
-        metadata=meta(help="check a new order against the last quote at once (else next tick)"),
-    )
-    max_fills_kept: int = dataclasses.field(
-        default=1_000, metadata=meta(min=1, max=10_000_000, help="recent fills kept in the file")
-    )
 
 
 @dataclasses.dataclass(slots=True)

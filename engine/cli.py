@@ -93,7 +93,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "hash-password":
         return _hash_password(args.method, out)
     if args.command == "new-api-token":
-        from engine.access_config import new_api_token
+        from engine.access import new_api_token
 
         token, token_hash = new_api_token()
         out.write(f"token (give to the client, shown once): {token}\n")
@@ -119,7 +119,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
 def _hash_password(method: str, out: TextIO) -> int:
     import getpass
 
-    from engine.access_config import hash_password
+    from engine.access import hash_password
 
     first = getpass.getpass("password: ")
     if first != getpass.getpass("again: "):

@@ -14,8 +14,14 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from engine.broker import BrokerConfig
-from engine.config import FeedConfig, RunnerConfig, SeamlessConfig, StorageConfig, StrategyConfig
+from engine.config import (
+    BrokerConfig,
+    FeedConfig,
+    RunnerConfig,
+    SeamlessConfig,
+    StorageConfig,
+    StrategyConfig,
+)
 from engine.kernel import Kernel, Mode
 from persistence import EventLog, full_replay, restore
 from state import state_to_dict

@@ -34,7 +34,7 @@ from typing import Any
 
 from reactivex import abc
 
-from engine.access_config import make_authorizer
+from engine.access import make_authorizer
 from engine.broker import PaperBroker
 from engine.config import SeamlessConfig
 from engine.core import build_core
@@ -367,7 +367,7 @@ class Kernel:
         return self._extra_authorize is not None and self._extra_authorize(actor, command)
 
     def set_authorizer(self, authorize: Authorizer | None) -> None:
-        """Install the dashboard's user/role check (see engine.access_config)."""
+        """Install the dashboard's user/role check (see engine.access)."""
         self._extra_authorize = authorize
 
     def publish(self, event: Event) -> None:

@@ -28,15 +28,14 @@ Runs on the engine thread.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from reactivex import abc
 
-from engine.config_schema import meta
+from engine.config import PnlConfig, parse_hhmm
 from streams import topics
 from streams.bus import EventBus, Stage
 from streams.clock import NS_PER_S, Clock
@@ -52,41 +51,6 @@ from streams.events import (
 
 #: ``cash_adjusted`` reasons starting with this are trades settled outside the engine, not flows.
 RECONCILIATION_REASON = "reconciliation"
-
-
-def parse_hhmm(value: str) -> time:
-    """``"HH:MM"`` as a time of day; ValueError naming the value otherwise."""
-    try:
-        hours, minutes = value.split(":")
-        parsed = time(int(hours), int(minutes))
-    except (ValueError, AttributeError):
-        raise ValueError(f"session_start {value!r} is not a time of day as HH:MM") from None
-    return parsed
-
-
-@dataclasses.dataclass(frozen=True)
-class PnlConfig:
-    """The P&L tracker: the trading session and how often tick-driven figures go out."""
-
-    session_start: str = dataclasses.field(
-        default="00:00", metadata=meta(help="daily P&L restarts at this time of day (HH:MM)")
-    )
-    session_timezone: str = dataclasses.field(
-        default="UTC", metadata=meta(help="IANA time zone of session_start, e.g. America/New_York")
-    )
-    publish_interval_s: float = dataclasses.field(
-        default=1.0,
-        metadata=meta(min=0.0, max=3_600.0, help="least clock time between tick-driven updates"),
-    )
-
-    def __post_init__(self) -> None:
-        parse_hhmm(self.session_start)
-        try:
-            ZoneInfo(self.session_timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"session_timezone {self.session_timezone!r} is not a known time zone"
-            ) from None
 
 
 class SessionCalendar:

@@ -29,14 +29,13 @@ the threshold returns to ``-daily_loss_limit`` when a new session starts (or aft
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from reactivex import abc
 
-from engine.config_schema import build, meta, to_dict
+from engine.config import RiskConfig, build, to_dict
 from engine.fill_rules import LIMIT, validate_order
 from state.model import QTY_EPSILON
 from streams import topics
@@ -60,7 +59,6 @@ from streams.events import (
 )
 
 RISK = "risk"
-BREACH_ACTIONS = ("halt", "reduce")
 
 
 class OrderRouter(Protocol):
@@ -73,41 +71,6 @@ class OrderRouter(Protocol):
     def cancel(self, order_id: str, reason: str = "") -> bool:
         """Cancel a working order; False if it is not working."""
         ...
-
-
-def _no_limits() -> dict[str, float]:
-    return {}
-
-
-@dataclasses.dataclass(frozen=True)
-class RiskConfig:
-    """Pre-trade limits and the daily-loss breaker; 0 switches a limit off."""
-
-    max_position: float = dataclasses.field(
-        default=1_000.0, metadata=meta(min=0.0, help="largest |position| per symbol, in units")
-    )
-    position_limits: dict[str, float] = dataclasses.field(
-        default_factory=_no_limits, metadata=meta(help="symbol -> max |position|, overriding")
-    )
-    max_order_notional: float = dataclasses.field(
-        default=250_000.0, metadata=meta(min=0.0, help="largest qty * price of one order")
-    )
-    max_orders_per_second: int = dataclasses.field(
-        default=20, metadata=meta(min=0, max=100_000, help="orders sent to the broker per second")
-    )
-    require_price: bool = dataclasses.field(
-        default=True, metadata=meta(help="refuse a market order while no price is known")
-    )
-    daily_loss_limit: float = dataclasses.field(
-        default=5_000.0, metadata=meta(min=0.0, help="daily loss that trips the breaker")
-    )
-    breach_action: str = dataclasses.field(
-        default="halt",
-        metadata=meta(choices=BREACH_ACTIONS, help="trading state after a breach"),
-    )
-    flatten_on_breach: bool = dataclasses.field(
-        default=False, metadata=meta(help="close every position when the breaker trips")
-    )
 
 
 #: Limits an operator may change while the engine runs (``set_risk_limits`` command).

@@ -33,7 +33,7 @@ import tornado.web
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
-from engine.access_config import Identity
+from engine.access import Identity
 from panel_app.auth import AccessGate, issue_command
 from panel_app.sse import FORCE_CLOSE_AFTER_S, SseClient, SseHub, dumps, replay
 from streams import topics

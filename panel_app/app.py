@@ -25,7 +25,7 @@ from panel.io.callbacks import PeriodicCallback
 from panel.io.resources import CDN_DIST, LOCAL_DIST
 from panel.theme.fast import Fast
 
-from engine.dashboard_config import DashboardConfig
+from engine.config import DashboardConfig
 from panel_app.facade import dashboard_config
 from panel_app.prefs import UiPrefsStore
 from panel_app.push import SessionBridge, one_message

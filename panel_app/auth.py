@@ -7,7 +7,7 @@ and writes the signed ``user`` cookie plus Panel's ``id_token`` (``{"user", "rol
 session reads its user with ``pn.state.user`` and its role with :func:`current_role`.
 
 The role in the page decides only what is *shown*; every control is re-checked on the
-engine thread by ``engine.access_config.make_authorizer`` and refusals are audited as
+engine thread by ``engine.access.make_authorizer`` and refusals are audited as
 ``command_refused`` events (see :func:`command_as_current_user`).
 
 ``seamless serve`` installs the provider itself (``panel_app.server``); for ``panel serve``
@@ -28,16 +28,14 @@ import tornado.web
 from bokeh.server.auth_provider import AuthProvider
 from tornado.ioloop import IOLoop
 
-from engine.access_config import (
+from engine.access import (
     DEV_MODE_WARNING,
-    OPERATOR,
-    ROLES,
-    AccessConfig,
     AccessDirectory,
     Identity,
     authorize_command,
     resolve_cookie_secret,
 )
+from engine.config import OPERATOR, ROLES, AccessConfig
 from streams.events import CommandRefused
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from engine.dashboard_config import DashboardConfig
+from engine.config import DashboardConfig
 
 
 class EngineFacade(Protocol):

@@ -23,7 +23,7 @@ from typing import Any
 
 import panel as pn
 
-from engine.access_config import make_authorizer
+from engine.access import make_authorizer
 from engine.config import load_config
 from panel_app import engine_instance
 from panel_app.api import api_routes

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.access_config import DEV_MODE_WARNING, VIEWER, AccessConfig, make_authorizer
+from engine.access import DEV_MODE_WARNING, make_authorizer
+from engine.config import VIEWER, AccessConfig
 from engine.process_tuning import tune_process
 from panel_app import engine_instance
 from panel_app.api import api_routes

@@ -19,7 +19,7 @@ from typing import Any
 from reactivex import Observable
 from reactivex import operators as ops
 
-from engine.dashboard_config import DashboardConfig
+from engine.config import DashboardConfig
 from panel_app.aggregates import TradeAggregator
 from panel_app.backtests import BacktestManager
 from panel_app.engine_instance import _holder

@@ -14,13 +14,20 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from engine.broker import BrokerConfig, PaperBroker
-from engine.config import SeamlessConfig, StateConfig, StrategyConfig
+from engine.broker import PaperBroker
+from engine.config import (
+    BrokerConfig,
+    PnlConfig,
+    RiskConfig,
+    SeamlessConfig,
+    StateConfig,
+    StrategyConfig,
+)
 from engine.core import Core
 from engine.kernel import Kernel, Mode
-from engine.pnl import PnlConfig, PnlTracker
+from engine.pnl import PnlTracker
 from engine.portfolio import Portfolio
-from engine.risk import RiskConfig, RiskEngine
+from engine.risk import RiskEngine
 from state.journal import MemoryJournal
 from streams.clock import ManualClock
 from streams.events import (

@@ -56,10 +56,10 @@ def test_strategy_guide_breakout_example_trades_in_a_backtest() -> None:
 
 
 def test_configuration_reference_is_current() -> None:
-    from engine.config_docs import render
+    from engine.config.docs import render
 
     assert (ROOT / "docs" / "configuration.md").read_text() == render(), (
-        "docs/configuration.md is stale: run python -m engine.config_docs > docs/configuration.md"
+        "docs/configuration.md is stale: run python -m engine.config.docs > docs/configuration.md"
     )
 
 
@@ -70,8 +70,8 @@ def test_default_config_file_restates_the_embedded_defaults() -> None:
 
 
 def test_default_config_file_is_generated_from_the_code() -> None:
-    from engine.config_docs import render_yaml
+    from engine.config.docs import render_yaml
 
     assert (ROOT / "config" / "config.yaml").read_text() == render_yaml(), (
-        "config/config.yaml is stale: run python -m engine.config_docs --yaml > config/config.yaml"
+        "config/config.yaml is stale: run python -m engine.config.docs --yaml > config/config.yaml"
     )

@@ -31,7 +31,7 @@ import param
 from bokeh.models import ColumnDataSource, DataRange1d, DatetimeTickFormatter
 from bokeh.plotting import figure
 
-from engine.dashboard_config import DashboardConfig
+from engine.config import DashboardConfig
 from panel_app.aggregates import TradeAggregator
 from panel_app.html_tables import TABLE_CSS
 from panel_app.push import SessionBridge, once_per_event

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from engine.backtest import BacktestResult, run_backtest, sharpe_ratio
-from engine.broker import BrokerConfig
 from engine.cli import main as cli_main
+from engine.config import BrokerConfig
 from persistence import EventLog, full_replay
 from streams.errors import ConfigError
 from streams.events import BUY, SELL

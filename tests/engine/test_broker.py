@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.broker import BrokerConfig, PaperBroker
+from engine.broker import PaperBroker
 from engine.broker_account import BrokerAccountError, BrokerFill, BrokerLedger
+from engine.config import BrokerConfig
 from streams.clock import ManualClock
 from streams.events import (
     BUY,

@@ -34,7 +34,7 @@ import nats
 import pytest
 import yaml
 
-from engine.access_config import new_api_token
+from engine.access import new_api_token
 from persistence import restore
 from persistence.pg import PostgresEventLog
 from state import state_to_dict

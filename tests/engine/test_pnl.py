@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.broker import BrokerConfig
-from engine.config_schema import build
-from engine.pnl import PnlConfig, SessionCalendar
+from engine.config import BrokerConfig, PnlConfig, build
+from engine.pnl import SessionCalendar
 from streams.clock import datetime_to_ns
 from streams.errors import ConfigError
 from streams.events import BUY, SELL, PnlUpdated

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.broker import BrokerConfig
+from engine.config import BrokerConfig
 from streams.events import (
     BUY,
     SELL,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.broker import BrokerConfig, PaperBroker
+from engine.broker import PaperBroker
 from engine.broker_account import BrokerAccount, BrokerPosition
+from engine.config import BrokerConfig
 from engine.reconcile import (
     Reconciler,
     ReconciliationFailed,

@@ -6,8 +6,7 @@ import dataclasses
 
 import pytest
 
-from engine.config_schema import build
-from engine.risk import RiskConfig
+from engine.config import RiskConfig, build
 from streams.errors import ConfigError
 from streams.events import (
     ACTIVE,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from engine.config import RiskConfig
 from engine.lifecycle import FAULTED, HALTED, PAUSED, RUNNING, STOPPED
-from engine.risk import RiskConfig
 from engine.runner import LiveStrategyRunner
 from engine.strategy_host import StrategyHost
 from state import MemoryJournal

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.access_config import AccessConfig, ApiTokenConfig, UserConfig, hash_password
-from engine.config import parse_config
+from engine.access import hash_password
+from engine.config import AccessConfig, ApiTokenConfig, UserConfig, parse_config
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
 
@@ -38,7 +38,7 @@ def free_port() -> int:
 
 def make_access(**overrides: Any) -> AccessConfig:
     """A non-dev access config: alice operator, bob viewer, one token per role."""
-    from engine.access_config import hash_token
+    from engine.access import hash_token
 
     values: dict[str, Any] = {
         "dev_mode": False,

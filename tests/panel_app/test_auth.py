@@ -10,12 +10,9 @@ from pathlib import Path
 import pytest
 from tornado.web import decode_signed_value
 
-from engine.access_config import (
-    COOKIE_SECRET_ENV,
+from engine.access import (
     DEV_COOKIE_SECRET,
-    AccessConfig,
     AccessDirectory,
-    UserConfig,
     authorize_command,
     hash_password,
     hash_token,
@@ -25,7 +22,7 @@ from engine.access_config import (
     resolve_cookie_secret,
     verify_password,
 )
-from engine.config_schema import build
+from engine.config import COOKIE_SECRET_ENV, AccessConfig, UserConfig, build
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
 from streams.errors import ConfigError

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.access_config import COOKIE_SECRET_ENV, hash_password
-from engine.config import SeamlessConfig
+from engine.access import hash_password
+from engine.config import COOKIE_SECRET_ENV, SeamlessConfig
 from tests.panel_app.access_server import Client, free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.access_config import DEV_COOKIE_SECRET, load_users_file
+from engine.access import DEV_COOKIE_SECRET, load_users_file
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
 from persistence import EventLog

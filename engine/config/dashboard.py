@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from engine.config_schema import meta
+from engine.config.schema import meta
 
 THEMES = ("default", "dark")
 

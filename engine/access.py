@@ -1,9 +1,10 @@
 """Who may use the dashboard and its API: users, roles, hashed secrets and command rights.
 
-:class:`AccessConfig` is the ``access`` section of the configuration. Passwords are stored
-only as salted hashes (``scrypt$...`` from :func:`hash_password`, or ``pbkdf2_sha256$...``);
-API tokens only as SHA-256 digests (:func:`hash_token`; tokens are random, so no salt is
-needed). :class:`AccessDirectory` resolves the configured and file-based users once and answers
+The ``access`` section itself (:class:`~engine.config.AccessConfig`, its users and tokens) is
+in :mod:`engine.config.access`; this module holds the logic. Passwords are stored only as
+salted hashes (``scrypt$...`` from :func:`hash_password`, or ``pbkdf2_sha256$...``); API tokens
+only as SHA-256 digests (:func:`hash_token`; tokens are random, so no salt is needed).
+:class:`AccessDirectory` resolves the configured and file-based users once and answers
 "who is this?"; :func:`make_authorizer` turns it into the ``authorize(actor, command)`` the
 runner calls on the engine thread, so a control is re-checked server-side whatever the page
 showed.
@@ -26,13 +27,19 @@ from pathlib import Path
 
 import yaml
 
-from engine.config_schema import build, meta
+from engine.config import (
+    COOKIE_SECRET_ENV,
+    OPERATOR,
+    VIEWER,
+    AccessConfig,
+    ApiTokenConfig,
+    UserConfig,
+    UsersFile,
+    build,
+    parse_password_hash,
+)
 from streams.errors import ConfigError
 
-OPERATOR = "operator"
-VIEWER = "viewer"
-ROLES = (OPERATOR, VIEWER)
-COOKIE_SECRET_ENV = "SEAMLESS_COOKIE_SECRET"
 #: Public on purpose: only ever used with ``dev_mode``, which is refused off loopback.
 DEV_COOKIE_SECRET = "INSECURE-seamless-dev-mode-cookie-secret-do-not-use-in-production"
 DEV_USERS = {OPERATOR: OPERATOR, VIEWER: VIEWER}
@@ -45,97 +52,6 @@ DEV_MODE_WARNING = (
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _DKLEN = 2**14, 8, 1, 32
 _PBKDF2_DEFAULT_ITERATIONS = 600_000
-
-
-def _check_password_hash(value: str) -> None:
-    try:
-        _parse_hash(value)
-    except ValueError as exc:
-        raise ValueError(f"password_hash {value[:16]!r}...: {exc}") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class UserConfig:
-    """One dashboard user: a role and a salted password hash (never the password)."""
-
-    role: str = dataclasses.field(
-        default=VIEWER, metadata=meta(choices=ROLES, help="operator may use Controls")
-    )
-    password_hash: str = dataclasses.field(
-        default="", metadata=meta(help="from `seamless hash-password` (scrypt$... or pbkdf2)")
-    )
-
-    def __post_init__(self) -> None:
-        _check_password_hash(self.password_hash)
-
-
-@dataclasses.dataclass(frozen=True)
-class ApiTokenConfig:
-    """Who an API bearer token acts as (the token itself is stored only as its hash)."""
-
-    user: str = dataclasses.field(default="api", metadata=meta(help="actor name for audits"))
-    role: str = dataclasses.field(default=VIEWER, metadata=meta(choices=ROLES, help="its role"))
-
-
-@dataclasses.dataclass(frozen=True)
-class UsersFile:
-    """The layout of ``access.users_file`` (YAML or JSON)."""
-
-    users: dict[str, UserConfig] = dataclasses.field(default_factory=dict)
-    api_tokens: dict[str, ApiTokenConfig] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class AccessConfig:
-    """Authentication and authorization of the dashboard and its HTTP API."""
-
-    dev_mode: bool = dataclasses.field(
-        default=True,
-        metadata=meta(help="INSECURE local default: built-in users, public cookie secret"),
-    )
-    users_file: str = dataclasses.field(
-        default="", metadata=meta(help="YAML/JSON file with more users and api_tokens")
-    )
-    users: dict[str, UserConfig] = dataclasses.field(
-        default_factory=dict, metadata=meta(help="name -> {role, password_hash}")
-    )
-    cookie_secret: str = dataclasses.field(
-        default="",
-        metadata=meta(help=f"signs session cookies (env {COOKIE_SECRET_ENV} wins)"),
-    )
-    session_expiry_days: float = dataclasses.field(
-        default=1.0, metadata=meta(min=0.01, max=365.0, help="login lifetime")
-    )
-    login_failure_delay_s: float = dataclasses.field(
-        default=0.5, metadata=meta(min=0.0, max=10.0, help="pause after a failed login")
-    )
-    api_tokens: dict[str, ApiTokenConfig] = dataclasses.field(
-        default_factory=dict,
-        metadata=meta(help="'sha256:<hex>' (from hash_token) -> {user, role}"),
-    )
-    allowed_websocket_origins: tuple[str, ...] = dataclasses.field(
-        default=(), metadata=meta(help="extra host:port origins (default: the served one)")
-    )
-    system_actors: tuple[str, ...] = dataclasses.field(
-        default=("engine", "kernel", "risk", "cli"),
-        metadata=meta(help="non-user actors allowed to issue commands"),
-    )
-    sse_heartbeat_s: float = dataclasses.field(
-        default=15.0, metadata=meta(min=0.1, max=300.0, help="SSE keep-alive comment interval")
-    )
-    sse_queue_size: int = dataclasses.field(
-        default=10_000,
-        metadata=meta(min=10, max=1_000_000, help="events buffered per SSE client"),
-    )
-    sse_flush_interval_s: float = dataclasses.field(
-        default=0.02,
-        metadata=meta(
-            min=0.0,
-            max=1.0,
-            help="an SSE client is written to at most this often (events in between go"
-            " together: one socket write instead of one per event; 0 = every event at once)",
-        ),
-    )
 
 
 # -- hashing -------------------------------------------------------------------------------
@@ -159,7 +75,7 @@ def hash_password(password: str, *, method: str = "scrypt") -> str:
 def verify_password(password: str, password_hash: str) -> bool:
     """True if ``password`` matches ``password_hash`` (constant-time compare)."""
     try:
-        method, params, salt, expected = _parse_hash(password_hash)
+        method, params, salt, expected = parse_password_hash(password_hash)
     except ValueError:
         return False
     if method == "scrypt":
@@ -185,24 +101,6 @@ def new_api_token() -> tuple[str, str]:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _parse_hash(value: str) -> tuple[str, tuple[int, ...], bytes, bytes]:
-    parts = value.split("$") if isinstance(value, str) else []
-    try:
-        if parts and parts[0] == "scrypt" and len(parts) == 6:
-            n, r, p = int(parts[1]), int(parts[2]), int(parts[3])
-            if n < 2 or n & (n - 1) or n > 2**20 or not 1 <= r <= 32 or not 1 <= p <= 16:
-                raise ValueError("scrypt parameters out of range")
-            return "scrypt", (n, r, p), base64.b64decode(parts[4]), base64.b64decode(parts[5])
-        if parts and parts[0] == "pbkdf2_sha256" and len(parts) == 4:
-            iterations = int(parts[1])
-            if not 1_000 <= iterations <= 10_000_000:
-                raise ValueError("pbkdf2 iterations out of range")
-            return "pbkdf2", (iterations,), base64.b64decode(parts[2]), base64.b64decode(parts[3])
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"malformed hash: {exc}") from None
-    raise ValueError("expected 'scrypt$N$r$p$salt$hash' or 'pbkdf2_sha256$iterations$salt$hash'")
 
 
 # -- the resolved directory ------------------------------------------------------------------

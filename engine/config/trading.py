@@ -1,0 +1,118 @@
+"""The trading sections: the paper broker, the pre-trade risk limits and the P&L session.
+
+These are the ``broker``, ``risk`` and ``pnl`` sections of the configuration, with what their
+validation needs (:data:`BREACH_ACTIONS`, :func:`parse_hhmm`). The components they configure
+live in :mod:`engine.broker`, :mod:`engine.risk` and :mod:`engine.pnl` and import them from
+:mod:`engine.config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from engine.config.schema import meta
+
+#: What the daily-loss breaker does to trading: ``halt`` everything or only allow ``reduce``.
+BREACH_ACTIONS = ("halt", "reduce")
+
+
+@dataclasses.dataclass(frozen=True)
+class BrokerConfig:
+    """The paper broker: costs, where its account lives, and when quotes fill."""
+
+    slippage_bps: float = dataclasses.field(
+        default=0.0,
+        metadata=meta(min=0.0, max=1_000.0, help="price moved against the trader, in bps"),
+    )
+    commission_per_unit: float = dataclasses.field(
+        default=0.0, metadata=meta(min=0.0, help="commission per unit traded")
+    )
+    commission_bps: float = dataclasses.field(
+        default=0.0, metadata=meta(min=0.0, max=1_000.0, help="commission in bps of notional")
+    )
+    commission_min: float = dataclasses.field(
+        default=0.0, metadata=meta(min=0.0, help="minimum commission per fill")
+    )
+    account_path: str = dataclasses.field(
+        default="data/runtime/paper_broker.json",
+        metadata=meta(help="the broker's own account file; '' keeps it in memory"),
+    )
+    fill_on_known_quote: bool = dataclasses.field(
+        default=True,
+        metadata=meta(help="check a new order against the last quote at once (else next tick)"),
+    )
+    max_fills_kept: int = dataclasses.field(
+        default=1_000, metadata=meta(min=1, max=10_000_000, help="recent fills kept in the file")
+    )
+
+
+def _no_limits() -> dict[str, float]:
+    return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class RiskConfig:
+    """Pre-trade limits and the daily-loss breaker; 0 switches a limit off."""
+
+    max_position: float = dataclasses.field(
+        default=1_000.0, metadata=meta(min=0.0, help="largest |position| per symbol, in units")
+    )
+    position_limits: dict[str, float] = dataclasses.field(
+        default_factory=_no_limits, metadata=meta(help="symbol -> max |position|, overriding")
+    )
+    max_order_notional: float = dataclasses.field(
+        default=250_000.0, metadata=meta(min=0.0, help="largest qty * price of one order")
+    )
+    max_orders_per_second: int = dataclasses.field(
+        default=20, metadata=meta(min=0, max=100_000, help="orders sent to the broker per second")
+    )
+    require_price: bool = dataclasses.field(
+        default=True, metadata=meta(help="refuse a market order while no price is known")
+    )
+    daily_loss_limit: float = dataclasses.field(
+        default=5_000.0, metadata=meta(min=0.0, help="daily loss that trips the breaker")
+    )
+    breach_action: str = dataclasses.field(
+        default="halt",
+        metadata=meta(choices=BREACH_ACTIONS, help="trading state after a breach"),
+    )
+    flatten_on_breach: bool = dataclasses.field(
+        default=False, metadata=meta(help="close every position when the breaker trips")
+    )
+
+
+def parse_hhmm(value: str) -> time:
+    """``"HH:MM"`` as a time of day; ValueError naming the value otherwise."""
+    try:
+        hours, minutes = value.split(":")
+        parsed = time(int(hours), int(minutes))
+    except (ValueError, AttributeError):
+        raise ValueError(f"session_start {value!r} is not a time of day as HH:MM") from None
+    return parsed
+
+
+@dataclasses.dataclass(frozen=True)
+class PnlConfig:
+    """The P&L tracker: the trading session and how often tick-driven figures go out."""
+
+    session_start: str = dataclasses.field(
+        default="00:00", metadata=meta(help="daily P&L restarts at this time of day (HH:MM)")
+    )
+    session_timezone: str = dataclasses.field(
+        default="UTC", metadata=meta(help="IANA time zone of session_start, e.g. America/New_York")
+    )
+    publish_interval_s: float = dataclasses.field(
+        default=1.0,
+        metadata=meta(min=0.0, max=3_600.0, help="least clock time between tick-driven updates"),
+    )
+
+    def __post_init__(self) -> None:
+        parse_hhmm(self.session_start)
+        try:
+            ZoneInfo(self.session_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"session_timezone {self.session_timezone!r} is not a known time zone"
+            ) from None
