@@ -67,16 +67,43 @@ class Stage(enum.IntEnum):
     REACT = 3
 
 
+def _ignore(event: Event) -> None:
+    """What a disposed handler calls: nothing (a fan-out may still hold its snapshot)."""
+
+
+class _Handler:
+    """One callback subscription; ``dispose`` turns its callback into a no-op at once."""
+
+    __slots__ = ("callback", "label")
+
+    def __init__(self, label: str, callback: Callback) -> None:
+        self.label = label
+        self.callback = callback
+
+
 class _TopicSubject(Subject[Event]):
-    """The Subject behind one topic pattern.
+    """The Subject behind one topic pattern (and stage).
 
     Only the dispatcher thread calls ``on_next`` (see the module doc), so it skips the lock
-    round trips of ``Subject.on_next`` and iterates a snapshot of the observers, which other
-    threads may still subscribe or dispose under the Subject's lock."""
+    round trips of ``Subject.on_next`` and iterates snapshots, which other threads may replace
+    under the bus's lock. Callback subscribers (:meth:`EventBus.subscribe`) are kept as plain
+    ``(label, callback)`` handlers and called directly, each isolated; Rx observers
+    (:meth:`EventBus.observe`) are the Subject's own observers."""
+
+    def __init__(self, on_failure: Callable[[str, Event, Exception], None]) -> None:
+        super().__init__()
+        self.handlers: tuple[_Handler, ...] = ()
+        self._on_failure = on_failure
 
     def on_next(self, value: Event) -> None:
-        for observer in tuple(self.observers):
-            observer.on_next(value)
+        for handler in self.handlers:
+            try:
+                handler.callback(value)
+            except Exception as exc:  # isolation is the point: report, never propagate
+                self._on_failure(handler.label, value, exc)
+        if self.observers:
+            for observer in tuple(self.observers):
+                observer.on_next(value)
 
 
 class DispatchHook(Protocol):
@@ -134,7 +161,7 @@ class EventBus:
         self._max_batch = max_batch
         self._inbox = Inbox(capacity)
         # (pattern, stage) -> its Subject and live subscription count
-        self._subjects: dict[tuple[str, Stage], Subject[Event]] = {}
+        self._subjects: dict[tuple[str, Stage], _TopicSubject] = {}
         self._counts: dict[tuple[str, Stage], int] = {}
         # topic -> the Subjects to deliver to, one tuple per stage in stage order
         self._routes: dict[str, tuple[tuple[Subject[Event], ...], ...]] = {}
@@ -269,17 +296,21 @@ class EventBus:
         that raises is isolated.
         """
         label: str = name or getattr(callback, "__qualname__", None) or repr(callback)
-
-        def guarded(event: Event) -> None:
-            try:
-                callback(event)
-            except Exception as exc:  # isolation is the point: report, never propagate
-                self._subscriber_failed(label, event, exc)
-
         key = (pattern, Stage(stage))
-        subject = self._acquire(key)
-        inner = subject.subscribe(on_next=guarded)
-        return Disposable(lambda: self._release(key, inner))
+        handler = _Handler(label, callback)
+        with self._lock:
+            subject = self._acquire(key)
+            subject.handlers = (*subject.handlers, handler)
+
+        def remove() -> None:
+            with self._lock:
+                if handler.callback is _ignore:
+                    return  # already released: dispose() is idempotent
+                handler.callback = _ignore  # a fan-out now running skips it too
+                subject.handlers = tuple(h for h in subject.handlers if h is not handler)
+                self._release(key, None)
+
+        return Disposable(remove)
 
     def observe(self, pattern: str, *, name: str | None = None) -> Observable[Event]:
         """An Observable of the events matching ``pattern``, for Rx composition.
@@ -298,10 +329,11 @@ class EventBus:
                     self._subscriber_failed(label, event, exc)
 
             key = (pattern, Stage.REACT)
-            subject = self._acquire(key)
-            inner = subject.subscribe(
-                on_next=on_next, on_error=observer.on_error, on_completed=observer.on_completed
-            )
+            with self._lock:
+                subject = self._acquire(key)
+                inner = subject.subscribe(
+                    on_next=on_next, on_error=observer.on_error, on_completed=observer.on_completed
+                )
             return Disposable(lambda: self._release(key, inner))
 
         return reactivex.create(subscribe)
@@ -314,22 +346,23 @@ class EventBus:
             return sum(self._counts.values())
 
     # -- internals -----------------------------------------------------------------------
-    def _acquire(self, key: tuple[str, Stage]) -> Subject[Event]:
+    def _acquire(self, key: tuple[str, Stage]) -> _TopicSubject:
+        """The Subject of ``key``, made if new, with one more subscription counted (lock held)."""
         topics.validate_pattern(key[0])
-        with self._lock:
-            subject = self._subjects.get(key)
-            if subject is None:
-                subject = _TopicSubject()
-                self._subjects[key] = subject
-                self._routes = {}  # copy-on-write: the dispatcher keeps reading the old dict
-            self._counts[key] = self._counts.get(key, 0) + 1
-            return subject
+        subject = self._subjects.get(key)
+        if subject is None:
+            subject = _TopicSubject(self._subscriber_failed)
+            self._subjects[key] = subject
+            self._routes = {}  # copy-on-write: the dispatcher keeps reading the old dict
+        self._counts[key] = self._counts.get(key, 0) + 1
+        return subject
 
-    def _release(self, key: tuple[str, Stage], inner: abc.DisposableBase) -> None:
+    def _release(self, key: tuple[str, Stage], inner: abc.DisposableBase | None) -> None:
         with self._lock:
             if self._counts.get(key, 0) <= 0:
                 return  # already released: dispose() is idempotent
-            inner.dispose()
+            if inner is not None:
+                inner.dispose()
             self._counts[key] -= 1
             if self._counts[key] == 0:
                 del self._counts[key]
