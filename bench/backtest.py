@@ -1,13 +1,14 @@
 """Backtest throughput: SMA crossover through the full engine against a plain Python loop.
 
-Run: ``.venv/bin/python -m bench.backtest [--bars N] [--fast F --slow S]``. Generates a seeded
-random walk of one-minute bars (realistic OHLC), then in the same run:
+Run: ``.venv/bin/python -m bench.backtest [--bars N] [--fast F --slow S] [--backtrader]``.
+Generates a seeded random walk of one-minute bars (realistic OHLC), then in the same run:
 
-* a plain Python loop computing the same strategy (same signals, same fills at the next bar's
-  open, same P&L) -- the baseline;
+* a plain Python loop computing the same strategy by the reference rules (same signals, same
+  fills at the next bar's open, same P&L) -- the baseline;
 * :func:`engine.backtest.run_backtest` with a DuckDB event log in a temporary folder (strategy,
   broker, risk, positions, P&L, state store, event log) -- the full engine;
-* the same with the in-memory journal (no DuckDB).
+* the same with the in-memory journal (no DuckDB);
+* with ``--backtrader``, backtrader (a pure-Python peer) on the same bars.
 
 Prints bars/s for each, the ratios, and fills / round trips / realized P&L from the engine and
 the baseline with whether they agree. Figures only, no pass/fail (see docs/benchmarks.md).
@@ -66,18 +67,20 @@ def make_bars(n: int, seed: int = 42, start_price: float = 100.0) -> pd.DataFram
 
 
 def plain_loop(frame: pd.DataFrame, fast: int, slow: int, qty: float) -> dict[str, Any]:
-    """The same SMA crossover in plain Python: decide on a bar's close, fill at the next open.
+    """The same SMA crossover in plain Python, by the reference rules (backtrader's).
 
-    Mirrors the engine's rules: the strategy does nothing while an order is working (the bar
-    that fills it), buys ``qty`` when flat on a cross up, sells the whole position on a cross
-    down; no commission or slippage (the BrokerConfig defaults).
+    SMAs are ``math.fsum(window) / n``; a market order placed on a bar's close fills at the
+    next bar's open; the decision on a bar sees the position after the fill at that bar's open
+    (so a sell filled at the open may be followed by a buy on the same bar's close); long only,
+    buys ``qty`` when flat on a cross up (``prev <= 0 < diff``), sells the whole position on a
+    cross down (``prev >= 0 > diff``); no commission or slippage (the BrokerConfig defaults).
     """
     opens = frame["open"].tolist()
     closes = frame["close"].tolist()
     start = time.perf_counter()
-    fast_w: deque[float] = deque()
-    slow_w: deque[float] = deque()
-    fast_sum = slow_sum = 0.0
+    fsum = math.fsum
+    fast_w: deque[float] = deque(maxlen=fast)
+    slow_w: deque[float] = deque(maxlen=slow)
     prev_diff: float | None = None
     position = 0.0
     avg_price = 0.0
@@ -85,7 +88,6 @@ def plain_loop(frame: pd.DataFrame, fast: int, slow: int, qty: float) -> dict[st
     pending: tuple[str, float] | None = None
     fills = trips = 0
     for open_, close in zip(opens, closes, strict=True):
-        working = pending is not None
         if pending is not None:  # fill the order placed on the previous bar at this open
             side, q = pending
             pending = None
@@ -99,17 +101,11 @@ def plain_loop(frame: pd.DataFrame, fast: int, slow: int, qty: float) -> dict[st
                 trips += 1
         fast_w.append(close)
         slow_w.append(close)
-        fast_sum += close
-        slow_sum += close
-        if len(fast_w) > fast:
-            fast_sum -= fast_w.popleft()
-        if len(slow_w) > slow:
-            slow_sum -= slow_w.popleft()
         if len(slow_w) < slow:
             continue
-        diff = fast_sum / len(fast_w) - slow_sum / len(slow_w)
+        diff = fsum(fast_w) / fast - fsum(slow_w) / slow
         previous, prev_diff = prev_diff, diff
-        if previous is None or working:
+        if previous is None:
             continue
         if previous <= 0 < diff and position == 0:
             pending = ("buy", qty)
@@ -123,6 +119,30 @@ def plain_loop(frame: pd.DataFrame, fast: int, slow: int, qty: float) -> dict[st
         "realized_pnl": realized,
         "open_position": position,
     }
+
+
+def backtrader_run(frame: pd.DataFrame, fast: int, slow: int, qty: float) -> dict[str, Any]:
+    """The same strategy in backtrader (a peer engine, pure Python), timed in this run."""
+    import backtrader as bt
+
+    class Cross(bt.Strategy):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.cross = bt.ind.CrossOver(bt.ind.SMA(period=fast), bt.ind.SMA(period=slow))
+
+        def next(self) -> None:
+            if self.cross[0] > 0 and not self.position:
+                self.buy(size=qty)
+            elif self.cross[0] < 0 and self.position:
+                self.close()
+
+    cerebro = bt.Cerebro(stdstats=False)
+    bars = frame.set_index(frame["timestamp"].dt.tz_convert(None))
+    cerebro.adddata(bt.feeds.PandasData(dataname=bars[["open", "high", "low", "close", "volume"]]))
+    cerebro.addstrategy(Cross)
+    cerebro.broker.setcash(1e12)
+    start = time.perf_counter()
+    cerebro.run()
+    return {"elapsed_s": time.perf_counter() - start}
 
 
 def _engine(
@@ -142,6 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--qty", type=float, default=100.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--no-memory", action="store_true", help="skip the in-memory run")
+    parser.add_argument(
+        "--backtrader", action="store_true", help="also time backtrader on the same bars"
+    )
     args = parser.parse_args(argv)
     params = {"fast": args.fast, "slow": args.slow, "qty": args.qty}
     frame = make_bars(args.bars, args.seed)
@@ -176,6 +199,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{base_rate / res.bars_per_s:>8.1f}x {res.fills:>6} {res.round_trips:>6} "
             f"{res.realized_pnl:>12.4f}"
         )
+    if args.backtrader:
+        peer = backtrader_run(frame, args.fast, args.slow, args.qty)
+        rate = n / peer["elapsed_s"]
+        print(f"{'backtrader':<15} {rate:>10,.0f} {rate:>12,.0f} {base_rate / rate:>8.1f}x")
     print(f"duckdb file: {db_mb:.1f} MB")
     for label, res, _ in runs:
         agree = (

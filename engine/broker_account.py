@@ -154,7 +154,8 @@ class BrokerLedger:
         self.commissions += fill.commission
         self.fill_count += 1
         self.fills.append(fill)
-        self._fill_texts.append(_fill_text(fill))
+        if self.path is not None:  # the text is only for the file
+            self._fill_texts.append(_fill_text(fill))
         try:
             self.save()
         except BrokerAccountError:
@@ -164,7 +165,8 @@ class BrokerLedger:
             else:
                 self.positions[fill.symbol] = old
             self.fills.pop()
-            self._fill_texts.pop()
+            if self.path is not None:
+                self._fill_texts.pop()
             if dropped is not None:
                 self.fills.appendleft(dropped)
                 self._fill_texts.appendleft(_fill_text(dropped))

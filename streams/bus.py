@@ -418,10 +418,13 @@ class EventBus:
         try:
             for event in batch:
                 self._dispatch_batch([event])
-                self._drain()
+                if self._local:
+                    self._drain()
         finally:
             if self._after_round:
                 self._run_after_round()
+        if not self.threaded:
+            self._call_idle()  # the threaded dispatcher calls it when its inbox runs dry
 
     def _drain(self) -> None:
         """Dispatch the follow-up events queued so far, and theirs, until none is left."""
@@ -463,8 +466,6 @@ class EventBus:
             elif stages:
                 self._deliver_in_stages(event, stages)
             stats.dispatched += 1
-        if hook is not None and not self.threaded and not self._local:
-            self._call_idle()
 
     def _deliver_in_stages(
         self, event: Event, stages: tuple[tuple[Subject[Event], ...], ...]
