@@ -33,7 +33,7 @@ from state import MemoryJournal
 from state.journal import Journal
 from streams.clock import NS_PER_S, ManualClock
 from streams.errors import ConfigError
-from streams.events import BarReceived, Event, TradeExecuted
+from streams.events import BarReceived, DataRejected, Event, TradeExecuted
 from streams.sources import MarketDataValidator, ReplayTable, load_replay_table
 
 Progress = Callable[[int, int], None]
@@ -59,6 +59,8 @@ class BacktestResult:
     trades: tuple[dict[str, Any], ...]
     trips: tuple[RoundTrip, ...]
     rejected_bars: int = 0
+    #: The ``data_rejected`` events of the run (bad rows), each naming the field and value.
+    rejections: tuple[DataRejected, ...] = ()
 
     @property
     def bars_per_s(self) -> float:
@@ -178,7 +180,11 @@ def _market_data(
                 "give --data, or a config whose feed is sample, csv or parquet"
             )
         return table, config.feed.kind, [s.upper() for s in config.feed.symbols]
-    table = load_replay_table(data, kind="bars", symbol=symbol.upper() if symbol else None)
+    try:
+        table = load_replay_table(data, kind="bars", symbol=symbol.upper() if symbol else None)
+    except ConfigError as exc:
+        where = f"--data {str(data)!r}: " if isinstance(data, str | Path) else ""
+        raise ConfigError(f"{where}{exc}") from exc
     return table, "backtest", None
 
 
@@ -224,7 +230,7 @@ def _run(
     kernel.start()
     publish = kernel.bus.publish
     get_state = kernel.store.get_state
-    rejected = 0
+    rejections: list[DataRejected] = []
     started = time.perf_counter()
     try:
         for done, bar in enumerate(bars, 1):
@@ -233,8 +239,8 @@ def _run(
                 curve.append((bar.ts_event, get_state("pnl")["equity"]))  # equity after the bar
                 if len(times) < 200:
                     times.append(bar.ts_event)
-            else:
-                rejected += 1
+            elif isinstance(bar, DataRejected):
+                rejections.append(bar)
             if progress is not None and (done % progress_every == 0 or done == total):
                 progress(done, total)
         elapsed = time.perf_counter() - started
@@ -249,7 +255,7 @@ def _run(
     return BacktestResult(
         strategy=spec or (kernel.config.strategies[0].strategy if first is not None else ""),
         params=first.parameters() if first is not None else {},
-        bars=total - rejected,
+        bars=total - len(rejections),
         fills=len(trades),
         round_trips=len(trips),
         realized_pnl=realized,
@@ -262,7 +268,8 @@ def _run(
         equity_curve=tuple(curve),
         trades=tuple(trades),
         trips=trips,
-        rejected_bars=rejected,
+        rejected_bars=len(rejections),
+        rejections=tuple(rejections),
     )
 
 

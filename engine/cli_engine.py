@@ -10,10 +10,12 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import yaml
 
+from streams.clock import ns_to_datetime
 from streams.errors import ConfigError
 from streams.events import Event
 
@@ -170,6 +172,7 @@ def _backtest(args: argparse.Namespace, out: TextIO) -> int:
     )
     if progress is not None:
         progress.close()
+    _report_rejections(result.rejections)
     summary = result.summary()
     if args.json:
         out.write(json.dumps(summary, sort_keys=True) + "\n")
@@ -189,6 +192,25 @@ def _backtest(args: argparse.Namespace, out: TextIO) -> int:
         f"elapsed {result.elapsed_s:.3f} s  ({result.bars_per_s:,.0f} bars/s)\n"
     )
     return 0
+
+
+def _report_rejections(rejections: Sequence[Event], shown: int = 5) -> None:
+    """Name the rows the validator refused (field, value, why) on stderr; they are also
+    ``data_rejected`` events in the run's log."""
+    for event in rejections[:shown]:
+        print(
+            f"seamless backtest: rejected a {getattr(event, 'symbol', '')} row at "
+            f"{ns_to_datetime(event.ts_event):%Y-%m-%d %H:%M:%S}: "
+            f"{getattr(event, 'field', '?')}={getattr(event, 'value', '?')} "
+            f"({getattr(event, 'reason', '')})",
+            file=sys.stderr,
+        )
+    if len(rejections) > shown:
+        print(
+            f"seamless backtest: ... {len(rejections) - shown} more rejected rows "
+            "(seamless events --db F --topic 'data.rejected.*')",
+            file=sys.stderr,
+        )
 
 
 class _ProgressBar:

@@ -118,10 +118,10 @@ class Kernel:
         self._stopped = False
         self._replay: ReplayTable | None = None
 
+        if self.mode is Mode.REPLAY:  # a bad file fails here, before the log is touched
+            self._replay = replay_table(config.feed)
         self.log: Any = journal if journal is not None else self._open_log(fence)
         try:
-            if self.mode is Mode.REPLAY:
-                self._replay = replay_table(config.feed)
             self.restored = self._restore()
             self.clock: Clock = clock if clock is not None else self._default_clock()
             self._build()

@@ -66,6 +66,8 @@ def positions(symbol: str) -> str:
 #: Every symbol's bars / ticks (patterns).
 ALL_BARS = "data.bars.*"
 ALL_TICKS = "data.ticks.*"
+#: Market data any live feed had to drop (pattern).
+ALL_DROPPED = "data.dropped.*"
 
 PNL = "pnl"
 RISK = "risk"

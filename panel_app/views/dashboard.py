@@ -56,6 +56,7 @@ from panel_app.views.tape import TradeTape
 from streams import topics
 from streams.events import (
     DailyLossBreached,
+    DataDropped,
     ErrorRaised,
     Event,
     Heartbeat,
@@ -106,6 +107,7 @@ class DashboardView(pn.viewable.Viewer):
         self._runner_status = ""
         self._problem = ""
         self._stale = False
+        self._dropped = 0  # market data the live feed had to drop, as last reported
         self._last_market_at = 0.0
         self._build()
 
@@ -247,6 +249,7 @@ class DashboardView(pn.viewable.Viewer):
         b.on_bus(bus, topics.system("runner"), self._on_runner)
         b.on_bus(bus, topics.ERRORS, self._on_error)
         b.on_bus(bus, topics.COMMANDS, self._on_command)
+        b.on_bus(bus, topics.ALL_DROPPED, self._on_dropped)
         # Throttled tier: streams shared by all sessions of the engine.
         b.on_rx(streams.pnl, self._on_pnl, key="pnl")
         b.on_rx(streams.beat, self._on_beat, key="beat")
@@ -272,6 +275,8 @@ class DashboardView(pn.viewable.Viewer):
         status = runner.get("status") if isinstance(runner, Mapping) else runner
         self._runner_status = str(status or getattr(self.kernel.runner, "status", "unknown"))
         self._trading = dict(state["trading"])
+        feed = getattr(getattr(self.kernel, "runner", None), "feed", None)
+        self._dropped = max(self._dropped, int(getattr(feed, "dropped", 0) or 0))
         curve = self.aggregates.curve()
         if curve:
             self.equity_source.data = {
@@ -366,6 +371,17 @@ class DashboardView(pn.viewable.Viewer):
             self.bridge.toast(
                 "error", f"Error in {event.component}: {event.message}", duration=10_000
             )
+
+    def _on_dropped(self, event: Event) -> None:
+        if isinstance(event, DataDropped):
+            self._dropped = max(self._dropped, event.total)
+            self.bridge.toast(
+                "warning",
+                f"Market data dropped: {event.count:,} events from {event.source} "
+                f"({event.total:,} in all); the engine fell behind the feed",
+                duration=10_000,
+            )
+            self._render_status()
 
     def _on_command(self, event: Event) -> None:
         if getattr(event, "type", "") == "command_refused":
@@ -509,6 +525,7 @@ class DashboardView(pn.viewable.Viewer):
             beat_age=beat_age,
             data_age=(now - self._last_data_ns) / 1e9,
             reasons=reasons,
+            dropped=self._dropped,
         )
         if text != self._status_html:
             self._status_html = text

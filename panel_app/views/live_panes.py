@@ -107,9 +107,11 @@ def status_html(
     beat_age: float | None,
     data_age: float,
     reasons: list[str],
+    dropped: int = 0,
 ) -> str:
-    """The status line: connection, runner, trading state, heartbeat and data ages, and the
-    stale badge (stale when ``reasons`` is not empty)."""
+    """The status line: connection, runner, trading state, heartbeat and data ages, market
+    data a live feed had to drop (when any), and the stale badge (stale when ``reasons`` is
+    not empty)."""
     stale = bool(reasons)
     parts = [
         badge("connection", "live", kind="ok", state="connected"),
@@ -128,6 +130,18 @@ def status_html(
             age=f"{beat_age:.1f}" if beat_age is not None else "",
         ),
         badge("data-age", f"data {data_age:.1f} s old", kind="muted"),
+        *(
+            [
+                badge(
+                    "data-dropped",
+                    f"market data dropped: {dropped:,}",
+                    kind="stale",
+                    count=str(dropped),
+                )
+            ]
+            if dropped
+            else []
+        ),
         badge(
             "stale-badge",
             "STALE: " + "; ".join(reasons) if stale else "fresh",

@@ -363,3 +363,69 @@ def test_a_db_held_by_a_running_engine_is_reported_clearly_and_the_engine_stops_
     with EventLog(tmp_path / "held.duckdb") as log:
         assert [r.how for r in log.runs()] == ["clean"]
         assert restore(log).seq == log.last_seq
+
+
+# -- errors in the data or the config name the field and the value, and lose nothing -----------
+def test_a_bad_row_in_a_backtest_is_named_and_the_other_rows_still_run(tmp_path: Path) -> None:
+    (tmp_path / "bars.csv").write_text(
+        "timestamp,open,high,low,close\n"
+        "2020-01-01,1,2,0.5,1.5\n"
+        "2020-01-02,1,2,0.5,abc\n"
+        "2020-01-03,1,2,0.5,1.6\n"
+    )
+
+    result = seamless(
+        "backtest",
+        "--data",
+        "bars.csv",
+        "--symbol",
+        "X",
+        "--strategy",
+        "sma",
+        "--json",
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "close=abc" in result.stderr and "not a number" in result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["bars"], summary["rejected_bars"]) == (2, 1)
+
+
+@pytest.mark.parametrize("command", ["run", "backtest"])
+def test_a_missing_feed_file_is_named_by_its_key_and_no_log_is_written(
+    command: str, tmp_path: Path
+) -> None:
+    config = {
+        "storage": {"db_path": "live.duckdb"},
+        "broker": {"account_path": "broker.json"},
+        "feed": {"kind": "csv", "path": "nope.csv", "symbols": ["AAPL"], "loop": False},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    result = seamless(command, "--config", "cfg.yaml", cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert "feed.path 'nope.csv'" in result.stderr and "does not exist" in result.stderr
+    assert not (tmp_path / "live.duckdb").exists()
+
+
+def test_a_backtest_never_overwrites_an_existing_log(tmp_path: Path) -> None:
+    (tmp_path / "old.duckdb").write_bytes(b"an event log someone kept")
+
+    result = seamless(
+        "backtest",
+        "--data",
+        "sample",
+        "--symbol",
+        "AAPL",
+        "--strategy",
+        "sma",
+        "--db",
+        "old.duckdb",
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 1
+    assert "--db 'old.duckdb': the file exists" in result.stderr
+    assert (tmp_path / "old.duckdb").read_bytes() == b"an event log someone kept"

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from engine.config import SeamlessConfig, parse_config
-from engine.kernel import Kernel
+from engine.kernel import Kernel, Mode
 from persistence import CLEAN, EventLog, full_replay
 from state import state_to_dict
 from streams.errors import ConfigError
@@ -266,3 +267,48 @@ def test_operator_changes_risk_limits_at_run_time_and_they_survive_a_restart(
         assert again.risk.config.max_position == 5.0
     finally:
         again.log.close()
+
+
+# -- replay mode: the data's clock, the end of the data, resuming after a restart -------------
+def replay_config(tmp_path: Path, rows: int = 60) -> SeamlessConfig:
+    frame = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2021-03-01", periods=rows, freq="D", tz="UTC"),
+            "open": [100.0 + (i % 7) for i in range(rows)],
+            "high": [110.0] * rows,
+            "low": [90.0] * rows,
+            "close": [100.0 + (i % 5) for i in range(rows)],
+        }
+    )
+    frame.to_csv(tmp_path / "bars.csv", index=False)
+    feed = {"kind": "csv", "path": str(tmp_path / "bars.csv"), "symbols": ["AAPL"]}
+    return kernel_config(tmp_path, feed=feed | {"speed": 0, "loop": False})
+
+
+def run_to_the_end(config: SeamlessConfig) -> int:
+    """Replay ``config``'s file until the engine has handled all of it; the clock then."""
+    kernel = Kernel.from_config(config)
+    assert kernel.mode == Mode.REPLAY
+    kernel.start()
+    deadline = time.monotonic() + 30
+    while not kernel.data_finished and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert kernel.data_finished
+    now = kernel.clock.now_ns()
+    kernel.stop()
+    return now
+
+
+def test_a_replay_runs_on_the_datas_clock_and_resumes_after_a_restart(tmp_path: Path) -> None:
+    config = replay_config(tmp_path)
+    last_bar = pd.Timestamp("2021-03-01", tz="UTC").value + 59 * 86_400 * 10**9
+
+    clock_at_end = run_to_the_end(config)
+    clock_again = run_to_the_end(config)
+
+    assert clock_at_end == last_bar == clock_again  # data time, not the wall clock
+    with EventLog(tmp_path / "engine.duckdb") as log:
+        bars = log.read(types=["bar"])
+        fills = log.read(types=["trade_executed"])
+    assert len(bars) == 60  # the restart replayed nothing twice
+    assert fills and {f.ts_event for f in fills} <= {b.ts_event for b in bars}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from streams.events import DailyLossBreached, TradeExecuted
+from streams.events import DailyLossBreached, DataDropped, TradeExecuted
 
 pytestmark = pytest.mark.browser
 
@@ -223,6 +223,26 @@ def test_daily_loss_breach_shows_and_stays(page: Page, served: Any) -> None:
     toast.wait_for(timeout=TIMEOUT_MS)
     page.page.wait_for_timeout(5_000)  # longer than any ordinary toast lives
     assert toast.is_visible()
+
+
+def test_dropped_market_data_is_shown_on_the_status_line_and_notified(
+    page: Page, served: Any
+) -> None:
+    served.kernel.publish(
+        DataDropped(
+            source="websocket",
+            count=42,
+            total=1_042,
+            by_symbol={"AAPL": 42},
+            ts_event=time.time_ns(),
+        )
+    )
+
+    page.wait("[data-testid=data-dropped][data-count='1042']")
+    page.page.get_by_text("Market data dropped: 42 events from websocket").first.wait_for(
+        timeout=TIMEOUT_MS
+    )
+    assert "1,042" in page.page.locator("[data-testid=data-dropped]").first.text_content()
 
 
 def test_operator_can_pause_and_resume(page: Page, served: Any) -> None:
