@@ -106,7 +106,12 @@ class BusConfig:
         metadata=meta(min=16, max=10_000_000, help="inbox size before back-pressure"),
     )
     max_batch: int = dataclasses.field(
-        default=1_024, metadata=meta(min=1, max=100_000, help="events dispatched per group commit")
+        default=1_024,
+        metadata=meta(
+            min=1,
+            max=100_000,
+            help="events taken from the inbox per dispatch round (each handled to completion)",
+        ),
     )
     stall_warn_s: float = dataclasses.field(
         default=5.0,
