@@ -19,8 +19,6 @@ Operators:
 - :func:`sampled` -- the latest value on a fixed clock grid, only if something new arrived.
 - :func:`debounced` -- emit when a burst goes quiet; ``max_wait`` caps how long a value is
   held so a never-ending flood still updates.
-- :func:`conflate_latest` -- per interval, the latest value of each key (e.g. symbol), one by
-  one in first-arrival key order; ``on_conflated`` / :class:`ConflationCounter` count drops.
 - :func:`staleness` -- FRESH/STALE status changes (:class:`Staleness`) for a stale badge.
 - :func:`heartbeat` / :func:`heartbeats` -- periodic beats / ``Heartbeat`` events on the
   injected clock.
@@ -29,7 +27,6 @@ Operators:
 from __future__ import annotations
 
 from streams.operators._common import Interval
-from streams.operators._conflate_latest import ConflationCounter, conflate_latest
 from streams.operators._debounced import debounced
 from streams.operators._heartbeat import heartbeat, heartbeats
 from streams.operators._sampled import sampled
@@ -37,10 +34,8 @@ from streams.operators._staleness import Staleness, staleness
 from streams.operators._throttled import throttled
 
 __all__ = [
-    "ConflationCounter",
     "Interval",
     "Staleness",
-    "conflate_latest",
     "debounced",
     "heartbeat",
     "heartbeats",

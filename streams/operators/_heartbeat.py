@@ -10,6 +10,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable
 
 from streams import topics
+from streams.clock import Clock
 from streams.events import Heartbeat
 from streams.operators._common import Interval, every, pick_scheduler, to_ns, to_timedelta
 
@@ -71,13 +72,15 @@ def heartbeats(
     component: str,
     interval: Interval,
     scheduler: abc.SchedulerBase | None = None,
+    clock: Clock | None = None,
 ) -> Observable[Heartbeat]:
-    """``Heartbeat(component=..., count=k, ts_event=<clock ns>)`` every ``interval``, k from 1.
+    """``Heartbeat(component=..., count=k, ...)`` every ``interval``, k from 1.
 
     What: :func:`heartbeat` specialised to the engine's event; the topic is
-    ``system.{component}`` and ``ts_init`` equals ``ts_event`` (both from the injected clock,
-    never wall time). Event ids are fresh random ids (heartbeats are not critical and are
-    never replayed for state).
+    ``system.{component}``. ``ts_init`` is the scheduler's clock at the beat (what its age is
+    judged by); ``ts_event`` is ``clock`` (the engine's time, e.g. the data's in a replay) or,
+    without one, the scheduler's clock too. Event ids are fresh random ids (heartbeats are not
+    critical and are never replayed for state). The runner publishes these.
 
     Why: the engine publishes one of these per component every N seconds so the dashboard
     and watchdogs can tell a quiet market from a dead component.
@@ -93,7 +96,8 @@ def heartbeats(
     topics.system(component)
 
     def make(count: int, ts_ns: int) -> Heartbeat:
-        return Heartbeat(component=component, count=count, ts_event=ts_ns)
+        ts_event = clock.now_ns() if clock is not None else ts_ns
+        return Heartbeat(component=component, count=count, ts_event=ts_event, ts_init=ts_ns)
 
     return heartbeat(interval, make, scheduler)
 

@@ -9,6 +9,7 @@ from reactivex.scheduler import HistoricalScheduler
 from reactivex.testing import TestScheduler
 from reactivex.testing.marbles import marbles_testing
 
+from streams.clock import NS_PER_S, ManualClock
 from streams.errors import ConfigError, EventError
 from streams.events import Heartbeat
 from streams.operators import heartbeat, heartbeats, staleness
@@ -41,6 +42,17 @@ def test_timestamps_follow_a_historical_clock() -> None:
     origin_ns = int(origin.timestamp()) * 1_000_000_000
     assert [b.ts_event - origin_ns for b in seen] == [250_000_000 * k for k in (1, 2, 3, 4)]
     assert [b.ts_init for b in seen] == [b.ts_event for b in seen]
+
+
+def test_with_an_engine_clock_ts_event_is_its_time_and_ts_init_the_schedulers() -> None:
+    scheduler = TestScheduler()
+    data_time = ManualClock(946_684_800 * NS_PER_S)  # a replay's clock, in 2000
+    data_time.advance_to(946_771_200 * NS_PER_S)
+
+    beats = nexts(run(scheduler, lambda: heartbeats("runner", 5.0, clock=data_time), disposed=211))
+
+    assert [beat.ts_event for _, beat in beats] == [946_771_200 * NS_PER_S] * 2
+    assert [beat.ts_init for _, beat in beats] == [t * NS_PER_S for t in (205, 210)]
 
 
 def test_generic_heartbeat_uses_make_beat_and_counts_per_subscription() -> None:

@@ -8,13 +8,7 @@ import reactivex
 from reactivex.testing import TestScheduler
 
 import streams.operators as operators
-from streams.operators import (
-    conflate_latest,
-    debounced,
-    sampled,
-    staleness,
-    throttled,
-)
+from streams.operators import debounced, sampled, staleness, throttled
 from tests.streams.operators._support import completed_at, nexts, on_completed, on_next, run
 
 
@@ -27,7 +21,7 @@ def test_every_export_has_a_docstring() -> None:
 
 
 def test_every_operator_takes_an_optional_scheduler() -> None:
-    for name in ("throttled", "sampled", "debounced", "conflate_latest", "staleness"):
+    for name in ("throttled", "sampled", "debounced", "staleness"):
         parameter = inspect.signature(getattr(operators, name)).parameters["scheduler"]
         assert parameter.default is None, name
     assert inspect.signature(operators.heartbeat).parameters["scheduler"].default is None
@@ -45,14 +39,13 @@ def test_operators_chain_in_one_pipe() -> None:
         lambda: source.pipe(
             throttled(1.0),
             debounced(0.5),
-            conflate_latest(lambda v: v % 2, 2.0),
             sampled(3.0),
         ),
     )
 
-    # throttled: 1@201, 3@202; debounced: 1@201.5, 3@202.5; conflated on the 2 s grid:
-    # 1@202, 3@204; sampled on the 3 s grid: 1@203, 3@206.
-    assert nexts(messages) == [(203, 1), (206, 3)]
+    # throttled: 1@201, 3@202; debounced: 1@201.5, 3@202.5; sampled on the 3 s grid: the
+    # latest by 203 is 3, and nothing new after it.
+    assert nexts(messages) == [(203, 3)]
     assert completed_at(messages) == 230
 
 
