@@ -1,10 +1,12 @@
-"""The Seamless dashboard: ``panel serve panel_app/app.py`` (or ``seamless serve``).
+"""The Seamless dashboard: ``seamless serve``, or ``panel serve panel_app/app.py`` with the hooks
+of :mod:`panel_app.serve_hooks` (without them it serves only a page saying how to serve it).
 
-Each browser session gets a :class:`DashboardSession` built from the process's one engine
-(:mod:`panel_app.engine_instance`). The session owns a :class:`~panel_app.push.SessionBridge`
-through which every subscription on the shared bus and store is made; when Panel destroys the
-session, ``on_session_destroyed`` disposes of all of them, so the engine's subscriber counts
-return to where they were. :func:`create_app` is what the server and tests call.
+Each browser session of a signed-in user gets a :class:`DashboardSession` built from the
+process's one engine (:mod:`panel_app.bootstrap`). The session owns a
+:class:`~panel_app.push.SessionBridge` through which every subscription on the shared bus and
+store is made; when Panel destroys the session, ``on_session_destroyed`` disposes of all of
+them, so the engine's subscriber counts return to where they were. :func:`create_app` is what
+the server and tests call.
 
 Offline by construction: every stylesheet and script is served by this server. Panel's
 components name their stylesheets by CDN URL and rewrite them to the server's
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from typing import Any
 
 import panel as pn
@@ -40,7 +41,6 @@ from panel_app.views.dashboard import DashboardView
 log = logging.getLogger(__name__)
 
 TABS = ("Dashboard", "Controls", "Analytics", "Backtests", "Cluster")
-DEV_USER_ENV = "SEAMLESS_DEV_USER"
 
 SYSTEM_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 
@@ -231,28 +231,9 @@ def create_app(kernel: Any, user: str, role: str) -> pn.template.BaseTemplate:
     return create_session(kernel, user, role).template
 
 
-def session_identity(dev_mode: bool) -> tuple[str, str]:
-    """(user, role) of the current session.
-
-    With authentication (``seamless serve``, or ``panel serve`` with the auth module) the user
-    and role come from the signed login (:func:`panel_app.auth.current_role`; unknown: viewer).
-    Without a login, only when ``access.dev_mode`` is on (local development, INSECURE) is the
-    session the ``operator`` user (override with ``$SEAMLESS_DEV_USER``); otherwise it is a
-    read-only anonymous viewer.
-    """
-    from panel_app.auth import current_role, current_user
-
-    user = current_user()
-    if user is not None:
-        return user, current_role() or "viewer"
-    if dev_mode:
-        return os.environ.get(DEV_USER_ENV, "operator"), OPERATOR
-    return "anonymous", "viewer"
-
-
 if pn.state.served:
-    from panel_app.engine_instance import get_engine
+    # `panel serve panel_app/app.py`: the dashboard only for a user the Seamless login signed
+    # in (the hooks of panel_app/serve_hooks.py); otherwise only how to serve it.
+    from panel_app.bootstrap import session_page
 
-    _kernel = get_engine()
-    _user, _role = session_identity(_kernel.config.access.dev_mode)
-    create_app(_kernel, _user, _role).servable(title="Seamless")
+    session_page(create_app).servable(title="Seamless")

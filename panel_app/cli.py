@@ -22,7 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the engine with the Panel dashboard")
     serve.add_argument("--config", help="YAML config file (default: embedded defaults)")
     serve.add_argument("--port", type=int, default=5006, help="HTTP port (default 5006)")
-    serve.add_argument("--address", default="127.0.0.1", help="address to listen on")
+    serve.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; dev mode serves on loopback only)",
+    )
     serve.add_argument("--dev", action="store_true", help="autoreload on code changes")
     serve.add_argument("--show", action="store_true", help="open a browser tab")
     serve.add_argument(

@@ -4,29 +4,29 @@
 cleanly (runner stopped, final snapshot, run marked ended). :class:`DashboardServer` is the
 same thing as an object, startable in a background thread for tests and notebooks.
 
+The start-up itself (access gate, address checks, login, ``/api`` routes, the engine and the
+services sessions share) is :mod:`panel_app.bootstrap`'s, the same as plain ``panel serve`` with
+:mod:`panel_app.serve_hooks`.
+
 Security defaults: the server binds to loopback, accepts websocket connections only from the
 origin it serves (plus ``access.allowed_websocket_origins``), requires a login for every page,
-websocket and ``/api`` route, and refuses to start without a cookie secret outside dev mode.
-Dev mode (INSECURE, the embedded default) is refused on a non-loopback address.
+websocket and ``/api`` route, builds the dashboard only for a signed-in user, and refuses to
+start without a cookie secret outside dev mode. Dev mode (INSECURE, the embedded default) is
+refused on a non-loopback address.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from engine.access import DEV_MODE_WARNING, make_authorizer
-from engine.config import VIEWER, AccessConfig
-from engine.process_tuning import tune_process
-from panel_app import engine_instance
-from panel_app.api import api_routes
-from panel_app.auth import AccessGate, SeamlessAuthProvider, current_role, current_user
+from engine.config import AccessConfig
+from panel_app import bootstrap
+from panel_app.bootstrap import DashboardBootstrap, is_loopback
 from panel_app.sse import SseHub
-from streams.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,12 @@ DEFAULT_PORT = 5006
 class DashboardServer:
     """One dashboard server over the process's one engine.
 
-    ``kernel``: an engine to serve (tests); by default the process engine of
-    :mod:`panel_app.engine_instance`, built from ``config``. ``app``: a Panel app factory for
-    ``/``; by default ``panel_app.app.create_app``. ``access``: overrides ``config.access``.
-    Raises ConfigError before anything starts if the access settings are unsafe.
+    Its start-up is :class:`~panel_app.bootstrap.DashboardBootstrap`'s, the same as plain
+    ``panel serve`` with the hooks. ``kernel``: an engine to serve (tests, benches); by default
+    the process engine, built from ``config`` (a read-only mirror with ``mirror``). ``app``: a
+    Panel app factory for ``/`` (tests); by default the dashboard of ``panel_app.app``, built
+    only for a signed-in user. ``access``: overrides ``config.access``. Raises ConfigError
+    before anything starts if the access settings or the address are unsafe.
     """
 
     def __init__(
@@ -61,18 +63,13 @@ class DashboardServer:
         self.address = address
         self.show = show
         self.dev = dev
-        self.gate = AccessGate.from_config(config, warn=False, access=access)
-        access = self.gate.access
-        if access.dev_mode and not _is_loopback(address):
-            raise ConfigError(
-                f"--address {address!r}: access.dev_mode is INSECURE and only serves on "
-                "loopback (127.0.0.1, ::1, localhost); set access.dev_mode: false, users and "
-                "SEAMLESS_COOKIE_SECRET to listen on other addresses"
-            )
-        _check_operator_actors(config, self.gate)
+        self.bootstrap = DashboardBootstrap(config, access=access, mirror=mirror)
+        self.bootstrap.check_address(address)
+        self.gate = self.bootstrap.gate
         self._kernel = kernel
         self._app = app
         #: The fan-out of ``/api/events`` to every SSE client of this server.
+        access = self.gate.access
         self.sse_hub = SseHub(access.sse_flush_interval_s, access.sse_queue_size)
         self._thread: Any = None
         self._server: Any = None
@@ -85,23 +82,7 @@ class DashboardServer:
 
     def engine(self) -> Any:
         """The process engine (built and started on first use) with our authorizer installed."""
-        if self._kernel is not None:
-            engine_instance.set_engine(self._kernel)
-            kernel = self._kernel
-        else:
-            kernel = engine_instance.get_engine(self._build_kernel)
-        if hasattr(kernel, "set_authorizer"):
-            kernel.set_authorizer(make_authorizer(self.gate.access, self.gate.directory))
-        return kernel
-
-    def _build_kernel(self) -> Any:
-        if self.mirror:
-            from engine.cluster import start_cluster_mirror
-
-            return start_cluster_mirror(self.config)
-        from engine.kernel import Kernel
-
-        return Kernel.from_config(self.config).start()
+        return self.bootstrap.start(self._kernel)
 
     def serve_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``pn.serve`` (routes, auth, cookie secret, origins)."""
@@ -109,10 +90,8 @@ class DashboardServer:
             "port": self.port,
             "address": self.address,
             "websocket_origin": self.websocket_origins(),
-            "extra_patterns": api_routes(
-                engine_instance.current_engine, self.gate, hub=self.sse_hub
-            ),
-            "auth_provider": SeamlessAuthProvider(self.gate),
+            "extra_patterns": self.bootstrap.api_routes(hub=self.sse_hub),
+            "auth_provider": self.bootstrap.auth_provider(),
             "cookie_secret": self.gate.cookie_secret,
             "title": "Seamless",
             "show": self.show,
@@ -122,7 +101,7 @@ class DashboardServer:
     def websocket_origins(self) -> list[str]:
         """The served ``host:port`` (and loopback aliases) plus configured extra origins."""
         hosts = {self.address}
-        if _is_loopback(self.address):
+        if is_loopback(self.address):
             hosts |= {"localhost", "127.0.0.1"}
         elif self.address in ("0.0.0.0", "::", ""):
             hosts |= {socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1"}
@@ -130,25 +109,26 @@ class DashboardServer:
         return origins + [o for o in self.gate.access.allowed_websocket_origins if o not in origins]
 
     def _panels(self) -> dict[str, Callable[[], Any]]:
-        return {"/": self._app or _app_factory()}
+        if self._app is not None:
+            return {"/": self._app}
+        from panel_app.app import create_app  # imported (pn.extension) before any session
 
-    def _prepare(self) -> dict[str, Any]:
+        return {"/": lambda: self.bootstrap.page(create_app)}
+
+    def _prepare(self, *, tune: bool = False) -> dict[str, Any]:
         import panel as pn
 
-        if self.gate.access.dev_mode:
-            log.warning("%s", DEV_MODE_WARNING)
         if self.dev:
             pn.config.autoreload = True
-        self.engine()
+        # Tune only the process's own engine (`seamless serve`), never a test's or a bench's.
+        self.bootstrap.start(self._kernel, tune=tune and self._kernel is None)
         return self.serve_kwargs()
 
     def run(self) -> None:
         """Serve in this thread until interrupted, then stop the engine cleanly."""
         import panel as pn
 
-        kwargs = self._prepare()
-        if self._kernel is None:  # the process's own engine (`seamless serve`), started
-            tune_process(self.config.engine)
+        kwargs = self._prepare(tune=True)
         log.info("Seamless dashboard at %s", self.url)
         try:
             self._server = pn.serve(self._panels(), start=True, **kwargs)
@@ -184,7 +164,7 @@ class DashboardServer:
             except Exception:  # already stopped with its loop
                 log.debug("server stop", exc_info=True)
         if engine:
-            engine_instance.shutdown_engine()
+            bootstrap.shutdown_engine()
 
 
 def serve(
@@ -201,50 +181,3 @@ def serve(
     ``mirror``: serve a read-only mirror of ``storage.stream`` from the shared log (and
     JetStream) instead of running an engine (a dashboard on another host; docs/scale-out.md)."""
     DashboardServer(config, port=port, address=address, show=show, dev=dev, mirror=mirror).run()
-
-
-def _app_factory() -> Callable[[], Any]:
-    try:
-        from panel_app.app import create_app
-    except ImportError:
-        log.warning("panel_app.app.create_app is not available; serving a placeholder page")
-        return _placeholder
-
-    def app() -> Any:
-        # Always authenticated here: the auth provider guards every page of this server.
-        user, role = current_user() or "anonymous", current_role() or VIEWER
-        return create_app(engine_instance.get_engine(), user, role)
-
-    return app
-
-
-def _placeholder() -> Any:
-    import panel as pn
-
-    return pn.pane.Markdown(
-        f"# Seamless\n\nSigned in as **{current_user()}** ({current_role()})."
-        "\n\nThe dashboard app is not installed."
-    )
-
-
-def _is_loopback(address: str) -> bool:
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
-def _check_operator_actors(config: Any, gate: AccessGate) -> None:
-    """A viewer must not share a name with an actor the kernel always trusts."""
-    runner = getattr(config, "runner", None)
-    trusted: tuple[str, ...] = tuple(getattr(runner, "operators", ()) or ())
-    users: Mapping[str, Any] = gate.directory.users
-    for name in trusted:
-        user = users.get(name)
-        if user is not None and user.role == VIEWER:
-            raise ConfigError(
-                f"access.users.{name}: role viewer, but {name!r} is in runner.operators "
-                "(always allowed to command); rename the user or remove it from runner.operators"
-            )

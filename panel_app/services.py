@@ -22,7 +22,7 @@ from reactivex import operators as ops
 from engine.config import DashboardConfig
 from panel_app.aggregates import TradeAggregator
 from panel_app.backtests import BacktestManager
-from panel_app.engine_instance import _holder
+from panel_app.bootstrap import process_holder as _holder
 from panel_app.facade import dashboard_config
 from panel_app.history import HistoryService
 from panel_app.recent_trades import RecentTrades

@@ -1,13 +1,17 @@
 """Shared builders for the auth and API tests: a real kernel on DuckDB and a real server.
 
 The server runs on a free loopback port in a background thread; tests talk to it over real
-HTTP with ``http.client``.
+HTTP with ``http.client``, and read what a page shows the way its browser would: the page's
+Bokeh document pulled over the server's websocket (:func:`pull_document`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import http.client
 import json
+import re
 import socket
 import time
 import urllib.parse
@@ -185,3 +189,71 @@ class SseStream:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def pull_document(client: Client, path: str, timeout: float = 30.0) -> dict[str, Any]:
+    """The Bokeh document a browser gets for the page at ``path``, as ``client`` (its cookies).
+
+    Like the page's script: GET the page (the server builds the session's document then), take
+    the session token from it, open the server's websocket with the same cookies and ask for
+    the document (``PULL-DOC-REQ``). Returns the document's JSON.
+    """
+    from bokeh.client.websocket import WebSocketClientConnectionWrapper
+    from bokeh.protocol import Protocol
+    from bokeh.protocol.receiver import Receiver
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    page = client.request("GET", path)
+    assert page.status == 200, f"GET {path}: {page.status} {page.headers.get('Location')}"
+    found = re.search(rb'"token":"([^"]+)"', page.body)
+    assert found is not None, "no Bokeh session token in the page"
+    token = found.group(1).decode()
+    cookies = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    request = HTTPRequest(
+        f"ws://127.0.0.1:{client.port}{path.rstrip('/')}/ws",
+        headers={"Cookie": cookies} if cookies else {},
+        request_timeout=timeout,
+    )
+
+    async def pull() -> dict[str, Any]:
+        ws = await websocket_connect(request, subprotocols=["bokeh", token])
+        protocol = Protocol()
+        receiver = Receiver(protocol)
+
+        async def message() -> Any:
+            while True:
+                fragment = await ws.read_message()
+                assert fragment is not None, "the server closed the websocket"
+                got = await receiver.consume(fragment)
+                if got is not None:
+                    return got
+
+        try:
+            await message()  # ACK
+            await protocol.create("PULL-DOC-REQ").send(WebSocketClientConnectionWrapper(ws))
+            while (reply := await message()).msgtype != "PULL-DOC-REPLY":
+                pass
+            doc: dict[str, Any] = reply.content["doc"]
+            return doc
+        finally:
+            ws.close()
+
+    # In a thread of its own: this thread may already run an event loop (Playwright's).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(asyncio.wait_for(pull(), timeout))).result()
+
+
+def document_models(doc: Any) -> list[dict[str, Any]]:
+    """Every model in a document's JSON (``{"type": "object", "name", "attributes"}``)."""
+    found: list[dict[str, Any]] = []
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "name" in node:
+                found.append(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found

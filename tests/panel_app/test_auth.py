@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,8 +32,11 @@ from tests.panel_app.access_server import (
     SECRET,
     SESSIONS_SEEN,
     Client,
+    document_models,
+    free_port,
     make_access,
     make_kernel,
+    pull_document,
     start_server,
 )
 
@@ -324,3 +328,21 @@ def test_an_operator_session_may_command(client: Client, kernel: Kernel) -> None
     assert reply.status == 202
     issued = kernel.log.read(types=["runner_status_changed"])
     assert any("alice" in e.reason for e in issued)  # type: ignore[attr-defined]
+
+
+def test_seamless_serve_builds_the_dashboard_only_for_a_signed_in_user(kernel: Kernel) -> None:
+    server = DashboardServer(
+        kernel.config, port=free_port(), kernel=kernel, access=make_access()
+    ).start_background()
+    try:
+        anonymous = Client(server.port).request("GET", "/")
+        bob = Client(server.port)
+        bob.login("bob", PASSWORDS["bob"])
+        doc = pull_document(bob, "/")
+    finally:
+        server.stop(engine=False)
+
+    models = document_models(doc)
+    shown = [html.unescape(str(m.get("attributes", {}).get("text", ""))) for m in models]
+    assert anonymous.status == 302
+    assert any('data-testid="user" data-role="viewer">bob (viewer)' in text for text in shown)
