@@ -41,9 +41,9 @@ class Housekeeping:
         self._stall_pending = 0.0  # its report, not yet published (the inbox was full)
 
     def on_system(self, event: Event) -> None:
-        """Bus subscriber of ``system.*``: remembers the last heartbeat."""
+        """Bus subscriber of ``system.*``: the wall time the last heartbeat was made."""
         if isinstance(event, Heartbeat):
-            self.last_heartbeat_ns = event.ts_event
+            self.last_heartbeat_ns = event.ts_init
 
     def start(self) -> None:
         """Start the housekeeping thread."""

@@ -219,7 +219,6 @@ class Kernel:
             heartbeat_interval_s=config.runner.heartbeat_interval_s,
             trading_state=lambda: str(self.store.get_state("trading.state", ACTIVE)),
             store=self.store,
-            wall_clock=self.wall_clock,
         )
         saved_limits = self.store.get_state("risk.limits", None)
         if saved_limits:

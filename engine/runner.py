@@ -5,18 +5,21 @@ are handled on the engine thread. Each carries the actor; an actor without the r
 command the lifecycle table does not allow now, gets a ``command_refused`` event (audited) and
 nothing changes. Every lifecycle move is a ``runner_status_changed`` event.
 
-A background thread publishes a heartbeat every ``heartbeat_interval_s`` so dashboards and
-monitors can tell a quiet engine from a dead one.
+An Rx heartbeat source on its own scheduler thread publishes a heartbeat every
+``heartbeat_interval_s`` of wall time so dashboards and monitors can tell a quiet engine from
+a dead one.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from reactivex import abc
+from reactivex.scheduler import EventLoopScheduler
 
 from engine.lifecycle import FAULTED, HALTED, RUNNER_TRANSITIONS, RUNNING, Lifecycle
 from engine.strategy_host import StrategyHost
@@ -34,6 +37,7 @@ from streams.events import (
     RunnerStatusChanged,
     TradingStateChanged,
 )
+from streams.operators import heartbeats
 
 COMMANDS = (
     "start",
@@ -48,6 +52,8 @@ COMMANDS = (
     "halt",
 )
 COMPONENT = "runner"
+
+log = logging.getLogger(__name__)
 
 
 class Feed(Protocol):
@@ -82,12 +88,9 @@ class LiveStrategyRunner:
         initial_status: str = "stopped",
         trading_state: Callable[[], str] = lambda: ACTIVE,
         store: Any = None,
-        wall_clock: Clock | None = None,
     ) -> None:
         self._publish = publish
         self._clock = clock
-        # Heartbeats tell a quiet engine from a dead one: wall time, also during a replay.
-        self._wall_clock = wall_clock if wall_clock is not None else clock
         self.host = host
         self.risk = risk
         self._feed_factory = feed_factory
@@ -97,9 +100,8 @@ class LiveStrategyRunner:
         self._store = store
         self._heartbeat_interval_s = heartbeat_interval_s
         self.lifecycle = Lifecycle(RUNNER_TRANSITIONS, initial_status)
-        self._beats = 0
-        self._stop_beating = threading.Event()
-        self._beat_thread: threading.Thread | None = None
+        self._beats: abc.DisposableBase | None = None
+        self._beat_scheduler: EventLoopScheduler | None = None
 
     @property
     def status(self) -> str:
@@ -128,34 +130,44 @@ class LiveStrategyRunner:
         self._publish(event)
         return event
 
-    # -- heartbeats (own thread) -----------------------------------------------------------
+    # -- heartbeats (own scheduler thread) --------------------------------------------------
     def start_heartbeats(self) -> None:
-        """Start the heartbeat thread (live engines; backtests do without)."""
-        if self._beat_thread is None and self._heartbeat_interval_s > 0:
-            self._stop_beating.clear()
-            self._beat_thread = threading.Thread(
-                target=self._beat, name="runner-heartbeat", daemon=True
+        """Publish a heartbeat every ``heartbeat_interval_s`` of wall time (live and replaying
+        engines; backtests do without): an Rx :func:`~streams.operators.heartbeats` source on
+        its own scheduler thread. Each beat's ``ts_event`` is the engine clock (the data's time
+        in a replay), its ``ts_init`` the wall time it was made, by which its age is judged."""
+        if self._beats is not None or self._heartbeat_interval_s <= 0:
+            return
+        self._beat_scheduler = EventLoopScheduler(
+            thread_factory=lambda target: threading.Thread(
+                target=target, name="runner-heartbeat", daemon=True
             )
-            self._beat_thread.start()
+        )
+        source = heartbeats(
+            COMPONENT, self._heartbeat_interval_s, self._beat_scheduler, clock=self._clock
+        )
+        self._beats = source.subscribe(on_next=self._send_beat, on_error=self._beats_failed)
 
     def stop_heartbeats(self) -> None:
-        """Stop the heartbeat thread and wait for it."""
-        self._stop_beating.set()
-        if self._beat_thread is not None:
-            self._beat_thread.join(5)
-            self._beat_thread = None
+        """Stop the heartbeats and their scheduler thread."""
+        beats, self._beats = self._beats, None
+        if beats is not None:
+            beats.dispose()
+        scheduler, self._beat_scheduler = self._beat_scheduler, None
+        if scheduler is not None:
+            scheduler.dispose()
 
-    def _beat(self) -> None:
-        while not self._stop_beating.wait(self._heartbeat_interval_s):
-            self._beats += 1
-            try:
-                self._publish(
-                    Heartbeat(
-                        component=COMPONENT, count=self._beats, ts_event=self._wall_clock.now_ns()
-                    )
-                )
-            except SeamlessError:
-                return  # the bus is closed: the engine is stopping
+    def _send_beat(self, beat: Heartbeat) -> None:
+        # Runs on the scheduler thread: nothing may escape it (it would end the thread).
+        try:
+            self._publish(beat)
+        except SeamlessError:
+            beats = self._beats
+            if beats is not None:
+                beats.dispose()  # the bus is closed: the engine is stopping
+
+    def _beats_failed(self, error: Exception) -> None:
+        log.error("runner heartbeats stopped: %r", error)
 
     # -- command handling (engine thread) --------------------------------------------------
     def _on_command(self, event: Event) -> None:

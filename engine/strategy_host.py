@@ -293,6 +293,13 @@ def build_strategy(
 
 def apply_params(strategy: Strategy, params: Mapping[str, Any], *, where: str) -> None:
     """Validate every value first (param's update is not transactional), then set them together."""
+    check_params(strategy, params, where=where)
+    strategy.param.update(**dict(params))
+
+
+def check_params(strategy: Strategy, params: Mapping[str, Any], *, where: str) -> None:
+    """ConfigError naming the parameter and value if ``params`` may not be applied to
+    ``strategy`` (each value, then the rules across them); changes nothing."""
     known = set(strategy.param) - {"name", "symbols"}
     for key, value in params.items():
         if key not in known:
@@ -312,7 +319,6 @@ def apply_params(strategy: Strategy, params: Mapping[str, Any], *, where: str) -
         type(strategy)(name=str(strategy.name), symbols=list(strategy.symbols), **merged)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    strategy.param.update(**dict(params))
 
 
 __all__ = [
@@ -323,5 +329,6 @@ __all__ = [
     "StrategyHost",
     "apply_params",
     "build_strategy",
+    "check_params",
     "resolve_strategy_class",
 ]

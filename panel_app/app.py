@@ -100,6 +100,10 @@ class DashboardSession:
         doc = pn.state.curdoc
         self.doc = doc if doc is not None and doc.session_context is not None else None
         _serve_assets_locally(self.doc)
+        if self.doc is not None and self.prefs.get("theme", self.config.default_theme) == "dark":
+            # Session-local: every component of this session is built in the dark theme
+            # (the template's theme alone leaves Panel's widgets and panes light).
+            setattr(pn.config, "theme", "dark")  # noqa: B010 (a read-only property to mypy)
         self.toasts = ToastStack()
         # Held toasts join the 1 s tick's message instead of costing one of their own.
         self.bridge = SessionBridge(
@@ -119,7 +123,8 @@ class DashboardSession:
             prefs=self.prefs,
             save_prefs=lambda **changes: self.prefs_store.update(user, **changes),
         )
-        self.controls = ControlsView(kernel, user, role)
+        self.controls = ControlsView(kernel, user, role, post=self.bridge.post)
+        self.bridge.own(self.controls)
         self.analytics = AnalyticsView(self.services, self.bridge, self.config.history_page_size)
         self.backtests = BacktestsView(self.services.backtests, self.bridge)
         tabs: list[tuple[str, Any]] = [

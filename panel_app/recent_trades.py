@@ -63,7 +63,7 @@ class RecentTrades:
     Fills without a seq (not from the log) go after those with one, in arrival order.
     """
 
-    def __init__(self, capacity: int = 20, *, height_px: int = 240) -> None:
+    def __init__(self, capacity: int = 20, *, height_px: int = 170) -> None:
         self.capacity = max(1, int(capacity))
         self.height_px = height_px
         self._lock = threading.Lock()

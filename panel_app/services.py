@@ -1,10 +1,12 @@
 """Per-engine dashboard services, shared by every session: aggregates, the recent-trades
 tape, history, backtests and the throttled Rx streams of the dashboard.
 
-The throttled tier's streams (P&L, heartbeat, staleness, sampled market data) are built once
-per engine and shared (``ops.share``): however many sessions are open, each stream runs one
-bus subscription and one set of Rx timers, and its upstream subscription is disposed when the
-last session leaves, so subscriber counts return to where they were.
+The throttled tier reads the state store's ``param`` views (P&L, runner status, prices)
+through Rx observables composed with throttle and sample (:class:`EngineStreams`): each
+session's subscription installs its own ``param`` watcher, removed with the session. Heartbeat
+streams come from the bus and are shared (``ops.share``): one bus subscription and one set of
+timers however many sessions are open, disposed when the last session leaves, so subscriber
+counts return to where they were.
 
 Built once per engine on first use (under a lock) and kept in the same autoreload-proof
 holder as the engine itself, so sessions and ``--dev`` reloads never subscribe twice.
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Mapping
 from typing import Any
 
-from reactivex import Observable
+from reactivex import Observable, abc
 from reactivex import operators as ops
 
 from engine.config import DashboardConfig
@@ -26,39 +29,59 @@ from panel_app.bootstrap import process_holder as _holder
 from panel_app.facade import dashboard_config
 from panel_app.history import HistoryService
 from panel_app.recent_trades import RecentTrades
+from state.observables import view_changes
 from streams import topics
-from streams.events import BarReceived, Event, Heartbeat, PnlUpdated, TickReceived
-from streams.operators import conflate_latest, staleness, throttled
+from streams.events import Heartbeat
+from streams.operators import sampled, staleness, throttled
 
 
 @dataclasses.dataclass
 class EngineStreams:
-    """The throttled tier, shared by all sessions of one engine (hot, ref-counted)."""
+    """The throttled tier of the dashboard.
 
-    pnl: Observable[Any]
+    ``pnl``, ``runner`` and ``market`` read the state store's ``param`` views (the read model,
+    :func:`state.observables.view_changes`) composed with time operators; they are cold, so
+    each session that subscribes installs its own ``param`` watcher and removes it when the
+    session ends. ``beat`` and ``beat_staleness`` follow the engine's heartbeats on the bus
+    (liveness is not state), shared by every session (hot, ref-counted).
+    """
+
+    pnl: Observable[tuple[Mapping[str, Any], int]]
+    runner: Observable[Mapping[str, Any]]
+    market: Observable[Mapping[str, Any]]
     beat: Observable[Any]
     beat_staleness: Observable[Any]
-    market: Observable[Any]
 
 
-def build_streams(bus: Any, cfg: DashboardConfig) -> EngineStreams:
-    """Shared throttled streams over ``bus`` (nothing subscribes until a session does)."""
-    pnl = bus.observe(topics.PNL).pipe(
-        ops.filter(lambda e: isinstance(e, PnlUpdated)), throttled(cfg.pnl_throttle_s), ops.share()
+def build_streams(
+    store: Any, bus: Any, cfg: DashboardConfig, scheduler: abc.SchedulerBase | None = None
+) -> EngineStreams:
+    """The throttled tier over ``store`` and ``bus`` (nothing subscribes until a session does).
+
+    * P&L: the ``pnl`` view, paired with the data time it is as of (the newest event's
+      ``ts_event``: data time in replays and backtests, wall time live), throttled to
+      ``pnl_throttle_s``;
+    * runner status: the ``runner`` view, throttled to ``runner_throttle_s``;
+    * market data: the ``prices`` view (every symbol's latest quote), sampled every
+      ``market_sample_s``;
+    * heartbeats: throttled, and their staleness after ``stale_after_s``.
+
+    ``scheduler`` drives every timer (virtual time in tests)."""
+
+    def as_of(pnl: Mapping[str, Any]) -> tuple[Mapping[str, Any], int]:
+        return pnl, int(store.get_state("meta")["ts"])
+
+    pnl = view_changes(store, "pnl").pipe(ops.map(as_of), throttled(cfg.pnl_throttle_s, scheduler))
+    runner = view_changes(store, "runner").pipe(throttled(cfg.runner_throttle_s, scheduler))
+    market = view_changes(store, "prices").pipe(sampled(cfg.market_sample_s, scheduler))
+    beats = bus.observe(topics.system("runner")).pipe(
+        ops.filter(lambda e: isinstance(e, Heartbeat))
     )
-    beats = bus.observe("system.>").pipe(ops.filter(lambda e: isinstance(e, Heartbeat)))
-    beat = beats.pipe(throttled(cfg.runner_throttle_s), ops.share())
-    beat_staleness = beats.pipe(staleness(cfg.stale_after_s), ops.share())
-
-    def symbol_of(event: Event) -> str:
-        return str(getattr(event, "symbol", ""))
-
-    market = bus.observe("data.>").pipe(
-        ops.filter(lambda e: isinstance(e, TickReceived | BarReceived)),
-        conflate_latest(symbol_of, cfg.market_sample_s),
-        ops.share(),
+    beat = beats.pipe(throttled(cfg.runner_throttle_s, scheduler), ops.share())
+    beat_staleness = beats.pipe(staleness(cfg.stale_after_s, scheduler=scheduler), ops.share())
+    return EngineStreams(
+        pnl=pnl, runner=runner, market=market, beat=beat, beat_staleness=beat_staleness
     )
-    return EngineStreams(pnl=pnl, beat=beat, beat_staleness=beat_staleness, market=market)
 
 
 @dataclasses.dataclass
@@ -94,7 +117,7 @@ def services_for(kernel: Any) -> EngineServices:
             aggregates=aggregates,
             history=HistoryService(kernel.log, aggregates, ttl_s=cfg.cache_ttl_s),
             backtests=BacktestManager(ttl_s=cfg.cache_ttl_s),
-            streams=build_streams(kernel.bus, cfg),
+            streams=build_streams(kernel.store, kernel.bus, cfg),
             recent=RecentTrades(cfg.recent_trades_rollover).attach(
                 kernel.bus, kernel.log, aggregates.trade_page_bounds
             ),

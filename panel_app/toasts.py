@@ -29,6 +29,7 @@ TOAST_CSS = """
 .sl-toast-success { background: #2e7d32; }
 .sl-toast-warning { background: #ef6c00; }
 .sl-toast-error { background: #c62828; }
+.sl-toast-more { margin: 0 0 8px 4px; font-size: 12px; color: #555; }
 .sl-fade { animation-name: sl-hide; animation-duration: 0s; animation-fill-mode: forwards; }
 @keyframes sl-hide { to { visibility: hidden; } }
 """
@@ -37,8 +38,11 @@ TOAST_CSS = """
 class ToastStack:
     """The toasts of one session (session loop only). ``show`` is the bridge's notifier."""
 
-    def __init__(self, *, max_toasts: int = 6) -> None:
-        self._toasts: deque[tuple[str, str, float, int]] = deque(maxlen=max_toasts)
+    def __init__(self, *, max_toasts: int = 3) -> None:
+        self._max = max_toasts
+        self._toasts: deque[tuple[str, str, float, int]] = deque()
+        #: Toasts pushed out by newer ones since the stack was last empty (shown as a count).
+        self.overflow = 0
         self.pane = LiveHTML("", stylesheets=[TOAST_CSS], css_classes=["sl-toasts"])
         self.dismiss = pn.widgets.Button(label="Dismiss alerts", visible=False, width=140)
         self.dismiss.on_click(lambda _event: self.clear_sticky())
@@ -46,17 +50,22 @@ class ToastStack:
         self._html = ""
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self.pane, self.dismiss, styles=_FIXED, width=380, margin=0)
+        return pn.Column(self.pane, self.dismiss, styles=_FIXED, width=340, margin=0)
 
     def show(self, kind: str, message: str, duration_ms: int) -> None:
-        """Raise a toast; ``duration_ms`` 0 keeps it until dismissed."""
+        """Raise a toast; ``duration_ms`` 0 keeps it until dismissed. At most ``max_toasts`` are
+        visible: a new one pushes out the oldest that is not sticky, and is counted."""
         self._toasts.append((kind, message, time.monotonic(), duration_ms))
+        while len(self._toasts) > self._max:
+            timed = next((t for t in self._toasts if t[3] > 0), None)
+            self._toasts.remove(timed if timed is not None else self._toasts[0])
+            self.overflow += 1
         self.shown += 1
         self.render()
 
     def clear_sticky(self) -> None:
         """Dismiss every sticky toast."""
-        self._toasts = deque((t for t in self._toasts if t[3] > 0), maxlen=self._toasts.maxlen)
+        self._toasts = deque(t for t in self._toasts if t[3] > 0)
         self.render()
 
     def prune(self) -> None:
@@ -64,7 +73,9 @@ class ToastStack:
         now = time.monotonic()
         alive = [t for t in self._toasts if t[3] == 0 or now < t[2] + t[3] / 1000 + 1]
         if len(alive) != len(self._toasts):
-            self._toasts = deque(alive, maxlen=self._toasts.maxlen)
+            self._toasts = deque(alive)
+            if not alive:
+                self.overflow = 0
             self.render()
 
     def render(self) -> None:
@@ -81,6 +92,11 @@ class ToastStack:
                 f'data-testid="toast" data-kind="{html.escape(kind)}"{style}>'
                 f"{html.escape(message)}</div>"
             )
+        if self.overflow and self._toasts:
+            parts.append(
+                f'<div class="sl-toast-more" data-testid="toast-overflow" '
+                f'data-count="{self.overflow}">+{self.overflow} earlier notifications</div>'
+            )
         text = "".join(parts)
         if text != self._html:
             self._html = text
@@ -90,9 +106,10 @@ class ToastStack:
             self.dismiss.visible = sticky
 
 
+#: Bottom left, over the equity chart: never over the trades table (top right of the page).
 _FIXED: dict[str, Any] = {
     "position": "fixed",
-    "top": "72px",
-    "right": "16px",
+    "bottom": "16px",
+    "left": "16px",
     "z-index": "1000",
 }

@@ -4,6 +4,10 @@ Every action goes through :meth:`ControlsView.act`, which re-checks the session'
 server before calling ``kernel.command(..., actor=user)`` (an audited ``command_issued``
 event); a viewer's click, or a forged widget message from a viewer's browser, is refused
 there whatever the page shows. The engine checks the actor again when it handles the command.
+
+Strategy parameters are edited on a draft copy; once the user stops typing for
+``edit_quiet_s`` (a debounce), the draft is checked against the strategy's rules and the
+result shown beside its Apply button, which is disabled while the draft is invalid.
 """
 
 from __future__ import annotations
@@ -15,8 +19,13 @@ from typing import Any
 
 import panel as pn
 import param
+from reactivex import abc
+from reactivex.subject import Subject
 
+from engine.strategy_host import check_params
 from panel_app.views.dashboard import notify
+from streams.errors import ConfigError
+from streams.operators import debounced
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +51,36 @@ def _editable(strategy: param.Parameterized) -> list[str]:
 class ControlsView(pn.viewable.Viewer):
     """Operator controls for one session; disabled (and refused server-side) for viewers."""
 
-    def __init__(self, kernel: Any, user: str, role: str, **params: Any) -> None:
+    def __init__(
+        self,
+        kernel: Any,
+        user: str,
+        role: str,
+        *,
+        post: Callable[[Callable[[], None]], None] | None = None,
+        edit_quiet_s: float = 0.4,
+        scheduler: abc.SchedulerBase | None = None,
+        **params: Any,
+    ) -> None:
+        """``post`` runs an update on the session's loop (the session bridge's ``post``; by
+        default at once, in the caller's thread); ``scheduler`` drives the debounce."""
         super().__init__(**params)
         self.kernel = kernel
         self.user = user
         self.role = role
         self.refused = 0
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self._post = post if post is not None else (lambda update: update())
+        self._edit_quiet_s = edit_quiet_s
+        self._scheduler = scheduler
+        self._subscriptions: list[abc.DisposableBase | _Unwatch] = []
         self._build()
+
+    def dispose(self) -> None:
+        """Stop checking drafts (the session ended)."""
+        for subscription in self._subscriptions:
+            subscription.dispose()
+        self._subscriptions.clear()
 
     @property
     def allowed(self) -> bool:
@@ -136,6 +167,8 @@ class ControlsView(pn.viewable.Viewer):
 
         strategy_panels = []
         self.drafts: dict[str, param.Parameterized] = {}
+        self.draft_checks: dict[str, pn.pane.Markdown] = {}
+        self.apply_buttons: dict[str, pn.widgets.Button] = {}
         for name, strategy in getattr(getattr(self.kernel, "host", None), "strategies", {}).items():
             fields = _editable(strategy)
             # Widgets edit a draft copy: the live strategy belongs to the engine thread and
@@ -144,6 +177,10 @@ class ControlsView(pn.viewable.Viewer):
             self.drafts[name] = draft
             apply = pn.widgets.Button(label=f"Apply {name}", disabled=disabled)
             on_click(apply, functools.partial(self._apply_params, name))
+            self.apply_buttons[name] = apply
+            self.draft_checks[name] = pn.pane.Markdown("", css_classes=["sl-draft-check"])
+            if fields and not disabled:
+                self._check_while_typing(name, draft, fields)
             editor: Any
             if not fields:
                 editor = pn.pane.Markdown("no tunable parameters")
@@ -153,7 +190,9 @@ class ControlsView(pn.viewable.Viewer):
                 )
             else:
                 editor = pn.Param(draft, parameters=fields, show_name=False)
-            strategy_panels.append(pn.Card(editor, apply, title=f"Strategy {name}", width=320))
+            strategy_panels.append(
+                pn.Card(editor, self.draft_checks[name], apply, title=f"Strategy {name}", width=320)
+            )
 
         role_note = (
             f"Signed in as **{self.user}** ({self.role})."
@@ -185,6 +224,34 @@ class ControlsView(pn.viewable.Viewer):
         self._ask_flatten(False)
         self.act("flatten", reason=f"flatten all by {self.user}")
 
+    def _check_while_typing(self, name: str, draft: param.Parameterized, fields: list[str]) -> None:
+        edits: Subject[str] = Subject()
+        watcher = draft.param.watch(lambda _event: edits.on_next(name), fields)
+        quiet = edits.pipe(debounced(self._edit_quiet_s, scheduler=self._scheduler))
+        self._subscriptions.append(
+            quiet.subscribe(on_next=lambda n: self._post(functools.partial(self._show_check, n)))
+        )
+        self._subscriptions.append(_Unwatch(draft, watcher))
+
+    def _show_check(self, name: str) -> None:
+        self.check_draft(name)
+
+    def check_draft(self, name: str) -> str | None:
+        """Check strategy ``name``'s draft against its rules; show and return why it may not
+        be applied (None when it may), and disable its Apply button meanwhile."""
+        draft = self.drafts[name]
+        live = self.kernel.host.strategies[name]
+        changed = {f: getattr(draft, f) for f in _editable(draft)}
+        try:
+            check_params(live, changed, where=f"strategy {name!r}")
+        except ConfigError as exc:
+            self.draft_checks[name].object = f"Not valid: {exc}"
+            self.apply_buttons[name].disabled = True
+            return str(exc)
+        self.draft_checks[name].object = ""
+        self.apply_buttons[name].disabled = not self.allowed
+        return None
+
     def _apply_params(self, name: str) -> None:
         draft = self.drafts[name]
         live = self.kernel.host.strategies[name]
@@ -195,6 +262,16 @@ class ControlsView(pn.viewable.Viewer):
             notify("info", f"{name}: nothing changed")
             return
         self.act("set_params", strategy=name, params=changed)
+
+
+class _Unwatch:
+    """Removes a ``param`` watcher when disposed (kept with the session's subscriptions)."""
+
+    def __init__(self, owner: param.Parameterized, watcher: Any) -> None:
+        self._owner, self._watcher = owner, watcher
+
+    def dispose(self) -> None:
+        self._owner.param.unwatch(self._watcher)
 
 
 def _feed_speed(kernel: Any) -> float:

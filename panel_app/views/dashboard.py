@@ -28,7 +28,13 @@ from typing import Any
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import ColumnDataSource, DataRange1d, DatetimeTickFormatter
+from bokeh.models import (
+    ColumnDataSource,
+    DataRange1d,
+    DatetimeTickFormatter,
+    LinearAxis,
+    NumeralTickFormatter,
+)
 from bokeh.plotting import figure
 
 from engine.config import DashboardConfig
@@ -41,7 +47,6 @@ from panel_app.views.live_html import LiveHTML
 from panel_app.views.live_panes import (
     BADGE_CSS,
     INDICATOR_CSS,
-    INDICATORS,
     INDICATORS_HEIGHT,
     LAST_TRADE_HEIGHT,
     POSITIONS_HEIGHT,
@@ -60,12 +65,32 @@ from streams.events import (
     ErrorRaised,
     Event,
     Heartbeat,
-    PnlUpdated,
     PositionClosed,
     RunnerStatusChanged,
     TradeExecuted,
     TradingStateChanged,
 )
+
+
+#: Chart heights (px): with the KPIs, positions and trades they fill one 1440x900 screen.
+def _date_ticks() -> DatetimeTickFormatter:
+    """Ticks as clocks and calendars show them (a replay's are the data's dates); one per
+    figure, since a Bokeh model belongs to one session's document."""
+    return DatetimeTickFormatter(
+        seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M", hours="%H:%M"
+    )
+
+
+PRICE_CHART_HEIGHT = 290
+EQUITY_CHART_HEIGHT = 190
+
+
+def _heading(text: str) -> str:
+    return (
+        '<div style="font-size: 1.1em; font-weight: 600; margin: 4px 0; white-space: nowrap">'
+        f"{text}</div>"
+    )
+
 
 #: Chart ranges a user can pick (seconds shown; 0 = everything kept).
 CHART_WINDOWS = {"everything": 0, "last minute": 60, "last 5 minutes": 300, "last hour": 3_600}
@@ -93,7 +118,9 @@ class DashboardView(pn.viewable.Viewer):
         self.bridge = bridge
         self.aggregates = aggregates
         self.config = config
-        self.streams = streams if streams is not None else build_streams(kernel.bus, config)
+        self.streams = (
+            streams if streams is not None else build_streams(kernel.store, kernel.bus, config)
+        )
         self.recent = recent if recent is not None else RecentTrades(config.recent_trades_rollover)
         # Filled on the engine thread, emptied on the session loop (deque ends are thread-safe).
         self._pending_trades: collections.deque[TradeExecuted] = collections.deque()
@@ -109,6 +136,8 @@ class DashboardView(pn.viewable.Viewer):
         self._stale = False
         self._dropped = 0  # market data the live feed had to drop, as last reported
         self._last_market_at = 0.0
+        self._charted_ns = 0  # data time of the newest point on the price chart
+        self._chart_start_ns = 0  # and of its first
         self._build()
 
     # -- layout -------------------------------------------------------------------------------
@@ -140,33 +169,74 @@ class DashboardView(pn.viewable.Viewer):
             stylesheets=[TABLE_CSS],
         )
         saved_columns = [c for c in self._prefs.get("trade_columns", ()) if c in TRADE_FIELDS]
-        self.trade_columns = pn.widgets.MultiChoice(
-            label="Trade columns",
+        # The column chooser waits behind a settings toggle (a plain checkbox group: no
+        # Choices.js, whose deprecation warnings filled the console).
+        self.trade_columns = pn.widgets.CheckBoxGroup(
+            name="Trade columns",
             options=list(TRADE_FIELDS),
             value=saved_columns or list(TRADE_FIELDS),
+            inline=True,
+            visible=False,
+            css_classes=["sl-trade-columns"],
+        )
+        self.trade_settings = pn.widgets.Toggle(
+            name="⚙",
+            value=False,
+            width=36,
+            height=30,
+            margin=(0, 0, 0, 8),
+            css_classes=["sl-trade-settings"],
+        )
+        self.trade_settings.param.watch(
+            lambda event: setattr(self.trade_columns, "visible", bool(event.new)), "value"
         )
         self.tape = TradeTape(self.recent, self.trade_columns.value)
         self.trades = self.tape.pane
         self.trade_columns.param.watch(self._on_trade_columns, "value")
-        self.equity_source = ColumnDataSource({"t": [], "equity": [], "drawdown": []})
+        self.equity_source = ColumnDataSource(
+            {"t": [], "equity": [], "drawdown": []}, name="equity-source"
+        )
         equity_fig = figure(
-            height=260,
+            height=EQUITY_CHART_HEIGHT,
             x_axis_type="datetime",
-            title="Equity",
+            title="Equity and drawdown",
             sizing_mode="stretch_width",
             tools="pan,wheel_zoom,box_zoom,reset",
         )
-        equity_fig.line("t", "equity", source=self.equity_source, line_width=2)
-        equity_fig.xaxis.formatter = DatetimeTickFormatter()
-        self.price_source = ColumnDataSource({"t": [], "price": []})
-        self.marker_source = ColumnDataSource({"t": [], "price": [], "color": [], "side": []})
+        equity_line = equity_fig.line(
+            "t", "equity", source=self.equity_source, line_width=2, legend_label="equity"
+        )
+        drawdown_area = equity_fig.varea(
+            "t",
+            y1=0,
+            y2="drawdown",
+            source=self.equity_source,
+            y_range_name="drawdown",
+            fill_color="#d62728",
+            fill_alpha=0.25,
+            legend_label="drawdown",
+        )
+        # Each series on its own scale: equity left, drawdown (>= 0) right.
+        assert isinstance(equity_fig.y_range, DataRange1d)
+        equity_fig.y_range.renderers = [equity_line]
+        equity_fig.extra_y_ranges = {"drawdown": DataRange1d(renderers=[drawdown_area])}
+        equity_fig.add_layout(LinearAxis(y_range_name="drawdown", axis_label="drawdown"), "right")
+        equity_fig.legend.location = "top_left"
+        equity_fig.legend.background_fill_alpha = 0.5
+        equity_fig.xaxis.formatter = _date_ticks()
+        equity_fig.yaxis[0].formatter = NumeralTickFormatter(format="0,0")
+        self.price_source = ColumnDataSource({"t": [], "price": []}, name="price-source")
+        self.marker_source = ColumnDataSource(
+            {"t": [], "price": [], "color": [], "side": []}, name="fill-markers"
+        )
         price_fig = figure(
-            height=260,
+            height=PRICE_CHART_HEIGHT,
             x_axis_type="datetime",
-            title="Price",
+            title="Price and fills",
             sizing_mode="stretch_width",
             tools="pan,wheel_zoom,box_zoom,reset",
         )
+        price_fig.xaxis.formatter = _date_ticks()
         price_fig.line("t", "price", source=self.price_source, line_width=1.5)
         price_fig.scatter(
             "t", "price", source=self.marker_source, color="color", size=9, marker="triangle"
@@ -178,46 +248,64 @@ class DashboardView(pn.viewable.Viewer):
             # new bounds (each would be a message back and a document patch per session).
             fig.x_range.syncable = False
             fig.y_range.syncable = False
+        equity_fig.extra_y_ranges["drawdown"].syncable = False
         symbols = list(self._symbols())
         saved_symbol = self._prefs.get("price_symbol")
         self.symbol = pn.widgets.Select(
-            label="Price chart symbol",
             options=symbols,
             value=saved_symbol if saved_symbol in symbols else (symbols[0] if symbols else None),
-            width=180,
+            width=120,
+            height=32,
+            css_classes=["sl-symbol"],
         )
         self.symbol.param.watch(self._on_symbol, "value")
         saved_window = self._prefs.get("chart_window_s", 0)
         self.chart_window = pn.widgets.Select(
-            label="Chart range",
             options=CHART_WINDOWS,
             value=saved_window if saved_window in CHART_WINDOWS.values() else 0,
             width=140,
+            height=32,
+            css_classes=["sl-chart-window"],
         )
         self._apply_chart_window(self.chart_window.value)
         self.chart_window.param.watch(self._on_chart_window, "value")
+        # One screen at 1440x900: the KPIs, then the price chart beside positions and the
+        # recent trades, then equity and drawdown across the page.
         self._layout = pn.Column(
             self.indicators,
             pn.Row(
-                pn.Column("### Positions", self.positions, sizing_mode="stretch_width"),
                 pn.Column(
-                    "### Recent trades",
-                    self.last_trade_pane,
+                    pn.Row(self.symbol, self.chart_window, margin=0),
+                    pn.Column(
+                        pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
+                        sizing_mode="stretch_width",
+                        margin=0,
+                        css_classes=["sl-price-chart"],
+                    ),
+                    sizing_mode="stretch_width",
+                    styles={"flex": "3 1 0"},
+                ),
+                pn.Column(
+                    pn.pane.HTML(_heading("Positions"), margin=(0, 10), height=28),
+                    self.positions,
+                    pn.Row(
+                        pn.pane.HTML(_heading("Recent trades"), margin=(0, 10), height=28),
+                        self.last_trade_pane,
+                        self.trade_settings,
+                        margin=0,
+                    ),
                     self.trade_columns,
                     self.tape.view,
                     sizing_mode="stretch_width",
+                    styles={"flex": "2 1 0"},
                 ),
                 sizing_mode="stretch_width",
             ),
-            self.chart_window,
-            pn.Row(
+            pn.Column(
                 pn.pane.Bokeh(equity_fig, sizing_mode="stretch_width"),
-                pn.Column(
-                    self.symbol,
-                    pn.pane.Bokeh(price_fig, sizing_mode="stretch_width"),
-                    sizing_mode="stretch_width",
-                ),
                 sizing_mode="stretch_width",
+                margin=0,
+                css_classes=["sl-equity-chart"],
             ),
             sizing_mode="stretch_width",
         )
@@ -251,10 +339,12 @@ class DashboardView(pn.viewable.Viewer):
         b.on_bus(bus, topics.COMMANDS, self._on_command)
         b.on_bus(bus, topics.ALL_DROPPED, self._on_dropped)
         # Throttled tier: streams shared by all sessions of the engine.
+        # Throttled tier: the store's views (each session its own watchers) and heartbeats.
         b.on_rx(streams.pnl, self._on_pnl, key="pnl")
+        b.on_rx(streams.runner, self._on_runner_view, key="runner")
+        b.on_rx(streams.market, self._on_market, key="market")
         b.on_rx(streams.beat, self._on_beat, key="beat")
         b.on_rx(streams.beat_staleness, self._on_beat_staleness, key="stale")
-        b.on_rx(streams.market, self._on_market, key=None)
         self.refresh_snapshot()
 
     # -- snapshot -----------------------------------------------------------------------------
@@ -270,6 +360,7 @@ class DashboardView(pn.viewable.Viewer):
             return
         self._show_pnl(state["pnl"])
         self._show_positions(state["positions"], state["prices"])
+        self._chart_quote(state["prices"])  # the price line starts before any fill shown
         runners = state.get("runner") or {}
         runner = runners.get("runner") if isinstance(runners, Mapping) else None
         status = runner.get("status") if isinstance(runner, Mapping) else runner
@@ -317,13 +408,20 @@ class DashboardView(pn.viewable.Viewer):
             text = f"{e.side.upper()} {e.qty:g} {e.symbol} @ {e.price:,.2f}"
             self.bridge.toast("info", f"Trade {text} ({e.strategy})")
 
-    def _flush_marks(self) -> None:
+    def _flush_marks(self, upto_ns: int | None = None) -> None:
         """Session loop: add the queued fills of the shown symbol to the price chart (with the
-        sampled market tier, so the chart repaints once per sample, not once per fill)."""
+        sampled market tier, so the chart repaints once per sample, not once per fill). With
+        ``upto_ns``, fills newer than the price line's last point wait for the next sample, so
+        a marker never lies ahead of the prices it belongs to."""
         marks: list[TradeExecuted] = []
-        while self._pending_marks:
-            event = self._pending_marks.popleft()
-            if event.symbol == self.symbol.value:
+        pending = self._pending_marks
+        while pending:
+            if upto_ns is not None and pending[0].ts_event > upto_ns:
+                break
+            event = pending.popleft()
+            # a fill from before this chart's first price point (the session just opened)
+            # has no prices to sit on: it is in the trades table, not on the chart
+            if event.symbol == self.symbol.value and event.ts_event >= self._chart_start_ns:
                 marks.append(event)
         if not marks:
             return
@@ -391,29 +489,36 @@ class DashboardView(pn.viewable.Viewer):
             self.bridge.toast("warning", f"Command {command!r} by {actor} refused: {reason}")
 
     # -- throttled tier (session loop) --------------------------------------------------------
-    def _on_pnl(self, event: PnlUpdated) -> None:
+    def _on_pnl(self, value: tuple[Mapping[str, Any], int]) -> None:
+        pnl, as_of_ns = value
         self._touch()
         self._set_indicators(
             once_per_event(
-                event,
+                pnl,
                 "indicators-html",
-                lambda: indicators_html(
-                    indicator_values({name: getattr(event, name) for name in INDICATORS})
-                ),
+                lambda: indicators_html(indicator_values(pnl)),
             )
         )
+        if not pnl:
+            return
         self.equity_source.stream(
             {
-                "t": [pd.Timestamp(event.ts_event, unit="ns")],
-                "equity": [event.equity],
-                "drawdown": [event.drawdown],
+                "t": [pd.Timestamp(as_of_ns, unit="ns")],
+                "equity": [float(pnl["equity"])],
+                "drawdown": [float(pnl["drawdown"])],
             },
             rollover=self.config.chart_points,
         )
 
+    def _on_runner_view(self, runners: Mapping[str, Any]) -> None:
+        runner = runners.get("runner") if isinstance(runners, Mapping) else None
+        status = runner.get("status") if isinstance(runner, Mapping) else runner
+        if status:
+            self._runner_status = str(status)
+            self._render_status()
+
     def _on_beat(self, event: Heartbeat) -> None:
         self._last_beat_ns = time.time_ns()
-        self._runner_status = str(getattr(self.kernel.runner, "status", self._runner_status))
         self._render_status()
 
     def _on_beat_staleness(self, status: Any) -> None:
@@ -422,28 +527,39 @@ class DashboardView(pn.viewable.Viewer):
             self._last_beat_ns = time.time_ns()
         self._render_status()
 
-    def _on_market(self, event: Event) -> None:
+    def _on_market(self, prices: Mapping[str, Any]) -> None:
+        """Sampled ``prices`` view: every symbol's latest quote; the shown one is charted at
+        its own (data) time."""
         self._last_market_at = time.monotonic()
         self._touch()
-        symbol = str(getattr(event, "symbol", ""))
-        price = getattr(event, "price", None)
-        if price is None:
-            price = getattr(event, "close", None)
         self._refresh_positions()
-        self._flush_marks()
-        if symbol != self.symbol.value:
+        self._chart_quote(prices)
+        self._flush_marks(upto_ns=self._charted_ns)
+
+    def _chart_quote(self, prices: Mapping[str, Any]) -> None:
+        """Add the shown symbol's quote to the price chart if it is newer than its last point
+        (new symbols join the chooser)."""
+        new = [sym for sym in prices if sym not in self.symbol.options]
+        if new:
+            self.symbol.options = [*self.symbol.options, *new]
             if self.symbol.value is None:
-                self.symbol.options = [*self.symbol.options, symbol]
-                self.symbol.value = symbol
+                self.symbol.value = new[0]
+        quote = prices.get(self.symbol.value) if self.symbol.value else None
+        if not quote or quote.get("last") is None:
             return
-        if price is None:
-            return
+        ts = int(quote.get("ts") or 0)
+        if ts <= self._charted_ns:
+            return  # nothing new for the shown symbol
+        if not self._charted_ns:
+            self._chart_start_ns = ts
+        self._charted_ns = ts
         self.price_source.stream(
-            {"t": [pd.Timestamp(event.ts_event, unit="ns")], "price": [float(price)]},
+            {"t": [pd.Timestamp(ts, unit="ns")], "price": [float(quote["last"])]},
             rollover=self.config.chart_points,
         )
 
     def _on_symbol(self, event: param.parameterized.Event) -> None:
+        self._charted_ns = self._chart_start_ns = 0
         self.price_source.data = {"t": [], "price": []}
         self.marker_source.data = {"t": [], "price": [], "color": [], "side": []}
         self._remember(price_symbol=event.new)

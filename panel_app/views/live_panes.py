@@ -78,7 +78,7 @@ def position_rows(positions: Any, prices: Any) -> list[dict[str, Any]]:
 
 #: Heights (px) of the live panes that change on every trade.
 LAST_TRADE_HEIGHT = 32
-POSITIONS_HEIGHT = 190
+POSITIONS_HEIGHT = 96
 
 
 def positions_html(rows: list[dict[str, Any]]) -> str:
@@ -158,7 +158,7 @@ INDICATORS_HEIGHT = 70
 INDICATOR_CSS = """
 .sl-indicators { display:flex; gap:16px; }
 .sl-ind { flex:1; min-width:0; }
-.sl-ind-label { font-size:10pt; color:#555; }
+.sl-ind-label { font-size:10pt; opacity:.7; }
 .sl-ind-value { font-size:22pt; white-space:nowrap; }
 .sl-neg { color:#d62728; }
 .sl-pos { color:#2ca02c; }

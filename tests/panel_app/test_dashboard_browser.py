@@ -23,9 +23,10 @@ class Page:
     """A browser page on the dashboard that records console errors."""
 
     def __init__(self, browser: Any, url: str) -> None:
-        self.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.context = browser.new_context(viewport={"width": 1440, "height": 900})
         self.page = self.context.new_page()
         self.errors: list[str] = []
+        self.warnings: list[str] = []
         self.page.on("console", self._on_console)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.external: list[str] = []
@@ -47,6 +48,8 @@ class Page:
         # error, a failed download included, fails the test.
         if message.type == "error":
             self.errors.append(message.text)
+        elif message.type == "warning":
+            self.warnings.append(message.text)
 
     def wait(self, selector: str, timeout: int = TIMEOUT_MS) -> Any:
         loc = self.page.locator(selector).first
@@ -87,7 +90,117 @@ def test_page_loads_without_console_errors(page: Page, served: Any) -> None:
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert page.errors == [], "\n".join(page.errors)
+    assert page.warnings == [], "\n".join(page.warnings)
     assert page.external == [], f"assets fetched from elsewhere: {page.external}"
+
+
+# -- a trader's layout --------------------------------------------------------------------------
+def box(page: Page, selector: str) -> dict[str, float]:
+    found = page.page.locator(selector).first.bounding_box()
+    assert found is not None, f"{selector} is not laid out"
+    return found
+
+
+def overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+def test_the_dashboard_fits_one_1440x900_screen(page: Page, served: Any) -> None:
+    page.wait("[data-testid=runner-status][data-status=running]")
+    page.page.wait_for_timeout(1500)
+
+    parts = {
+        "kpis": ".sl-indicators-pane",
+        "price chart": ".sl-price-chart",
+        "positions": ".sl-positions",
+        "recent trades": ".sl-trades",
+        "equity and drawdown": ".sl-equity-chart",
+    }
+    boxes = {name: box(page, selector) for name, selector in parts.items()}
+
+    for name, found in boxes.items():
+        assert found["y"] >= 0 and found["y"] + found["height"] <= 900, (name, found)
+        assert found["x"] >= 0 and found["x"] + found["width"] <= 1440, (name, found)
+    assert not overlap(boxes["recent trades"], boxes["equity and drawdown"])
+
+
+def test_the_trade_columns_wait_behind_a_settings_toggle(page: Page, served: Any) -> None:
+    chooser = page.page.locator(".sl-trade-columns").first
+    page.wait(".sl-trade-settings")
+    assert not chooser.is_visible()
+
+    page.page.locator(".sl-trade-settings button").first.click(timeout=TIMEOUT_MS)
+
+    chooser.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert chooser.get_by_text("fill_id").count() == 1
+
+
+def test_at_most_three_toasts_show_and_never_over_the_trades_table(page: Page, served: Any) -> None:
+    page.wait("[data-testid=runner-status][data-status=running]")
+    for burst in range(6):  # one toast per drain: six drains
+        publish_trade(served.kernel, f"burst{burst}_{uuid.uuid4().hex[:6]}-fill")
+        page.page.wait_for_timeout(250)
+    page.wait("[data-testid=toast-overflow]")
+
+    toasts = page.page.locator("[data-testid=toast]")
+    visible = [toasts.nth(i) for i in range(toasts.count()) if toasts.nth(i).is_visible()]
+    trades = box(page, ".sl-trades")
+
+    assert 1 <= len(visible) <= 3
+    assert (
+        int(
+            page.page.locator("[data-testid=toast-overflow]").first.get_attribute("data-count") or 0
+        )
+        >= 1
+    )
+    for toast in visible:
+        found = toast.bounding_box()
+        assert found is not None and not overlap(found, trades)
+
+
+def luminance(css_color: str) -> float:
+    r, g, b = (int(v) for v in css_color[css_color.index("(") + 1 : -1].split(",")[:3])
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def test_the_dark_theme_is_dark_and_its_text_readable(browser: Any, served: Any) -> None:
+    from panel_app.prefs import UiPrefsStore
+
+    UiPrefsStore(served.kernel.config.dashboard.prefs_dir).update("night", theme="dark")
+    dark = Page(browser, served.url + "?user=night")
+    try:
+        dark.wait("[data-testid=runner-status][data-status=running]")
+        dark.wait(".sl-trades td")
+        background = dark.page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+        cell = dark.page.locator(".sl-table th").first.evaluate("e => getComputedStyle(e).color")
+        tab = dark.page.locator(".bk-tab:not(.bk-active)").first.evaluate(
+            "e => getComputedStyle(e).color"
+        )
+        dark.page.screenshot(path=str(SCREENSHOT.with_name("screenshot-dark.png")))
+    finally:
+        dark.close()
+
+    assert luminance(background) < 0.25
+    assert luminance(cell) > 0.6 and luminance(tab) > 0.6
+
+
+def test_a_screenshot_of_every_tab_for_the_docs(browser: Any, served: Any) -> None:
+    shots = Page(browser, served.url + "?user=shots")  # its own tab preference
+    try:
+        shots.wait("[data-testid=runner-status][data-status=running]")
+        for tab in ("Controls", "Analytics", "Backtests"):
+            shots.page.locator(".bk-tab", has_text=tab).first.click(timeout=TIMEOUT_MS)
+            shots.page.wait_for_timeout(1_500)
+            path = SCREENSHOT.with_name(f"screenshot-{tab.lower()}.png")
+            shots.page.screenshot(path=str(path))
+            assert path.stat().st_size > 10_000
+    finally:
+        shots.close()
 
 
 def test_each_frame_is_drawn_in_one_render_pass(browser: Any, page: Page, served: Any) -> None:

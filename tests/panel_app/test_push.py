@@ -9,6 +9,7 @@ import pytest
 from bokeh.document import Document
 
 from panel_app.push import SessionBridge, Toast, merge_toasts, once_per_event
+from state.observables import watcher_count
 
 
 class CapturingDoc(Document):
@@ -265,13 +266,14 @@ def test_disposing_a_dashboard_session_restores_subscriber_counts(kernel: Any) -
 
     services_for(kernel)  # the per-engine aggregator subscribes once, before any session
     bus, store = kernel.bus, kernel.store
-    before = (bus.subscriber_count(), store.subscription_count)
+    before = (bus.subscriber_count(), store.subscription_count, watcher_count(store))
     sessions = [DashboardSession(kernel, f"user{i}", "operator") for i in range(3)]
     assert bus.subscriber_count() > before[0]
+    assert watcher_count(store) == before[2] + 3 * 3  # each session: pnl, runner, prices views
     for session in sessions:
         session.dispose()
         session.dispose()  # idempotent
-    assert (bus.subscriber_count(), store.subscription_count) == before
+    assert (bus.subscriber_count(), store.subscription_count, watcher_count(store)) == before
 
 
 @pytest.mark.parametrize("n", [1, 4])
@@ -281,15 +283,16 @@ def test_shared_throttled_streams_subscribe_once_per_engine(kernel: Any, n: int)
 
     services_for(kernel)
     bus = kernel.bus
-    base = bus.subscriber_count("system.>")
+    base = bus.subscriber_count("system.runner")
     sessions = [DashboardSession(kernel, f"u{i}", "viewer") for i in range(n)]
     try:
-        # heartbeat: one shared throttle + one shared staleness watcher, whatever n is
-        assert bus.subscriber_count("system.>") == base + 2
+        # heartbeats: one shared throttle + one shared staleness watcher, whatever n is; and
+        # each session's own runner-status subscription (immediate tier)
+        assert bus.subscriber_count("system.runner") == base + 2 + n
     finally:
         for session in sessions:
             session.dispose()
-    assert bus.subscriber_count("system.>") == base
+    assert bus.subscriber_count("system.runner") == base
 
 
 class RecordingLoop:
