@@ -11,7 +11,7 @@ every page as ``bench/ui_latency.py`` does, and on the server when each
 session's message carrying the fill was written (:class:`PushTimes`). The pages are opened
 with the strategy paused (under the full load ten pages on this host took minutes to load);
 with ``--quiet`` it stays paused, so the bench's fills are the only trades.
-Prints figures (no pass/fail): bus inbox depth, dispatch rate, conflation; SSE events, lag
+Prints figures (no pass/fail): bus inbox depth, dispatch rate, back-pressure; SSE events, lag
 (receive time minus ``ts_init``, every 10th frame), seq gaps, disconnects, overflows; the
 strategy's fill rate; server push and browser latency; process RSS and CPU, and who had the
 CPU (server, Chromium, SSE clients, page driver, machine idle: ``bench/proc_cpu.py``). The server,
@@ -532,7 +532,7 @@ def main() -> None:
             )
             labels = {child.pid: "SSE clients"} if child is not None else {}
             kinds0, machine0 = descendants_cpu_by_kind(labels), machine_cpu_s()
-            d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.conflated, cpu_s(), time.monotonic()
+            d0, c0, cpu0, w0 = bus.stats.dispatched, inbox.blocked_puts, cpu_s(), time.monotonic()
             publish_probes(kernel, w0 + args.seconds, probes, args.probe_every)
             time.sleep(args.event_timeout)  # the last fills' turn
             for profile in profiles:
@@ -541,7 +541,7 @@ def main() -> None:
             sent = len(probes)
             wall = time.monotonic() - w0
             fills.dispose()
-            dispatched, conflated, cpu = bus.stats.dispatched - d0, inbox.conflated - c0, cpu_s()
+            dispatched, blocked, cpu = bus.stats.dispatched - d0, inbox.blocked_puts - c0, cpu_s()
             kinds1, machine1 = descendants_cpu_by_kind(labels), machine_cpu_s()
             if child is not None:
                 conn.send("stop")
@@ -571,7 +571,7 @@ def main() -> None:
     print(
         f"  engine: {dispatched / wall:,.0f} events/s dispatched ({dispatched:,}), inbox depth"
         f" max {max(depths)} mean {statistics.fmean(depths):.1f} (capacity {inbox.capacity},"
-        f" {len(depths)} samples), conflated {conflated:,}"
+        f" {len(depths)} samples), publishers held back {blocked:,} times"
     )
     print(
         f"  SSE: events per client min {min(recv):,} max {max(recv):,}"
