@@ -187,8 +187,14 @@ class Kernel:
         self.bus.join(10)  # the starting-cash deposit of a new log is folded before anyone reads
         self.snapshotter: Snapshotter | None = None
         if isinstance(self.log, Recorder) and not mirror:
-            interval = config.storage.snapshot_interval_s
-            self.snapshotter = Snapshotter(self.log, self._snapshot_source, interval_s=interval)
+            self.snapshotter = Snapshotter(
+                self.log,
+                self._snapshot_source,
+                interval_s=config.storage.snapshot_interval_s,
+                every_events=config.storage.snapshot_every_events,
+                seq_source=lambda: self.store.last_seq,
+                last_seq=self.restored.snapshot_seq or -1,
+            )
         if not mirror:
             self._build_trading()
 
@@ -393,3 +399,41 @@ class Kernel:
             self.bus.join(10)
             self.risk.halt("engine", f"reconciliation failed: {exc}")
         self.bus.join(10)
+
+    def state_at(self, seq: int) -> dict[str, Any]:
+        """Time travel: the state after every event up to ``seq``, as plain dicts.
+
+        For an event log: its newest valid snapshot at or before ``seq`` plus a replay of the
+        events after it (``persistence.restore``), never the whole log; in memory: a replay.
+        Reads only the log, so any thread may call it (it takes as long as the tail is long).
+        Returns ``seq`` (the last event folded in: ``seq``, or the last stored one if ``seq``
+        is beyond it), that event's ``ts`` (``ts_event``, 0 for none) and ``type``, ``state``,
+        and ``snapshot_seq`` and ``replayed`` (where the restore started and how many events
+        it folded).
+        """
+        from state import state_to_dict
+
+        target = max(int(seq), 0)
+        if isinstance(self.log, Recorder):
+            result = restore(self.log, upto_seq=target)
+            state, at, snapshot_seq, replayed = (
+                result.state,
+                result.seq,
+                result.snapshot_seq,
+                result.replayed,
+            )
+            found = self.log.read(since_seq=at - 1, until_seq=at, limit=1) if at > 0 else []
+        else:
+            events = [e for e in getattr(self.log, "events", ()) if e.seq <= target]
+            state = replay(events)
+            at, snapshot_seq, replayed = int(state["meta"]["seq"]), 0, len(events)
+            found = events[-1:]
+        event = found[0] if found and found[0].seq == at else None
+        return {
+            "seq": at,
+            "ts": int(event.ts_event) if event is not None else int(state["meta"]["ts"]),
+            "type": event.type if event is not None else "",
+            "state": state_to_dict(state),
+            "snapshot_seq": snapshot_seq,
+            "replayed": replayed,
+        }

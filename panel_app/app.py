@@ -125,7 +125,9 @@ class DashboardSession:
         )
         self.controls = ControlsView(kernel, user, role, post=self.bridge.post)
         self.bridge.own(self.controls)
-        self.analytics = AnalyticsView(self.services, self.bridge, self.config.history_page_size)
+        self.analytics = AnalyticsView(
+            self.services, self.bridge, self.config.history_page_size, kernel=kernel
+        )
         self.backtests = BacktestsView(self.services.backtests, self.bridge)
         tabs: list[tuple[str, Any]] = [
             ("Dashboard", self.dashboard),

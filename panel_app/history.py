@@ -2,7 +2,9 @@
 
 Queries go through ``EventLog.read``/``read_df`` with their filters passed as arguments (the
 log binds them as SQL parameters; nothing here builds SQL). Results are cached per query for
-``ttl_s`` seconds and shared by every session of the engine.
+``ttl_s`` seconds and shared by every session of the engine. Time travel (the state as of a
+seq, restored by the engine's ``Kernel.state_at``) is cached the same way, and runs one restore
+at a time per engine.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import json
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
 from panel_app.aggregates import TradeAggregator
 
 T = TypeVar("T")
+
+#: What :meth:`TtlCache.get` returns for a key it does not hold (or holds expired).
+MISSING: Any = object()
 
 TRADE_COLUMNS = ["seq", "time", "strategy", "symbol", "side", "qty", "price", "commission"]
 EVENT_COLUMNS = ["seq", "time", "topic", "type", "payload"]
@@ -54,6 +59,15 @@ class TtlCache:
             self._items[key] = (now + self.ttl_s, value)
         return value
 
+    def get(self, key: Hashable) -> Any:
+        """The cached value for ``key`` if it has not expired, else :data:`MISSING` (no
+        compute, not counted)."""
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None and found[0] > time.monotonic():
+                return found[1]
+        return MISSING
+
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
@@ -75,6 +89,9 @@ class HistoryService:
         self._log = log
         self._aggregates = aggregates
         self.cache = TtlCache(ttl_s)
+        self._restore_lock = threading.Lock()
+        #: Restores run by :meth:`state_at` (cache misses), for tests and benchmarks.
+        self.restores = 0
 
     def trade_page(self, page: int, size: int) -> pd.DataFrame:
         """Trades of page ``page`` (0 = newest), newest first."""
@@ -141,6 +158,31 @@ class HistoryService:
             return out
 
         return self.cache.get_or_compute(key, compute)
+
+    def state_at(self, seq: int, restore: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
+        """The state as of ``seq``: ``restore(seq)`` (the engine's ``Kernel.state_at``: newest
+        snapshot at or before ``seq`` + the events after it), cached for ``ttl_s``.
+
+        Blocks for as long as the restore takes: call it off the session's loop. One restore
+        runs at a time per engine: a restore is pure Python under the GIL, beside the engine
+        thread, so sessions dragging their sliders together queue instead of piling up (a
+        session waiting here for a seq another one is restoring gets the cached result).
+        A seq beyond the log is restored as of its last event and is not cached (the log
+        grows).
+        """
+        key = ("state_at", int(seq))
+        found = self.cache.get(key)
+        if found is not MISSING:
+            return cast(dict[str, Any], found)
+        with self._restore_lock:
+            found = self.cache.get(key)
+            if found is not MISSING:
+                return cast(dict[str, Any], found)
+            self.restores += 1
+            result = restore(int(seq))
+            if int(result["seq"]) >= int(seq):
+                self.cache.get_or_compute(key, lambda: result)
+            return result
 
 
 def _short(payload: Any, width: int = 160) -> str:

@@ -70,6 +70,15 @@ class StorageConfig:
     snapshot_interval_s: float = dataclasses.field(
         default=300.0, metadata=meta(min=1.0, max=86_400.0, help="seconds between snapshots")
     )
+    snapshot_every_events: int = dataclasses.field(
+        default=5_000,
+        metadata=meta(
+            min=0,
+            max=10_000_000,
+            help="also snapshot after this many events (bounds the replay of a restart or a "
+            "time-travel step; 0 = by time only)",
+        ),
+    )
     batch_size: int = dataclasses.field(
         default=5_000, metadata=meta(min=1, max=1_000_000, help="non-critical events per write")
     )

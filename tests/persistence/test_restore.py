@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from persistence import EventLog, Snapshotter, full_replay, restore
 from state import fold, model
@@ -147,3 +148,27 @@ def test_snapshotter_snapshots_on_its_interval(event_log: EventLog) -> None:
     assert snap.snapshot_now() is not None
     assert snap.count == 2
     assert restore(event_log).snapshot_seq == event_log.last_seq
+
+
+def test_snapshotter_also_snapshots_every_n_events(event_log: EventLog) -> None:
+    def source() -> tuple[int, dict[str, object]]:
+        seq = event_log.flush()
+        return seq, model.state_to_dict(full_replay(event_log, upto_seq=seq))
+
+    snap = Snapshotter(
+        event_log, source, interval_s=300, every_events=4, seq_source=lambda: event_log.last_seq
+    )
+    s = 1_000_000_000
+    taken = []
+    for i in range(10):
+        event_log.append(tick(100 + i))
+        taken.append(snap.maybe_snapshot(i * s) is not None)  # well within the 300 s
+
+    assert taken == [False, False, False, True, False, False, False, True, False, False]
+    assert snap.last_seq == 8
+    assert restore(event_log).snapshot_seq == 8 and restore(event_log).replayed == 2
+
+
+def test_every_n_events_needs_a_seq_source(event_log: EventLog) -> None:
+    with pytest.raises(ValueError, match="every_events"):
+        Snapshotter(event_log, lambda: (0, {}), every_events=10)
