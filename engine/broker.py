@@ -19,8 +19,11 @@ event (docs/architecture.md, "Causal order").
 Every fill is booked in the broker's own :class:`~engine.broker_account.BrokerLedger` (and its
 file saved) *before* ``trade_executed`` is published: a real broker fills first and tells you
 afterwards, so a crash in between leaves the broker ahead of the engine, which reconciliation
-repairs on the next start. Fills are complete (``leaves_qty`` 0) with the deterministic id
-``{order_id}-f1``.
+repairs on the next start. Each fill has the deterministic id ``{order_id}-f{n}``. An order
+fills completely (``leaves_qty`` 0) unless ``max_volume_fraction`` caps a fill on a bar to that
+share of the bar's volume: the rest stays working for the next bars (``leaves_qty`` > 0 on
+each partial fill). How far an order has got (filled quantity, a triggered stop-limit) is kept
+in the account file with the order, so a restart goes on from there.
 """
 
 from __future__ import annotations
@@ -41,12 +44,14 @@ from engine.broker_account import (
 from engine.config import BrokerConfig
 from engine.fill_rules import (
     LIMIT,
+    STOP_LIMIT,
     bar_fill_price,
     commission,
     tick_fill_price,
     validate_order,
     with_slippage,
 )
+from state.model import QTY_EPSILON
 from streams.bus import EventBus, Stage
 from streams.clock import Clock
 from streams.events import (
@@ -69,6 +74,13 @@ log = logging.getLogger(__name__)
 class _Working:
     order: OrderSubmitted
     after_ns: int  # accepted at this clock time: fills only on a bar of a later time
+    triggered: bool = False  # a stop-limit whose stop was reached: a limit order now
+    filled: float = 0.0  # quantity filled so far (partial fills)
+    fills: int = 0
+
+    @property
+    def leaves(self) -> float:
+        return float(self.order.qty) - self.filled
 
 
 class PaperBroker:
@@ -125,7 +137,7 @@ class PaperBroker:
         at_once: float | None = None
         quote = self._quotes.get(order.symbol)
         if reason is None and quote is not None and self.config.fill_on_known_quote:
-            at_once = tick_fill_price(order, *quote)
+            at_once, _triggered = tick_fill_price(order, *quote)
         if reason is None:
             try:
                 self._require_ledger().add_order(order, save=at_once is None)
@@ -135,10 +147,10 @@ class PaperBroker:
             self._publish(OrderRejected.of(order, f"broker: {reason}", self._clock.now_ns()))
             return False
         self._seen_ids.add(order.order_id)
-        self._track(order)
+        working = self._track(order)
         executed = None
         if at_once is not None:
-            executed = self._book(order, at_once, order)
+            executed = self._book(working, at_once, order)
             if executed is None and not self._save_unfilled(order):
                 return False
         self._publish(
@@ -240,16 +252,19 @@ class PaperBroker:
 
     # -- market data --------------------------------------------------------------------------
     def on_bar(self, bar: BarReceived) -> None:
-        """Fill the symbol's working orders placed before this bar's time (see module doc)."""
+        """Fill the symbol's working orders placed before this bar's time (see module doc),
+        each at most ``max_volume_fraction`` of the bar's volume when that is set."""
         orders = self._working.get(bar.symbol)
         if not orders:
             return
+        cap = self.config.max_volume_fraction * bar.volume if bar.volume > 0 else 0.0
         for working in list(orders.values()):
             if working.after_ns >= bar.ts_event:
                 continue
-            price = bar_fill_price(working.order, bar)
+            price, triggered = bar_fill_price(working.order, bar, working.triggered)
+            self._note_trigger(working, triggered)
             if price is not None:
-                self._fill(working.order, price, bar)
+                self._fill(working, price, bar, cap=cap or None)
 
     def on_tick(self, tick: TickReceived) -> None:
         """Remember the quote and fill the symbol's working orders it crosses."""
@@ -322,9 +337,28 @@ class PaperBroker:
             return f"order_id {order.order_id!r} was already submitted"
         return validate_order(order)
 
-    def _track(self, order: OrderSubmitted, after_ns: int | None = None) -> None:
+    def _track(self, order: OrderSubmitted, after_ns: int | None = None) -> _Working:
         now = self._clock.now_ns() if after_ns is None else after_ns
-        self._working.setdefault(order.symbol, {})[order.order_id] = _Working(order, now)
+        working = _Working(order, now)
+        progress = self._ledger.progress.get(order.order_id) if self._ledger else None
+        if progress:
+            working.filled = float(progress.get("filled", 0.0))
+            working.fills = int(progress.get("fills", 0))
+            working.triggered = bool(progress.get("triggered", False))
+        self._working.setdefault(order.symbol, {})[order.order_id] = working
+        return working
+
+    def _note_trigger(self, working: _Working, triggered: bool) -> None:
+        """A stop-limit that was just triggered is a limit order from now on (saved)."""
+        if not triggered or working.triggered:
+            return
+        working.triggered = True
+        if working.order.order_type != STOP_LIMIT:
+            return
+        try:
+            self._require_ledger().mark_triggered(working.order.order_id)
+        except BrokerAccountError as exc:
+            log.error("paper broker could not save trigger of %s: %s", working.order.order_id, exc)
 
     def _try_quote_fill(
         self,
@@ -332,23 +366,37 @@ class PaperBroker:
         quote: tuple[float | None, float | None, float | None],
         cause: Event,
     ) -> None:
-        price = tick_fill_price(working.order, *quote)
+        price, triggered = tick_fill_price(working.order, *quote, working.triggered)
+        self._note_trigger(working, triggered)
         if price is not None:
-            self._fill(working.order, price, cause)
+            self._fill(working, price, cause)
 
-    def _fill(self, order: OrderSubmitted, raw_price: float, cause: Event) -> None:
-        executed = self._book(order, raw_price, cause)
+    def _fill(
+        self, working: _Working, raw_price: float, cause: Event, cap: float | None = None
+    ) -> None:
+        executed = self._book(working, raw_price, cause, cap=cap)
         if executed is not None:
             self._publish(executed)
 
-    def _book(self, order: OrderSubmitted, raw_price: float, cause: Event) -> TradeExecuted | None:
-        """Book ``order``'s fill at ``raw_price`` (slippage and commission applied) and save;
-        the ``trade_executed`` to publish, or None if it could not be booked (reported)."""
+    def _book(
+        self, working: _Working, raw_price: float, cause: Event, *, cap: float | None = None
+    ) -> TradeExecuted | None:
+        """Book a fill of ``working`` at ``raw_price`` (slippage and commission applied), of
+        what it leaves or at most ``cap``, and save; the ``trade_executed`` to publish, or None
+        if it could not be booked (reported)."""
+        order = working.order
         cfg = self.config
-        limit = order.limit_price if order.order_type == LIMIT else None
+        qty = working.leaves if cap is None else min(working.leaves, cap)
+        if qty <= QTY_EPSILON:
+            return None
+        leaves = working.leaves - qty
+        done = leaves <= QTY_EPSILON
+        if done:
+            qty, leaves = working.leaves, 0.0
+        limit = order.limit_price if order.order_type in (LIMIT, STOP_LIMIT) else None
         price = with_slippage(order.side, raw_price, cfg.slippage_bps, limit)
         fee = commission(
-            order.qty,
+            qty,
             price,
             per_unit=cfg.commission_per_unit,
             bps=cfg.commission_bps,
@@ -356,17 +404,18 @@ class PaperBroker:
         )
         now = self._clock.now_ns()
         fill = BrokerFill(
-            fill_id=f"{order.order_id}-f1",
+            fill_id=f"{order.order_id}-f{working.fills + 1}",
             order_id=order.order_id,
             symbol=order.symbol,
             side=order.side,
-            qty=float(order.qty),
+            qty=float(qty),
             price=price,
             commission=fee,
             ts=now,
         )
         try:
-            self._require_ledger().book_fill(fill)  # booked and saved before anyone hears of it
+            # booked and saved before anyone hears of it
+            self._require_ledger().book_fill(fill, done=done)
         except BrokerAccountError as exc:
             # Not booked, so not filled: the order stays working and the next price retries.
             log.error("paper broker could not book fill %s: %s", fill.fill_id, exc)
@@ -381,7 +430,10 @@ class PaperBroker:
                 )
             )
             return None
-        self._working.get(order.symbol, {}).pop(order.order_id, None)
+        working.filled += qty
+        working.fills += 1
+        if done:
+            self._working.get(order.symbol, {}).pop(order.order_id, None)
         return TradeExecuted(
             fill_id=fill.fill_id,
             order_id=order.order_id,
@@ -391,7 +443,7 @@ class PaperBroker:
             qty=fill.qty,
             price=price,
             commission=fee,
-            leaves_qty=0.0,
+            leaves_qty=leaves,
             ts_event=now,
             correlation_id=order.correlation_id,
             causation_id=cause.event_id,

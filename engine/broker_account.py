@@ -116,6 +116,10 @@ class BrokerLedger:
         # re-encoding them all on every order and fill cost the engine thread O(fills).
         self._fill_texts: deque[str] = deque(maxlen=int(max_fills_kept))
         self.open_orders: dict[str, OrderSubmitted] = {}
+        #: How far each open order has got: ``{order_id: {"filled": qty, "fills": n,
+        #: "triggered": bool}}``
+        #: (partly filled orders, triggered stop-limits); absent means not at all.
+        self.progress: dict[str, dict[str, Any]] = {}
         if self.path is not None and self.path.exists():
             self._load(self.path)
 
@@ -135,19 +139,50 @@ class BrokerLedger:
     def remove_order(self, order_id: str) -> OrderSubmitted | None:
         """Drop a working order (cancelled) and save; the order, or None if it was not open."""
         order = self.open_orders.pop(order_id, None)
+        progress = self.progress.pop(order_id, None)
         if order is not None:
             try:
                 self.save()
             except BrokerAccountError:
                 self.open_orders[order_id] = order
+                if progress is not None:
+                    self.progress[order_id] = progress
                 raise
         return order
 
-    def book_fill(self, fill: BrokerFill) -> None:
-        """Move position and cash for ``fill``, close its order when done, and save."""
+    def mark_triggered(self, order_id: str) -> None:
+        """Note that a stop-limit order was triggered (it is a limit order from now on), and
+        save; unknown orders are ignored."""
+        if order_id not in self.open_orders:
+            return
+        before = self.progress.get(order_id)
+        self.progress[order_id] = {"filled": 0.0, "fills": 0, **(before or {}), "triggered": True}
+        try:
+            self.save()
+        except BrokerAccountError:
+            if before is None:
+                self.progress.pop(order_id, None)
+            else:
+                self.progress[order_id] = before
+            raise
+
+    def book_fill(self, fill: BrokerFill, *, done: bool = True) -> None:
+        """Move position and cash for ``fill``, close its order when ``done`` (else note how
+        much of it is filled), and save."""
         undo = (self.cash, self.commissions, self.fill_count, self.positions.get(fill.symbol))
         dropped = self.fills[0] if len(self.fills) == self.fills.maxlen else None
-        order = self.open_orders.pop(fill.order_id, None)
+        progress_before = self.progress.get(fill.order_id)
+        if done:
+            order = self.open_orders.pop(fill.order_id, None)
+            self.progress.pop(fill.order_id, None)
+        else:
+            order = None
+            before = progress_before or {}
+            self.progress[fill.order_id] = {
+                **before,
+                "filled": float(before.get("filled", 0.0)) + fill.qty,
+                "fills": int(before.get("fills", 0)) + 1,
+            }
         new, _gain = fill_position(undo[3], fill.signed_qty, fill.price)
         self.positions[fill.symbol] = new
         self.cash -= fill.signed_qty * fill.price + fill.commission
@@ -172,6 +207,10 @@ class BrokerLedger:
                 self._fill_texts.appendleft(_fill_text(dropped))
             if order is not None:
                 self.open_orders[fill.order_id] = order
+            if progress_before is None:
+                self.progress.pop(fill.order_id, None)
+            else:
+                self.progress[fill.order_id] = progress_before
             raise
 
     # -- reading ------------------------------------------------------------------------------
@@ -202,6 +241,7 @@ class BrokerLedger:
             "fill_count": self.fill_count,
             "positions": {sym: dict(pos) for sym, pos in self.positions.items()},
             "open_orders": {oid: o.to_dict() for oid, o in self.open_orders.items()},
+            "progress": {oid: dict(p) for oid, p in self.progress.items()},
         }
         if with_fills:
             data["fills"] = [dataclasses.asdict(f) for f in self.fills]
@@ -288,6 +328,15 @@ class BrokerLedger:
             if not isinstance(event, OrderSubmitted):
                 raise ValueError(f"field 'open_orders.{oid}' is a {event.type}, not an order")
             self.open_orders[oid] = event
+        self.progress = {}
+        for oid, progress in _mapping(raw, "progress", optional=True).items():
+            if oid not in self.open_orders or not isinstance(progress, Mapping):
+                raise ValueError(f"field 'progress.{oid}' has invalid value {progress!r}")
+            self.progress[oid] = {
+                "filled": _num(progress, "filled", f"progress.{oid}"),
+                "fills": int(progress.get("fills", 0)),
+                "triggered": bool(progress.get("triggered", False)),
+            }
 
 
 def _fill_text(fill: BrokerFill) -> str:
@@ -308,8 +357,10 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+def _mapping(raw: Mapping[str, Any], key: str, *, optional: bool = False) -> Mapping[str, Any]:
     value = raw.get(key)
+    if value is None and optional:
+        return {}
     if not isinstance(value, Mapping):
         raise ValueError(f"field {key!r} has invalid value {value!r}: expected an object")
     return value

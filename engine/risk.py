@@ -9,7 +9,8 @@ Every ``order_submitted`` passes here before the broker (engine thread). Checks,
 3. ``max_position``: ``|position + open same-side orders + this order| <= limit`` per symbol
    (``position_limits`` overrides it per symbol);
 4. ``max_order_notional``: ``qty * price <= limit``, the price being the limit price of a limit
-   order, else the last known price; with no price known the order is refused when
+   or stop-limit order, the stop price of a stop order, else the last known price; with no
+   price known the order is refused when
    ``require_price`` (the default), since its size cannot be judged;
 5. ``max_orders_per_second``: orders passed to the broker in the last second of clock time
    (a sliding window over the whole engine).
@@ -36,7 +37,7 @@ from typing import Any, Protocol
 from reactivex import abc
 
 from engine.config import RiskConfig, build, to_dict
-from engine.fill_rules import LIMIT, validate_order
+from engine.fill_rules import LIMIT, STOP, STOP_LIMIT, validate_order
 from state.model import QTY_EPSILON
 from streams import topics
 from streams.bus import EventBus
@@ -330,8 +331,11 @@ class RiskEngine:
         return total
 
     def _price(self, order: OrderSubmitted) -> float | None:
-        if order.order_type == LIMIT and order.limit_price is not None:
+        """The price an order is sized at: its limit, else its stop, else the last price."""
+        if order.order_type in (LIMIT, STOP_LIMIT) and order.limit_price is not None:
             return float(order.limit_price)
+        if order.order_type == STOP and order.stop_price is not None:
+            return float(order.stop_price)
         last = self._store.get_state(f"prices.{order.symbol}.last", None)
         return float(last) if last is not None else None
 

@@ -44,9 +44,14 @@ class StrategyContext(Protocol):
         *,
         order_type: str = "market",
         limit_price: float | None = None,
+        stop_price: float | None = None,
         reason: str = "",
     ) -> str:
-        """Ask for an order (it still passes risk checks); returns its order id."""
+        """Ask for an order (it still passes risk checks); returns its order id.
+
+        ``order_type`` is ``market``, ``limit`` (needs ``limit_price``), ``stop`` (needs
+        ``stop_price``) or ``stop_limit`` (needs both); the fill rules are in
+        :mod:`engine.fill_rules`."""
         ...
 
     def cancel_order(self, order_id: str, reason: str = "") -> None:

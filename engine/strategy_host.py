@@ -69,6 +69,7 @@ class HostedContext:
         *,
         order_type: str = "market",
         limit_price: float | None = None,
+        stop_price: float | None = None,
         reason: str = "",
     ) -> str:
         if side not in SIDES:
@@ -87,6 +88,7 @@ class HostedContext:
             qty=float(qty),
             order_type=order_type,
             limit_price=limit_price,
+            stop_price=stop_price,
             actor=f"strategy:{self._name}",
             ts_event=now,
             correlation_id=order_id,

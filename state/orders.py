@@ -25,7 +25,9 @@ PARTIALLY_FILLED = "partially_filled"
 
 def apply_order_submitted(state: State, event: OrderSubmitted) -> dict[str, Any]:
     """A new open order, nothing filled yet."""
+    extra = {"stop_price": event.stop_price} if event.stop_price is not None else {}
     order = FrozenDict(
+        **extra,
         order_id=event.order_id,
         strategy=event.strategy,
         symbol=event.symbol,

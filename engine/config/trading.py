@@ -43,6 +43,15 @@ class BrokerConfig:
         default=True,
         metadata=meta(help="check a new order against the last quote at once (else next tick)"),
     )
+    max_volume_fraction: float = dataclasses.field(
+        default=0.0,
+        metadata=meta(
+            min=0.0,
+            max=1.0,
+            help="largest share of a bar's volume one order fills per bar; the rest waits for "
+            "the next bars (0 = no cap; bars without volume are not capped)",
+        ),
+    )
     max_fills_kept: int = dataclasses.field(
         default=1_000, metadata=meta(min=1, max=10_000_000, help="recent fills kept in the file")
     )

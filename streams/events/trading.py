@@ -46,6 +46,7 @@ class OrderSubmitted(Event):
     qty: float
     order_type: str = "market"
     limit_price: float | None = None
+    stop_price: float | None = None
     actor: str = ""
 
     def default_topic(self) -> str:

@@ -30,7 +30,13 @@ def limit(side: str, price: float | None, **kw: object) -> object:
         ({"qty": math.nan}, "qty nan is not a finite number"),
         ({"qty": math.inf}, "qty inf is not a finite number"),
         ({"side": "hold"}, "side 'hold' is not one of buy, sell"),
-        ({"order_type": "stop"}, "order_type 'stop' is not one of market, limit"),
+        (
+            {"order_type": "trailing"},
+            "order_type 'trailing' is not one of market, limit, stop, stop_limit",
+        ),
+        ({"order_type": "stop"}, "stop order needs a stop_price, got None"),
+        ({"order_type": "stop_limit", "stop_price": 5.0}, "stop_limit order needs a limit_price"),
+        ({"order_type": "stop", "stop_price": -1.0}, "stop_price -1.0 must be a positive number"),
         ({"order_type": "limit"}, "limit order needs a limit_price, got None"),
         ({"order_type": "limit", "limit_price": 0.0}, "limit_price 0.0 must be a positive number"),
         ({"order_type": "limit", "limit_price": -1.0}, "limit_price -1.0 must be a positive"),
@@ -52,7 +58,7 @@ def test_valid_market_and_limit_orders_pass() -> None:
 def test_market_order_fills_at_the_bar_open() -> None:
     wide = bar(open=101.0, close=104.0, high=105.0, low=99.0)
 
-    assert bar_fill_price(order_submitted(), wide) == 101.0
+    assert bar_fill_price(order_submitted(), wide)[0] == 101.0
 
 
 @pytest.mark.parametrize(
@@ -71,21 +77,21 @@ def test_limit_orders_fill_on_bars_when_price_crosses(
     side: str, limit_price: float, ohlc: tuple[float, ...], expected: float | None
 ) -> None:
     o, h, low, c = ohlc
-    price = bar_fill_price(limit(side, limit_price), bar(open=o, high=h, low=low, close=c))
+    price = bar_fill_price(limit(side, limit_price), bar(open=o, high=h, low=low, close=c))[0]
 
     assert price == expected
 
 
 def test_quotes_fill_buys_at_the_ask_and_sells_at_the_bid() -> None:
-    assert tick_fill_price(order_submitted(side=BUY), 99.9, 100.1, 100.0) == 100.1
-    assert tick_fill_price(order_submitted(side=SELL), 99.9, 100.1, 100.0) == 99.9
+    assert tick_fill_price(order_submitted(side=BUY), 99.9, 100.1, 100.0)[0] == 100.1
+    assert tick_fill_price(order_submitted(side=SELL), 99.9, 100.1, 100.0)[0] == 99.9
 
 
 def test_last_trade_stands_in_for_a_missing_quote_side() -> None:
     assert quote_price(BUY, 99.9, None, 100.0) == 100.0
     assert quote_price(SELL, None, 100.1, 100.0) == 100.0
     assert quote_price(SELL, None, None, None) is None
-    assert tick_fill_price(order_submitted(), None, None, None) is None
+    assert tick_fill_price(order_submitted(), None, None, None)[0] is None
 
 
 @pytest.mark.parametrize(
@@ -101,7 +107,7 @@ def test_last_trade_stands_in_for_a_missing_quote_side() -> None:
 def test_limit_orders_fill_on_quotes_when_price_crosses(
     side: str, limit_price: float, bid: float, ask: float, expected: float | None
 ) -> None:
-    assert tick_fill_price(limit(side, limit_price), bid, ask, None) == expected
+    assert tick_fill_price(limit(side, limit_price), bid, ask, None)[0] == expected
 
 
 def test_slippage_moves_the_price_against_the_trader() -> None:
