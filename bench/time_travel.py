@@ -101,10 +101,12 @@ def build(path: Path, n: int, rate: float, seed: int) -> tuple[list[int], float]
     print(
         f"built {seq:,} events in {elapsed:.1f} s ({seq / elapsed:,.0f} events/s) through the "
         f"engine; snapshots every {interval_s:.0f} s at {rate:,.0f} events/s "
-        f"= every {interval_s * rate:,.0f} events"
+        f"(every {interval_s * rate:,.0f} events) and every "
+        f"{config.storage.snapshot_every_events:,} events"
     )
     with EventLog(path) as log:
         snaps = sorted(s.seq for s in log.iter_snapshots())
+    print(f"{len(snaps):,} snapshots, the last at seq {snaps[-1]:,}" if snaps else "no snapshots")
     return snaps, elapsed
 
 
@@ -245,7 +247,6 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="seamless-bench-") as tmp:
         path = Path(tmp) / "time_travel.duckdb"
         snaps, _ = build(path, args.events, args.rate, args.seed)
-        print(f"snapshots at seqs: {', '.join(f'{s:,}' for s in snaps)}")
         config = backtest_config(strategy="sma_crossover", symbol=SYMBOL, params=PARAMS)
         t0 = time.perf_counter()
         kernel = Kernel(config, mode=Mode.BACKTEST, journal=EventLog(path).open())
