@@ -28,14 +28,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import (
-    ColumnDataSource,
-    DataRange1d,
-    DatetimeTickFormatter,
-    LinearAxis,
-    NumeralTickFormatter,
-)
-from bokeh.plotting import figure
+from bokeh.models import ColumnDataSource, DataRange1d
 
 from engine.config import DashboardConfig
 from panel_app.aggregates import TradeAggregator
@@ -43,6 +36,7 @@ from panel_app.html_tables import TABLE_CSS
 from panel_app.push import SessionBridge, once_per_event
 from panel_app.recent_trades import TRADE_FIELDS, RecentTrades
 from panel_app.services import EngineStreams, build_streams
+from panel_app.views.charts import equity_chart, price_chart
 from panel_app.views.live_html import LiveHTML
 from panel_app.views.live_panes import (
     BADGE_CSS,
@@ -70,19 +64,6 @@ from streams.events import (
     TradeExecuted,
     TradingStateChanged,
 )
-
-
-#: Chart heights (px): with the KPIs, positions and trades they fill one 1440x900 screen.
-def _date_ticks() -> DatetimeTickFormatter:
-    """Ticks as clocks and calendars show them (a replay's are the data's dates); one per
-    figure, since a Bokeh model belongs to one session's document."""
-    return DatetimeTickFormatter(
-        seconds="%H:%M:%S", minsec="%H:%M:%S", minutes="%H:%M", hourmin="%H:%M", hours="%H:%M"
-    )
-
-
-PRICE_CHART_HEIGHT = 290
-EQUITY_CHART_HEIGHT = 190
 
 
 def _heading(text: str) -> str:
@@ -196,59 +177,14 @@ class DashboardView(pn.viewable.Viewer):
         self.equity_source = ColumnDataSource(
             {"t": [], "equity": [], "drawdown": []}, name="equity-source"
         )
-        equity_fig = figure(
-            height=EQUITY_CHART_HEIGHT,
-            x_axis_type="datetime",
-            title="Equity and drawdown",
-            sizing_mode="stretch_width",
-            tools="pan,wheel_zoom,box_zoom,reset",
-        )
-        equity_line = equity_fig.line(
-            "t", "equity", source=self.equity_source, line_width=2, legend_label="equity"
-        )
-        drawdown_area = equity_fig.varea(
-            "t",
-            y1=0,
-            y2="drawdown",
-            source=self.equity_source,
-            y_range_name="drawdown",
-            fill_color="#d62728",
-            fill_alpha=0.25,
-            legend_label="drawdown",
-        )
-        # Each series on its own scale: equity left, drawdown (>= 0) right.
-        assert isinstance(equity_fig.y_range, DataRange1d)
-        equity_fig.y_range.renderers = [equity_line]
-        equity_fig.extra_y_ranges = {"drawdown": DataRange1d(renderers=[drawdown_area])}
-        equity_fig.add_layout(LinearAxis(y_range_name="drawdown", axis_label="drawdown"), "right")
-        equity_fig.legend.location = "top_left"
-        equity_fig.legend.background_fill_alpha = 0.5
-        equity_fig.xaxis.formatter = _date_ticks()
-        equity_fig.yaxis[0].formatter = NumeralTickFormatter(format="0,0")
+        equity_fig = equity_chart(self.equity_source)
         self.price_source = ColumnDataSource({"t": [], "price": []}, name="price-source")
         self.marker_source = ColumnDataSource(
             {"t": [], "price": [], "color": [], "side": []}, name="fill-markers"
         )
-        price_fig = figure(
-            height=PRICE_CHART_HEIGHT,
-            x_axis_type="datetime",
-            title="Price and fills",
-            sizing_mode="stretch_width",
-            tools="pan,wheel_zoom,box_zoom,reset",
-        )
-        price_fig.xaxis.formatter = _date_ticks()
-        price_fig.line("t", "price", source=self.price_source, line_width=1.5)
-        price_fig.scatter(
-            "t", "price", source=self.marker_source, color="color", size=9, marker="triangle"
-        )
+        price_fig = price_chart(self.price_source, self.marker_source)
         self.price_fig = price_fig
         self.equity_fig = equity_fig
-        for fig in (price_fig, equity_fig):
-            # The browser auto-ranges the axes on every repaint; the server does not need the
-            # new bounds (each would be a message back and a document patch per session).
-            fig.x_range.syncable = False
-            fig.y_range.syncable = False
-        equity_fig.extra_y_ranges["drawdown"].syncable = False
         symbols = list(self._symbols())
         saved_symbol = self._prefs.get("price_symbol")
         self.symbol = pn.widgets.Select(
