@@ -5,6 +5,10 @@ index (UNIQUE, PRIMARY KEY) wholly in memory and cannot evict it, so a UNIQUE(ev
 resident memory by ~6.7 MiB per 100k events for ever (docs/reliability.md, Soak). Idempotence
 is the log's in-memory dedup instead; the seq primary key is cheap (sequential keys). Files
 written with the old UNIQUE(event_id) are migrated at open (:mod:`persistence.duckdb_repair`).
+
+``chain_hash`` (BLOB, 32 bytes) is each row's link in the hash chain (:mod:`persistence.chain`),
+and ``snapshots.chain_head`` (hex) the chain head at a snapshot's seq; files written before
+them get both at open, hashes computed for every row (:mod:`persistence.duckdb_repair`).
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from persistence.chain import STORED_COLUMNS
 from persistence.codec import EVENT_COLUMNS
 from streams.errors import PersistenceError
 
-EVENTS_COLUMNS = """(
+_EVENT_COLUMN_DEFS = """
         seq BIGINT PRIMARY KEY,
         event_id VARCHAR NOT NULL,
         ts_event BIGINT NOT NULL,
@@ -31,8 +36,12 @@ EVENTS_COLUMNS = """(
         critical BOOLEAN NOT NULL,
         payload JSON NOT NULL,
         correlation_id VARCHAR,
-        causation_id VARCHAR
-    )"""
+        causation_id VARCHAR"""
+#: The events table's columns (``STORED_COLUMNS``).
+EVENTS_COLUMNS = "(" + _EVENT_COLUMN_DEFS + ",\n        chain_hash BLOB\n    )"
+#: The events table as written before the hash chain (``EVENT_COLUMNS``): what the rebuild
+#: of a file with UNIQUE(event_id), older still, makes (the chain is added after it).
+UNCHAINED_EVENTS_COLUMNS = "(" + _EVENT_COLUMN_DEFS + "\n    )"
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS events " + EVENTS_COLUMNS,
@@ -43,7 +52,8 @@ DDL = (
         created_at BIGINT NOT NULL,
         schema_version INTEGER NOT NULL,
         state JSON NOT NULL,
-        checksum VARCHAR NOT NULL
+        checksum VARCHAR NOT NULL,
+        chain_head VARCHAR
     )
     """,
     """
@@ -71,6 +81,7 @@ SCHEMA = pa.schema(
         ("payload", pa.string()),
         ("correlation_id", pa.string()),
         ("causation_id", pa.string()),
+        ("chain_hash", pa.binary(32)),
     ]
 )
 SELECT = "SELECT " + ", ".join(EVENT_COLUMNS) + " FROM events"
@@ -105,22 +116,31 @@ def connect(path: str, memory_limit: str) -> duckdb.DuckDBPyConnection:
 #: Batches up to this many rows go in through the appender (or, without one, as one
 #: parameterized statement), larger ones as Arrow.
 SMALL_BATCH_ROWS = 16
-_ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(EVENT_COLUMNS)) + ")"
-_INSERT_HEAD = "INSERT INTO events (" + ", ".join(EVENT_COLUMNS) + ") VALUES "
-_INSERT_SQL: dict[int, str] = {}
+_ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(STORED_COLUMNS)) + ")"
+_INSERT_SQL: dict[tuple[str, int], str] = {}
+_CHAIN_TYPE = SCHEMA.field("chain_hash").type
 
 
 def events_appender(cur: duckdb.DuckDBPyConnection) -> Any | None:
     """A DuckDB appender for ``events`` on ``cur`` (keep one per writer cursor: its first
     flush costs more than a statement), or None where DuckDB has none (before 2.0)."""
     make = getattr(cur, "appender", None)
-    return make("events", columns=list(EVENT_COLUMNS)) if make is not None else None
+    return make("events", columns=list(STORED_COLUMNS)) if make is not None else None
 
 
 def insert(
-    cur: duckdb.DuckDBPyConnection, rows: Sequence[Sequence[Any]], appender: Any = None
+    cur: duckdb.DuckDBPyConnection,
+    rows: Sequence[Sequence[Any]],
+    appender: Any = None,
+    *,
+    chain: Sequence[bytes] | None = None,
+    table: str = "events",
 ) -> None:
-    """Insert ``rows`` (``EVENT_COLUMNS`` order) into ``events`` in one transaction.
+    """Insert ``rows`` into ``table`` (``events``) in one transaction.
+
+    ``rows`` are in ``STORED_COLUMNS`` order (the chain hash, 32 bytes, last) or, with
+    ``chain`` (each row's chain hash, in order), in ``EVENT_COLUMNS`` order: the writer keeps
+    its hashes apart, so a large batch's hash column is one buffer, not one value per row.
 
     In auto-commit mode one statement is one transaction: the batch is committed (one WAL
     fsync) or rolled back as a whole. A small batch (a critical event and what shares its
@@ -138,7 +158,9 @@ def insert(
     if not rows:
         return
     if len(rows) <= SMALL_BATCH_ROWS:
-        if appender is not None:
+        if chain is not None:
+            rows = [(*row, digest) for row, digest in zip(rows, chain, strict=True)]
+        if appender is not None and table == "events":
             try:
                 appender.append_rows(rows)
                 appender.flush()
@@ -147,18 +169,25 @@ def insert(
                     appender.clear()
                 raise
             return
-        sql = _INSERT_SQL.get(len(rows))
+        sql = _INSERT_SQL.get((table, len(rows)))
         if sql is None:
             sql = _INSERT_SQL.setdefault(
-                len(rows), _INSERT_HEAD + ", ".join([_ROW_PLACEHOLDERS] * len(rows))
+                (table, len(rows)),
+                f"INSERT INTO {table} ({', '.join(STORED_COLUMNS)}) VALUES "
+                + ", ".join([_ROW_PLACEHOLDERS] * len(rows)),
             )
         cur.execute(sql, [value for row in rows for value in row])
         return
-    table = pa.Table.from_arrays(
-        [
-            pa.array(list(col), type=field.type)
-            for col, field in zip(zip(*rows, strict=True), SCHEMA, strict=True)
-        ],
-        schema=SCHEMA,
-    )
-    cur.from_arrow(table).insert_into("events")
+    columns = list(zip(*rows, strict=True))
+    arrays = [
+        pa.array(list(col), type=field.type) for col, field in zip(columns, SCHEMA, strict=False)
+    ]
+    if chain is not None:
+        if len(chain) != len(rows):
+            raise ValueError(f"{len(chain)} chain hashes for {len(rows)} rows")
+        arrays.append(
+            pa.FixedSizeBinaryArray.from_buffers(
+                _CHAIN_TYPE, len(chain), [None, pa.py_buffer(b"".join(chain))]
+            )
+        )
+    cur.from_arrow(pa.Table.from_arrays(arrays, schema=SCHEMA)).insert_into(table)

@@ -9,11 +9,15 @@ hold: the rows of a crash's last moments, or (DuckDB checksums its write-ahead l
 or stops replaying it at a flipped byte) everything after the last checkpoint. The journal is
 emptied only after a ``CHECKPOINT`` has put every row it holds into the main file.
 
-Line format: one line per append, ``<crc32 hex> <json array of rows>``, each row the array of
-the events-table columns (the critical-only journal of earlier versions wrote one row per line,
-``<crc32 hex> <row>``; both are read). A torn last line (a crash mid-write) fails its CRC and is
-ignored: none of its rows was acknowledged. A write that fails
-is cut off again (``ftruncate``) before the next one, so it never tears a line in the middle.
+Line format: one line per append, ``<crc32 hex> <json>``. The event log writes
+``{"rows": [...], "chain": "<hex>"}``: each row the array of its ``EVENT_COLUMNS`` values,
+and ``chain`` every row's chain hash (:mod:`persistence.chain`), 64 hex characters each, in
+row order, so a crash recovery puts the hashes back with the rows. :meth:`EventJournal.append`
+writes a plain JSON array of rows, as the log did before the hash chain; the critical-only
+journal of earlier versions wrote one row per line, ``<crc32 hex> <row>``; all are read.
+A torn last line (a crash mid-write) fails its CRC and is ignored: none of its rows was
+acknowledged. A write that fails is cut off again (``ftruncate``) before the next one, so it
+never tears a line in the middle.
 """
 
 from __future__ import annotations
@@ -67,12 +71,18 @@ class EventJournal:
         """
         if not rows:
             return
+        # One line per append: the rows are acknowledged together, so a torn line loses only
+        # rows nobody was told were durable; one json.dumps call is 3x faster than one per row.
+        self.append_text(
+            json.dumps(rows if isinstance(rows, list) else list(rows), separators=(",", ":"))
+        )
+
+    def append_text(self, text: str) -> None:
+        """Append one line holding ``text`` (the JSON of one append's rows, see the module
+        doc) and sync before returning; raises OSError as :meth:`append` does."""
         fd = self._fd
         if fd is None:
             raise OSError(f"journal {self.path} is not open")
-        # One line per append: the rows are acknowledged together, so a torn line loses only
-        # rows nobody was told were durable; one json.dumps call is 3x faster than one per row.
-        text = json.dumps(rows if isinstance(rows, list) else list(rows), separators=(",", ":"))
         encoded = text.encode()
         data = memoryview(b"%08x %s\n" % (zlib.crc32(encoded), encoded))
         try:
@@ -107,8 +117,9 @@ class EventJournal:
 
 def read_rows(path: str | os.PathLike[str]) -> list[list[Any]]:
     """Every intact row of the journal at ``path`` (none if it does not exist), in file order;
-    damaged lines are skipped and logged. Reads the critical-only journal of earlier versions
-    (``<db>.critical``, one row per line) too."""
+    damaged lines are skipped and logged. A row written with its chain hash has it appended
+    (hex); rows of earlier versions have none. Reads the critical-only journal of earlier
+    versions (``<db>.critical``, one row per line) too."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -122,6 +133,8 @@ def read_rows(path: str | os.PathLike[str]) -> list[list[Any]]:
             if int(crc, 16) != zlib.crc32(text):
                 raise ValueError("checksum mismatch")
             value = json.loads(text)
+            if isinstance(value, dict):
+                value = _chained_rows(value)
             if not isinstance(value, list) or not value:
                 raise ValueError("not a row or a list of rows")
         except ValueError as exc:
@@ -131,4 +144,17 @@ def read_rows(path: str | os.PathLike[str]) -> list[list[Any]]:
             rows.extend(value)  # one append's rows
         else:
             rows.append(value)  # one row (the critical-only journal of earlier versions)
+    return rows
+
+
+def _chained_rows(value: dict[str, Any]) -> list[list[Any]]:
+    """The rows of a ``{"rows": [...], "chain": "<hex>"}`` line, each with its chain hash (64
+    hex characters) appended; ValueError if the two do not fit."""
+    rows, chain = value.get("rows"), value.get("chain")
+    if not isinstance(rows, list) or not isinstance(chain, str) or len(chain) != 64 * len(rows):
+        raise ValueError("rows and chain hashes do not match")
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise ValueError("a row is not a list")
+        row.append(chain[64 * i : 64 * (i + 1)])
     return rows

@@ -26,6 +26,10 @@ writer thread and its group commit, retries of failed writes, health), :mod:`per
   non-critical duplicate older than ``dedup_window`` is therefore stored again.
 - **Reads** run on their own DuckDB cursors; they first have everything appended before the
   call moved into DuckDB, so a reader sees it.
+- **Hash chain.** The writer links each commit's rows into the chain
+  (:mod:`persistence.chain`) before journaling them; the journal line carries the hashes and
+  DuckDB gets them with the rows (``chain_hash``). A file written before the chain gets it at
+  open (:func:`~persistence.duckdb_repair.add_hash_chain`); ``verify_chain`` checks it.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ import pandas as pd
 import pyarrow as pa
 
 from persistence import duckdb_file
+from persistence.chain import STORED_COLUMNS, ChainAudit, journal_line, link_rows
 from persistence.duckdb_repair import MIGRATE_EVENTS as _MIGRATE_EVENTS
 from persistence.duckdb_repair import (
+    add_hash_chain,
     connect_or_set_wal_aside,
     drop_event_id_index,
     restore_from_journal,
@@ -55,7 +61,6 @@ from persistence.duckdb_repair import (
 from persistence.event_journal import EventJournal
 from persistence.group_commit import GroupCommitLog, Row
 from persistence.queries import DUCKDB
-from persistence.reads import LogReads
 from persistence.records import CLEAN, CRASHED, RUNNING, RunRecord
 from persistence.snapshot_store import SnapshotStore
 from streams.errors import PersistenceError
@@ -63,7 +68,7 @@ from streams.errors import PersistenceError
 log = logging.getLogger(__name__)
 
 
-class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStore):
+class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], ChainAudit, SnapshotStore):
     """The append-only event log of one engine, in one DuckDB file (a ``Journal``).
 
     ``batch_size``: non-critical rows that trigger a write. ``flush_interval_s``: the longest a
@@ -92,6 +97,7 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
     )
     _dialect = DUCKDB
     _select_sql = duckdb_file.SELECT
+    _chain_select_sql = f"SELECT {', '.join(STORED_COLUMNS)} FROM events"
 
     def __init__(
         self,
@@ -128,9 +134,11 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
         self._journal_max_bytes = journal_max_bytes
         #: The writer's cursor and its appender for small commits (``duckdb_file.insert``).
         self._appender: tuple[duckdb.DuckDBPyConnection, Any] | None = None
-        # Journaled rows not yet in DuckDB (the writer thread's own), since when, and up to
-        # which seq DuckDB holds them (guarded by the lock) and a reader wants them there.
+        # Journaled rows not yet in DuckDB (the writer thread's own) and their chain hashes,
+        # since when, and up to which seq DuckDB holds them (guarded by the lock) and a reader
+        # wants them there.
         self._unloaded: list[Row] = []
+        self._unloaded_chain: list[bytes] = []
         self._first_unloaded_at = 0.0
         self._loaded_seq = 0
         self._load_wanted = 0
@@ -149,6 +157,7 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
             for ddl in duckdb_file.DDL:
                 cur.execute(ddl)
             drop_event_id_index(cur, self.path, log, _MIGRATE_EVENTS)
+            add_hash_chain(cur, self.path, log)
             self.repaired = restore_from_journal(cur, (legacy, self._journal.path), self.path, log)
             cur.execute("CHECKPOINT")
             self._journal.reset()  # the checkpoint put all it held in the main file
@@ -157,7 +166,7 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
             self._load(cur)
         finally:
             cur.close()
-        self._unloaded = []
+        self._unloaded, self._unloaded_chain = [], []
         self._loaded_seq = self._load_wanted = self._committed
 
     def _release_store(self) -> None:
@@ -184,12 +193,19 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
 
     def _load(self, cur: duckdb.DuckDBPyConnection) -> None:
         row = cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchall()[0]
+        last = int(row[0]) if row else 0
         ids = cur.execute("SELECT event_id FROM events WHERE critical").fetchall()
         recent = cur.execute(
             "SELECT event_id FROM events WHERE NOT critical ORDER BY seq DESC LIMIT ?",
             [self._window],
         ).fetchall()
-        self._loaded(int(row[0]) if row else 0, (r[0] for r in ids), (r[0] for r in recent))
+        head = cur.execute("SELECT chain_hash FROM events WHERE seq = ?", [last]).fetchall()
+        self._loaded(
+            last,
+            (r[0] for r in ids),
+            (r[0] for r in recent),
+            self._chain_head_of(last, head[0][0] if head else None),
+        )
 
     # -- the writer's hooks ------------------------------------------------------------------
     def _writer_handle(self) -> duckdb.DuckDBPyConnection:
@@ -199,17 +215,24 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
             return self._root.cursor()
 
     def _store(self, handle: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
-        # Durable once journaled; DuckDB gets the rows in _run_deferred.
-        self._journal.append(rows)
+        # Chained here, on the writer thread, in seq order; durable once journaled (with the
+        # hashes); DuckDB gets the rows in _run_deferred. The head moves only once the
+        # journal holds them: a retry chains the same rows from the same head again.
+        texts, digests, head = link_rows(self._chain_head, rows)
+        self._journal.append_text(journal_line(texts, digests))
+        self._chain_head = head
         if not self._unloaded:
             self._first_unloaded_at = time.monotonic()
         self._unloaded.extend(rows)
+        self._unloaded_chain.extend(digests)
 
-    def _insert(self, handle: duckdb.DuckDBPyConnection, rows: list[Row]) -> None:
+    def _insert(
+        self, handle: duckdb.DuckDBPyConnection, rows: list[Row], chain: list[bytes]
+    ) -> None:
         cached = self._appender
         if cached is None or cached[0] is not handle:
             cached = self._appender = (handle, duckdb_file.events_appender(handle))
-        duckdb_file.insert(handle, rows, cached[1])
+        duckdb_file.insert(handle, rows, cached[1], chain=chain)
 
     def _deferred_due(self) -> float | None:
         if not self._unloaded:
@@ -227,18 +250,19 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
             due = self._deferred_due()
             if due is None or (due > time.monotonic() and not self._closing):
                 return handle
-        rows = self._unloaded
+        rows, chain = self._unloaded, self._unloaded_chain
         last = rows[-1][0]
         delay = 0.01
         while rows:
             try:
                 if handle is None:
                     handle, stored = self._reconnect()
-                    rows = rows[bisect.bisect_right([r[0] for r in rows], stored) :]
+                    skip = bisect.bisect_right([r[0] for r in rows], stored)
+                    rows, chain = rows[skip:], chain[skip:]
                 step = self._max_commit_rows
                 while rows:
-                    self._insert(handle, rows[:step])
-                    rows = rows[step:]
+                    self._insert(handle, rows[:step], chain[:step])
+                    rows, chain = rows[step:], chain[step:]
                 break
             except self._write_errors as exc:
                 self._failed(handle, exc)
@@ -246,7 +270,7 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
             if self._stop_retrying.wait(delay):
                 return None
             delay = min(delay * 2, 1.0)
-        self._unloaded = []
+        self._unloaded, self._unloaded_chain = [], []
         with self._lock:
             self._loaded_seq = max(self._loaded_seq, last)
             self._error = None
@@ -343,14 +367,21 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
             return cur.execute(sql, params).df()
 
     def _insert_snapshot(
-        self, seq: int, created_at: int, schema_version: int, text: str, digest: str
+        self,
+        seq: int,
+        created_at: int,
+        schema_version: int,
+        text: str,
+        digest: str,
+        chain_head: str,
     ) -> int:
         with self._snapshot_lock, self._reader() as cur:
             row = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM snapshots").fetchall()[0]
             snapshot_id = int(row[0]) if row else 1
             cur.execute(
-                "INSERT INTO snapshots VALUES (?, ?, ?, ?, ?, ?)",
-                [snapshot_id, seq, created_at, schema_version, text, digest],
+                "INSERT INTO snapshots (id, seq, created_at, schema_version, state, checksum, "
+                "chain_head) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [snapshot_id, seq, created_at, schema_version, text, digest, chain_head],
             )
         return snapshot_id
 
@@ -368,10 +399,20 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], LogReads, SnapshotStor
     def _snapshot_body(self, snapshot_id: int) -> tuple[Any, ...] | None:
         with self._reader() as cur:
             rows = cur.execute(
-                "SELECT created_at, schema_version, state, checksum FROM snapshots WHERE id = ?",
+                "SELECT created_at, schema_version, state, checksum, chain_head FROM snapshots "
+                "WHERE id = ?",
                 [snapshot_id],
             ).fetchall()
         return rows[0] if rows else None
+
+    def _snapshot_chain_heads(self) -> list[tuple[int, int, str | None]]:
+        with self._reader() as cur:
+            return [
+                (int(r[0]), int(r[1]), r[2])
+                for r in cur.execute(
+                    "SELECT id, seq, chain_head FROM snapshots ORDER BY seq, id"
+                ).fetchall()
+            ]
 
     # -- runs --------------------------------------------------------------------------------
     def start_run(self, config_hash: str, *, started_at_ns: int | None = None) -> str:

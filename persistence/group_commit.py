@@ -15,6 +15,9 @@ PostgreSQL's ``PostgresEventLog``), implementing :class:`state.journal.Journal`.
   ``group_commit_wait_s`` for the producers the last commit released to share the next one);
   others when ``batch_size`` rows are queued, ``flush_interval_s`` after the first of them was
   queued, or on ``flush``/``close``.
+- **Hash chain.** The backend's ``_store`` links the rows it writes into the hash chain
+  (:mod:`persistence.chain`) from ``_chain_head``, on the writer thread, in seq order, and
+  moves the head only once they are written; the caller of ``append`` pays nothing for it.
 - **Failures.** A failed write is rolled back and retried with backoff after reconnecting,
   skipping the rows a commit that looked failed did store; while it fails ``healthy`` is
   False, ``last_error`` says why, and every waiter gets :class:`PersistenceError` (never a false
@@ -34,6 +37,7 @@ import time
 from collections.abc import Hashable, Iterable
 from typing import Any, ClassVar, Self
 
+from persistence.chain import GENESIS, head_bytes
 from persistence.codec import EventCodec
 from persistence.group_writer import GroupWriter, H, Row
 from streams.errors import PersistenceError
@@ -120,6 +124,8 @@ class GroupCommitLog(GroupWriter[H]):
         self._critical_ids: set[str] = set()
         self._recent_ids: set[str] = set()
         self._recent_order: collections.deque[str] = collections.deque()
+        #: The hash of the last row written (the writer thread's: the next rows chain on).
+        self._chain_head = GENESIS
 
     # -- the backend's hooks -----------------------------------------------------------------
     def _open_key(self) -> Hashable:
@@ -200,13 +206,34 @@ class GroupCommitLog(GroupWriter[H]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _loaded(self, last_seq: int, critical_ids: Iterable[str], recent: Iterable[str]) -> None:
-        """Take what the store holds: its max seq, every critical id and the last
-        ``dedup_window`` non-critical ids (``recent``, newest first)."""
+    def _loaded(
+        self,
+        last_seq: int,
+        critical_ids: Iterable[str],
+        recent: Iterable[str],
+        chain_head: bytes = GENESIS,
+    ) -> None:
+        """Take what the store holds: its max seq, every critical id, the last
+        ``dedup_window`` non-critical ids (``recent``, newest first) and the chain head."""
+        self._chain_head = chain_head
         self._seq = self._committed = last_seq
         self._critical_ids = set(critical_ids)
         self._recent_order = collections.deque(reversed(list(recent)))
         self._recent_ids = set(self._recent_order)
+
+    def _chain_head_of(self, last_seq: int, stored: bytes | None) -> bytes:
+        """The head the next rows chain on from: the stored hash of the row at ``last_seq``
+        (GENESIS for an empty log). A row without one (written outside the log) cannot be
+        chained on: GENESIS, logged; ``verify_chain`` reports that row."""
+        if last_seq and stored is None:
+            self._logger.error(
+                "event log %s: the last stored row (seq %d) has no chain hash; new rows chain "
+                "on from the genesis hash and verify_chain will report seq %d",
+                self.path,
+                last_seq,
+                last_seq,
+            )
+        return head_bytes(stored)
 
     # -- the Journal protocol ----------------------------------------------------------------
     def append(self, event: Event, *, wait: bool = False) -> Event | None:

@@ -20,6 +20,11 @@ backend, so both keep exactly the same guarantees:
 - Snapshots are checksummed; ``latest_snapshot`` skips (and reports) unusable ones, so
   restore = newest usable snapshot + the tail of events after it.
 - Runs record how each engine run ended (``clean`` / ``crashed``).
+- Every stored event carries its link in a hash chain (:mod:`persistence.chain`: SHA-256 over
+  the previous event's hash and the event's canonical bytes; per stream in PostgreSQL),
+  computed on the writer thread; a snapshot records the chain head at its seq; the chain
+  goes on across restarts, and ``verify_chain`` finds the first changed, missing, inserted
+  or reordered row.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from persistence.chain import ChainReport
 from persistence.records import RunRecord, SkippedSnapshot, Snapshot, SnapshotLookup
 from state.journal import Journal
 from streams.events import Event
@@ -147,6 +153,15 @@ class Recorder(Journal, Protocol):
 
     def latest_snapshot(self, max_seq: int | None = None) -> SnapshotLookup:
         """The newest usable snapshot and the newer ones that were skipped."""
+        ...
+
+    def chain_head_at(self, seq: int) -> str:
+        """The chain hash (hex) of the last stored event at or below ``seq``."""
+        ...
+
+    def verify_chain(self, batch_size: int = 50_000) -> ChainReport:
+        """Recompute the hash chain over every stored event, in batches, and report the
+        first row (and snapshot head) that does not match."""
         ...
 
     def start_run(self, config_hash: str, *, started_at_ns: int | None = None) -> str:

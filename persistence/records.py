@@ -12,7 +12,8 @@ RUNNING, CLEAN, CRASHED = "running", "clean", "crashed"
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A stored state covering every event up to ``seq`` (checksum already verified)."""
+    """A stored state covering every event up to ``seq`` (checksum already verified), and the
+    event log's chain head at ``seq`` (hex; None for a snapshot whose head is unknown)."""
 
     id: int
     seq: int
@@ -20,6 +21,7 @@ class Snapshot:
     schema_version: int
     state: dict[str, Any]
     checksum: str
+    chain_head: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

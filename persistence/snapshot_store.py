@@ -4,7 +4,8 @@ A snapshot is stored as JSON text with its sha256 checksum and covers every even
 ``seq``; it may only cover committed events. ``iter_snapshots`` goes newest first (by seq,
 then id) and hands out an unusable one (checksum mismatch, JSON that is not an object, a seq
 beyond the stored events) as a :class:`SkippedSnapshot`, so restore = newest usable snapshot +
-the tail of events after it.
+the tail of events after it. Each snapshot also records the event log's chain head at its seq
+(``chain_head``, :mod:`persistence.chain`), which ``verify_chain`` checks the log against.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from persistence.codec import dumps
 from persistence.records import SkippedSnapshot, Snapshot, SnapshotLookup
@@ -36,8 +37,18 @@ class SnapshotStore:
     def flush(self) -> int:
         raise NotImplementedError
 
+    if TYPE_CHECKING:  # supplied by persistence.chain.ChainAudit (a stub would shadow it)
+
+        def chain_head_at(self, seq: int) -> str: ...
+
     def _insert_snapshot(
-        self, seq: int, created_at: int, schema_version: int, text: str, digest: str
+        self,
+        seq: int,
+        created_at: int,
+        schema_version: int,
+        text: str,
+        digest: str,
+        chain_head: str,
     ) -> int:
         """Store one snapshot; its new id."""
         raise NotImplementedError
@@ -48,7 +59,12 @@ class SnapshotStore:
         raise NotImplementedError
 
     def _snapshot_body(self, snapshot_id: int) -> tuple[Any, ...] | None:
-        """``(created_at, schema_version, state JSON text, checksum)`` of one snapshot."""
+        """``(created_at, schema_version, state JSON text, checksum, chain_head)`` of one
+        snapshot."""
+        raise NotImplementedError
+
+    def _snapshot_chain_heads(self) -> list[tuple[int, int, str | None]]:
+        """``(id, seq, chain_head)`` of every snapshot of this log."""
         raise NotImplementedError
 
     def save_snapshot(
@@ -62,7 +78,8 @@ class SnapshotStore:
         """Store ``state`` as covering every event up to ``seq``; return the snapshot id.
 
         Flushes first: a snapshot may only cover committed events (PersistenceError if ``seq``
-        is beyond them). The state is stored as JSON with its sha256 checksum.
+        is beyond them). The state is stored as JSON with its sha256 checksum, and with the
+        chain head at ``seq`` (the hash of the last stored event at or below it).
         """
         committed = self.flush()
         if seq > committed or seq < 0:
@@ -74,7 +91,9 @@ class SnapshotStore:
         except EventError as exc:
             raise PersistenceError(str(exc)) from exc
         created = time.time_ns() if created_at_ns is None else created_at_ns
-        return self._insert_snapshot(seq, created, schema_version, text, checksum(text))
+        return self._insert_snapshot(
+            seq, created, schema_version, text, checksum(text), self.chain_head_at(seq)
+        )
 
     def iter_snapshots(self, max_seq: int | None = None) -> Iterator[Snapshot | SkippedSnapshot]:
         """Snapshots newest first (by seq, then id); invalid ones come as SkippedSnapshot.
@@ -92,7 +111,7 @@ class SnapshotStore:
             found = self._snapshot_body(snapshot_id)
             if found is None:
                 continue
-            created_at, version, text, digest = found
+            created_at, version, text, digest, chain_head = found
             if checksum(text) != digest:
                 yield SkippedSnapshot(snapshot_id, seq, "checksum mismatch")
                 continue
@@ -104,7 +123,7 @@ class SnapshotStore:
             if not isinstance(state, dict):
                 yield SkippedSnapshot(snapshot_id, seq, "state is not a JSON object")
                 continue
-            yield Snapshot(snapshot_id, seq, created_at, version, state, digest)
+            yield Snapshot(snapshot_id, seq, created_at, version, state, digest, chain_head)
 
     def latest_snapshot(self, max_seq: int | None = None) -> SnapshotLookup:
         """The newest valid snapshot with ``seq <= max_seq`` and the newer ones skipped."""

@@ -13,6 +13,10 @@ Across streams, each commit takes a transaction-scoped advisory lock, reads the 
 commit becomes visible before the next one can take the lock, so a reader never sees gseq
 ``n + 1`` without ``n``. ``fence(connection)`` runs inside every write transaction before
 COMMIT: the lease check that makes a node which lost its stream fail its writes.
+
+Each stream has its own hash chain (:mod:`persistence.chain`): the writer links the rows of a
+commit on from the stream's last stored row just before it COPYs them (after dropping late
+duplicates, so the chain runs over the rows actually stored).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from persistence.codec import EVENT_COLUMNS
+from persistence.chain import STORED_COLUMNS
 from persistence.pg.connect import ConnectionPool, connect_writer, redact
 from persistence.pg.reads import PgReads
 from persistence.pg.schema import GSEQ_LOCK, migrate
@@ -31,7 +35,7 @@ from persistence.pg.stored import Fence, PgStored
 from persistence.pg.writer import PgWriter
 from streams.errors import PersistenceError
 
-_COPY = f"COPY events (stream, gseq, {', '.join(EVENT_COLUMNS)}) FROM STDIN"
+_COPY = f"COPY events (stream, gseq, {', '.join(STORED_COLUMNS)}) FROM STDIN"
 
 
 class PostgresEventLog(PgWriter, PgReads, PgStored):
@@ -130,7 +134,16 @@ class PostgresEventLog(PgWriter, PgReads, PgStored):
                 "ORDER BY seq DESC LIMIT %s",
                 [self.stream, self._window],
             ).fetchall()
-        self._loaded(int(row[0]) if row else 0, (r[0] for r in ids), (r[0] for r in recent))
+            last = int(row[0]) if row else 0
+            head = con.execute(
+                "SELECT chain_hash FROM events WHERE stream = %s AND seq = %s", [self.stream, last]
+            ).fetchone()
+        self._loaded(
+            last,
+            (r[0] for r in ids),
+            (r[0] for r in recent),
+            self._chain_head_of(last, head[0] if head else None),
+        )
 
     def stats(self) -> dict[str, Any]:
         """Counters for monitoring: the stream, seqs, queue length, failures, dropped

@@ -13,10 +13,10 @@ from typing import Any
 import pandas as pd
 import psycopg
 
+from persistence.chain import CHAIN_COLUMN, ChainAudit
 from persistence.codec import EVENT_COLUMNS, row_to_event
 from persistence.pg.connect import ConnectionPool
 from persistence.queries import POSTGRES, EventFilter, build_where, non_negative
-from persistence.reads import LogReads
 from streams.errors import PersistenceError
 from streams.events import Event
 
@@ -26,12 +26,13 @@ SELECT_COLUMNS = ", ".join("payload::text" if c == "payload" else c for c in EVE
 __all__ = ["SELECT_COLUMNS", "PgReads", "non_negative"]
 
 
-class PgReads(LogReads):
+class PgReads(ChainAudit):
     """The read half of :class:`~persistence.pg.log.PostgresEventLog` (a mixin): reads of
-    this stream's events, and ``read_global``."""
+    this stream's events (and of its hash chain: ``verify_chain``), and ``read_global``."""
 
     _dialect = POSTGRES
     _select_sql = f"SELECT {SELECT_COLUMNS} FROM events"
+    _chain_select_sql = f"SELECT {SELECT_COLUMNS}, {CHAIN_COLUMN} FROM events"
 
     stream: str
     _pool: ConnectionPool

@@ -45,13 +45,19 @@ class PgStored(SnapshotStore):
 
     # -- snapshots (SnapshotStore's hooks) ---------------------------------------------------
     def _insert_snapshot(
-        self, seq: int, created_at: int, schema_version: int, text: str, digest: str
+        self,
+        seq: int,
+        created_at: int,
+        schema_version: int,
+        text: str,
+        digest: str,
+        chain_head: str,
     ) -> int:
         def insert(con: psycopg.Connection) -> int:
             row = con.execute(
                 "INSERT INTO snapshots (stream, seq, created_at, schema_version, state, "
-                "checksum) VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-                [self.stream, seq, created_at, schema_version, text, digest],
+                "checksum, chain_head) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                [self.stream, seq, created_at, schema_version, text, digest, chain_head],
             ).fetchone()
             assert row is not None
             return int(row[0])
@@ -78,12 +84,22 @@ class PgStored(SnapshotStore):
     def _snapshot_body(self, snapshot_id: int) -> tuple[Any, ...] | None:
         def body(con: psycopg.Connection) -> tuple[Any, ...] | None:
             return con.execute(
-                "SELECT created_at, schema_version, state::text, checksum FROM snapshots "
-                "WHERE id = %s",
+                "SELECT created_at, schema_version, state::text, checksum, chain_head "
+                "FROM snapshots WHERE id = %s",
                 [snapshot_id],
             ).fetchone()
 
         return self._pool.run(body)
+
+    def _snapshot_chain_heads(self) -> list[tuple[int, int, str | None]]:
+        def heads(con: psycopg.Connection) -> list[tuple[int, int, str | None]]:
+            rows = con.execute(
+                "SELECT id, seq, chain_head FROM snapshots WHERE stream = %s ORDER BY seq, id",
+                [self.stream],
+            ).fetchall()
+            return [(int(r[0]), int(r[1]), r[2]) for r in rows]
+
+        return self._pool.run(heads)
 
     # -- runs --------------------------------------------------------------------------------
     def start_run(self, config_hash: str, *, started_at_ns: int | None = None) -> str:

@@ -6,7 +6,8 @@ transaction:
 
 1. takes the gseq advisory lock (held until COMMIT, so commits are serialised across nodes),
 2. reads the highest gseq (a fresh statement snapshot: it sees the previous holder's commit),
-3. COPYs the rows numbered after it, 4. calls the fence, 5. COMMITs (WAL flushed).
+3. COPYs the rows numbered after it, each with its chain hash (linked on from the stream's
+   head), 4. calls the fence, 5. COMMITs (WAL flushed); the head moves only then.
 
 A failure rolls back and drops the connection; the reconnect waits for the gseq lock (so a
 commit of the old connection still running on the server has ended) and reports the stored
@@ -23,6 +24,7 @@ from typing import ClassVar
 
 import psycopg
 
+from persistence.chain import link_rows
 from persistence.group_commit import GroupCommitLog, Row
 from persistence.pg.connect import connect_writer
 from persistence.pg.schema import GSEQ_LOCK
@@ -62,6 +64,7 @@ class PgWriter(GroupCommitLog[psycopg.Connection]):
 
     def _store(self, handle: psycopg.Connection, rows: list[Row]) -> None:
         """One transaction: gseq lock, COPY, fence, COMMIT (rolled back on any error)."""
+        _, digests, head = link_rows(self._chain_head, rows)
         try:
             with handle.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", [GSEQ_LOCK])
@@ -69,12 +72,13 @@ class PgWriter(GroupCommitLog[psycopg.Connection]):
                 gseq = int(top[0]) if top else 0
                 stream = self.stream
                 with cur.copy(self._copy_sql) as copy:
-                    for row in rows:
+                    for row, digest in zip(rows, digests, strict=True):
                         gseq += 1
-                        copy.write_row((stream, gseq, *row))
+                        copy.write_row((stream, gseq, *row, digest))
                 if self._fence is not None:
                     self._fence(handle)
             handle.commit()
+            self._chain_head = head
         except BaseException:
             with suppress(psycopg.Error):
                 handle.rollback()
@@ -101,10 +105,14 @@ class PgWriter(GroupCommitLog[psycopg.Connection]):
         # gseq lock until it ends): wait for it before reading what is stored.
         con.execute("SELECT pg_advisory_xact_lock(%s)", [GSEQ_LOCK])
         top = con.execute(
-            "SELECT coalesce(max(seq), 0) FROM events WHERE stream = %s", [self.stream]
+            "SELECT seq, chain_hash FROM events WHERE stream = %s ORDER BY seq DESC LIMIT 1",
+            [self.stream],
         ).fetchone()
         con.commit()
-        return con, int(top[0]) if top else 0
+        stored = int(top[0]) if top else 0
+        # A commit that looked failed may have stored its rows: chain on from what is stored.
+        self._chain_head = self._chain_head_of(stored, top[1] if top else None)
+        return con, stored
 
     def _without_duplicates(self, con: psycopg.Connection, rows: list[Row]) -> list[Row]:
         """The rows whose event_id is neither stored in this stream nor earlier in ``rows``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import duckdb
 import pytest
 
 from persistence import duckdb_file
+from persistence.chain import STORED_COLUMNS
 from persistence.codec import EVENT_COLUMNS
 
 
@@ -31,6 +33,7 @@ def _rows(first_seq: int, n: int) -> list[tuple[Any, ...]]:
                 payload,
                 None if i % 3 else f"corr-{seq}",
                 f"cause-{seq}" if i % 4 else None,
+                hashlib.sha256(b"%d" % seq).digest(),  # a chain hash (32 bytes)
             )
         )
     return rows
@@ -44,7 +47,7 @@ def _cursor(path: Path) -> Any:
 
 
 def _stored(con: Any, last: int) -> list[tuple[Any, ...]]:
-    sql = duckdb_file.SELECT + " WHERE seq <= ? ORDER BY seq"
+    sql = f"SELECT {', '.join(STORED_COLUMNS)} FROM events WHERE seq <= ? ORDER BY seq"
     return con.execute(sql, [last]).fetchall()
 
 
@@ -69,6 +72,19 @@ def test_a_small_batch_stores_what_the_arrow_path_stores(
         arrow.close()
     payload = json.loads(got[0][EVENT_COLUMNS.index("payload")])
     assert payload["symbol"] == "ÄPL"
+
+
+@pytest.mark.parametrize("n", [2, duckdb_file.SMALL_BATCH_ROWS + 4])
+def test_rows_with_their_chain_apart_store_what_whole_rows_store(tmp_path: Path, n: int) -> None:
+    rows = _rows(1, n)
+    whole, apart = _cursor(tmp_path / "whole.duckdb"), _cursor(tmp_path / "apart.duckdb")
+    try:
+        duckdb_file.insert(whole, rows)
+        duckdb_file.insert(apart, [r[:-1] for r in rows], chain=[r[-1] for r in rows])
+        assert _stored(apart, n) == _stored(whole, n) == [tuple(r) for r in rows]
+    finally:
+        whole.close()
+        apart.close()
 
 
 def test_a_small_batch_is_one_transaction(tmp_path: Path) -> None:

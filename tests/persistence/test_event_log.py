@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from persistence import EventLog
-from persistence.codec import EventCodec
+from persistence.codec import EVENT_COLUMNS, EventCodec
 from state.journal import Journal
 from streams.errors import EventError, PersistenceError
 from streams.events import Event, TickReceived, event_types
@@ -144,7 +144,8 @@ def _event_constraints(path: Path) -> list[str]:
 def _all_rows(path: Path) -> list[tuple[object, ...]]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return con.execute("SELECT * FROM events ORDER BY seq").fetchall()
+        columns = ", ".join(EVENT_COLUMNS)  # the events (the chain hash is checked elsewhere)
+        return con.execute(f"SELECT {columns} FROM events ORDER BY seq").fetchall()
     finally:
         con.close()
 
@@ -186,8 +187,14 @@ def _old_style_file(path: Path, events: list[Event]) -> list[tuple[object, ...]]
     try:
         con.execute(_OLD_EVENTS_DDL)
         con.execute(f"ATTACH '{scratch}' AS scratch (READ_ONLY)")
-        con.execute("INSERT INTO events SELECT * FROM scratch.events WHERE seq <> 3 ORDER BY seq")
-        con.execute("CREATE TABLE snapshots AS SELECT * FROM scratch.snapshots")
+        con.execute(
+            f"INSERT INTO events SELECT {', '.join(EVENT_COLUMNS)} FROM scratch.events "
+            "WHERE seq <> 3 ORDER BY seq"
+        )
+        con.execute(  # as written then: no chain_head (nor events.chain_hash, above)
+            "CREATE TABLE snapshots AS SELECT id, seq, created_at, schema_version, state, "
+            "checksum FROM scratch.snapshots"
+        )
         con.execute("CREATE TABLE runs AS SELECT * FROM scratch.runs")
         con.execute("DETACH scratch")
     finally:
@@ -205,6 +212,8 @@ def test_a_file_with_the_old_unique_event_id_is_migrated_once_at_open(
 
     with caplog.at_level("WARNING", logger="persistence.event_log"), EventLog(db_path) as log:
         assert "drop UNIQUE(event_id) (50 rows, last seq 51)" in caplog.text
+        assert "added the hash chain: 50 row(s)" in caplog.text  # then the chain
+        assert log.verify_chain().ok  # over the hole at seq 3
         assert log.last_seq == 51
         assert log.append(events[0], wait=True) is None  # ids still deduplicated
         assert log.append(events[-2]) is None

@@ -61,6 +61,51 @@ def test_migrations_are_versioned_and_applied_once(pg_dsn: str) -> None:
     assert rows[-1][0] == SCHEMA_VERSION
 
 
+def test_migration_2_chains_the_events_already_stored_in_every_stream(
+    pg_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    heads: dict[str, str] = {}
+    for stream, n in (("a", 30), ("b", 12)):
+        with PostgresEventLog(pg_dsn, stream=stream) as log:
+            for i in range(n):
+                log.append(fill(i) if i % 4 == 0 else tick(i))
+            log.save_snapshot(log.flush() - 2, 1, {"meta": {"seq": n - 2}})
+            heads[stream] = log.verify_chain().head
+    hashes = _sql(pg_dsn, "SELECT stream, seq, chain_hash FROM events ORDER BY stream, seq")
+    # Back to schema version 1, as a database written before the chain.
+    with psycopg.connect(pg_dsn) as con:
+        con.execute("ALTER TABLE events DROP COLUMN chain_hash")
+        con.execute("ALTER TABLE snapshots DROP COLUMN chain_head")
+        con.execute("DELETE FROM schema_migrations WHERE version = 2")
+
+    with (
+        caplog.at_level("WARNING", logger="persistence.pg.schema"),
+        PostgresEventLog(pg_dsn, stream="a") as log,
+    ):
+        report = log.verify_chain()
+        snapshot = log.latest_snapshot().snapshot
+        log.append(fill(100), wait=True)
+        assert log.verify_chain().ok
+    assert "added the hash chain: 42 row(s) of 2 stream(s)" in caplog.text
+    assert "2 snapshot(s) given their chain head" in caplog.text
+    assert report.ok and report.head == heads["a"] and report.snapshots_checked == 1
+    assert (
+        snapshot is not None
+        and snapshot.chain_head
+        == _sql(
+            pg_dsn, "SELECT encode(chain_hash, 'hex') FROM events WHERE stream = 'a' AND seq = 28"
+        )[0][0]
+    )
+    with PostgresEventLog(pg_dsn, stream="b") as log:
+        assert log.verify_chain().head == heads["b"]
+    # The hashes computed by the migration are the ones written live.
+    assert hashes == _sql(
+        pg_dsn,
+        "SELECT stream, seq, chain_hash FROM events WHERE NOT (stream = 'a' AND seq > 30) "
+        "ORDER BY stream, seq",
+    )
+
+
 def test_a_database_newer_than_the_code_is_refused(pg_dsn: str) -> None:
     with PostgresEventLog(pg_dsn):
         pass

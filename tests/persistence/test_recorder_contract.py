@@ -4,8 +4,10 @@ Both backends must keep the same guarantees (persistence/recorder.py): gapless s
 order, idempotent event ids (critical ones for ever, others within the last ``dedup_window``
 non-critical events), critical events durable before ``append`` returns (proved by SIGKILLing a
 child that printed its acknowledged seqs), the same filtered reads, checksummed snapshots with
-restore = snapshot + tail, run records, and seq continuing after a reopen. The one documented
-difference: a non-critical duplicate older than the window (see its test).
+restore = snapshot + tail, run records, seq continuing after a reopen, and the hash chain
+(appends verify, a snapshot records the chain head, a restart or a crash continues the chain,
+a changed row is found at its seq). The one documented difference: a non-critical duplicate
+older than the window (see its test).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import psycopg
 import pytest
 
 from persistence import EventLog, full_replay, restore
+from persistence.chain import GENESIS_HEX, link
 from persistence.codec import EVENT_COLUMNS
 from persistence.pg import PostgresEventLog
 from persistence.recorder import Recorder
@@ -50,6 +53,18 @@ class Backend:
         if self.name == "duckdb":
             return EventLog(self.target, **kw)
         return PostgresEventLog(self.target, **kw)
+
+    def execute(self, sql: str) -> None:
+        """Run ``sql`` on the store directly (the recorder closed, for DuckDB)."""
+        if self.name == "duckdb":
+            con = duckdb.connect(self.target)
+            try:
+                con.execute(sql)
+            finally:
+                con.close()
+            return
+        with psycopg.connect(self.target) as pg:
+            pg.execute(sql)  # type: ignore[arg-type]
 
     def corrupt_snapshot(self, snapshot_id: int) -> None:
         """Change a stored snapshot's state without updating its checksum."""
@@ -198,9 +213,12 @@ def test_a_non_critical_duplicate_older_than_the_dedup_window(backend: Backend) 
         assert log.flush() == 6
         assert log.healthy
         if backend.name == "postgres":
-            # ...but the writer finds it stored and drops it: its seq stays a hole.
+            # ...but the writer finds it stored and drops it: its seq stays a hole, which the
+            # hash chain passes over (it links the rows actually stored).
             assert [e.seq for e in log.read()] == [1, 2, 3, 4, 6]
             assert log.stats()["dropped_duplicates"] == 1
+            report = log.verify_chain()
+            assert report.ok and report.events == 5 and report.last_seq == 6
         else:
             # ...and it is stored again.
             assert [e.seq for e in log.read()] == [1, 2, 3, 4, 5, 6]
@@ -241,6 +259,8 @@ def test_acknowledged_critical_events_survive_sigkill(backend: Backend) -> None:
             assert log.last_seq == len(rows)
             nxt = log.append(tick(trial), wait=True)
             assert nxt is not None and nxt.seq == len(rows) + 1
+            chain = log.verify_chain()  # the chain goes on across the kill
+            assert chain.ok and chain.last_seq == nxt.seq, chain
             result = restore(log)
             assert result.seq == nxt.seq
             assert result.state == full_replay(log)
@@ -381,3 +401,83 @@ def test_reads_see_every_append_but_a_read_of_committed_events_forces_no_commit(
         everything = log.read()  # unbounded: flushes first, so it sees the pending tick
         assert [e.seq for e in everything] == [done.seq, done.seq + 1]
         assert log.committed_seq == done.seq + 1
+
+
+# -- the hash chain ----------------------------------------------------------------------------
+def test_appends_produce_a_verifiable_chain(recorder: EventLog | PostgresEventLog) -> None:
+    assert recorder.verify_chain().head == GENESIS_HEX  # an empty log: the genesis head
+    threads = [
+        threading.Thread(
+            target=lambda t=t: [
+                recorder.append(fill(t * 100 + i) if i % 5 == 0 else tick(t * 100 + i))
+                for i in range(60)
+            ]
+        )
+        for t in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    last = recorder.flush()
+
+    reports = [recorder.verify_chain(batch_size=b) for b in (1, 13, 50_000)]
+
+    assert all(r == reports[0] for r in reports)
+    report = reports[0]
+    assert report.ok and report.events == recorder.count() == 240 and report.last_seq == last
+    assert report.head == recorder.chain_head_at(last)
+    assert report.first_bad_seq is None and report.reason is None
+    heads = {recorder.chain_head_at(seq) for seq in range(1, last + 1)}
+    assert len(heads) == last  # every event has its own link
+
+
+def test_a_snapshot_carries_the_chain_head(recorder: EventLog | PostgresEventLog) -> None:
+    recorder.save_snapshot(0, model.SCHEMA_VERSION, {})
+    _append_all(recorder, _history(20))
+    at = recorder.committed_seq - 4
+    state = full_replay(recorder, upto_seq=at)  # type: ignore[arg-type]
+    recorder.save_snapshot(at, model.SCHEMA_VERSION, model.state_to_dict(state))
+    _append_all(recorder, [tick(100 + i) for i in range(5)])
+
+    snapshot = recorder.latest_snapshot().snapshot
+    report = recorder.verify_chain()
+
+    assert snapshot is not None and snapshot.seq == at
+    assert snapshot.chain_head == recorder.chain_head_at(at) != GENESIS_HEX
+    first = recorder.latest_snapshot(max_seq=0).snapshot
+    assert first is not None and first.chain_head == GENESIS_HEX
+    assert report.ok and report.snapshots_checked == 2
+
+
+def test_a_restart_continues_the_chain(backend: Backend) -> None:
+    with backend.make() as log:
+        _append_all(log, _history(10))
+        before = log.verify_chain()
+        head_at_close = log.chain_head_at(log.committed_seq)
+    assert before.ok and before.head == head_at_close
+    with backend.make() as log:
+        assert log.chain_head_at(before.last_seq) == head_at_close
+        _append_all(log, [tick(50 + i) for i in range(5)])
+        log.append(fill(77), wait=True)
+        after = log.verify_chain()
+        rows = [r for batch in log.iter_chain_rows() for r in batch]
+    assert after.ok and after.events == before.events + 6
+    assert after.last_seq == before.last_seq + 6
+    # The first event after the restart chains on from the head the log closed with.
+    first_new = rows[before.events]
+    assert first_new[0] == before.last_seq + 1
+    assert first_new[-1] == link(bytes.fromhex(head_at_close), first_new)
+
+
+def test_a_changed_row_is_found_at_its_seq(backend: Backend) -> None:
+    with backend.make() as log:
+        _append_all(log, _history(15))
+        intact = log.verify_chain()
+    assert intact.ok
+    stream = " AND stream = 'default'" if backend.name == "postgres" else ""
+    backend.execute(f"UPDATE events SET payload = '{{\"qty\": 1000}}' WHERE seq = 9{stream}")
+    with backend.make() as log:
+        report = log.verify_chain()
+    assert not report.ok and report.first_bad_seq == 9 and report.last_seq == 8
+    assert "does not match its chain hash" in (report.reason or "")

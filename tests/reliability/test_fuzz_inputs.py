@@ -383,7 +383,9 @@ def test_restore_skips_corrupted_snapshots_and_equals_full_replay(
     try:
         with log._reader() as cur:
             cur.execute(
-                "INSERT INTO snapshots VALUES (9999, 30, 0, ?, ?, ?)", [version, bad, checksum]
+                "INSERT INTO snapshots (id, seq, created_at, schema_version, state, checksum) "
+                "VALUES (9999, 30, 0, ?, ?, ?)",
+                [version, bad, checksum],
             )
     except PersistenceError:
         return  # the state column is typed JSON: DuckDB itself refuses text that is not JSON
