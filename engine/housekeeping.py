@@ -185,4 +185,5 @@ def health(kernel: Kernel, housekeeping: Housekeeping | None) -> dict[str, Any]:
         "feed": feed_info,
         "process": GC_PAUSES.as_dict(),
         **({"relay": relay()} if relay is not None else {}),
+        **({"notify": kernel.notifications.stats()} if kernel.notifications is not None else {}),
     }

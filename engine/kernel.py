@@ -41,6 +41,7 @@ from engine.core import build_core
 from engine.feeds import REPLAY_KINDS, build_feed, replay_table
 from engine.housekeeping import Housekeeping, health
 from engine.lifecycle import STARTING, STOPPED
+from engine.notify import Notifications, build_notifications
 from engine.pnl import PnlTracker
 from engine.portfolio import Portfolio
 from engine.reconcile import Reconciler, ReconciliationFailed, ReconciliationResult
@@ -120,6 +121,10 @@ class Kernel:
 
         if self.mode is Mode.REPLAY:  # a bad file fails here, before the log is touched
             self._replay = replay_table(config.feed)
+        #: Webhooks/Telegram from the committed log (live and replay; a missing token fails here)
+        self.notifications: Notifications | None = (
+            build_notifications(config) if self.mode in (Mode.LIVE, Mode.REPLAY) else None
+        )
         self.log: Any = journal if journal is not None else self._open_log(fence)
         try:
             self.restored = self._restore()
@@ -250,7 +255,8 @@ class Kernel:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Kernel:
         """Attach the components; live and replay kernels also record the run, reconcile,
-        start heartbeats, housekeeping and (``runner.autostart``) trading."""
+        start heartbeats, housekeeping, notifications (``notify``) and (``runner.autostart``)
+        trading."""
         if self._started:
             return self
         self._started = True
@@ -273,6 +279,10 @@ class Kernel:
         self._reconcile()
         self.runner.start_heartbeats()
         self.housekeeping.start()
+        if self.notifications is not None and isinstance(self.log, Recorder):
+            self.notifications.start(
+                self.log, self.restored.seq, event_time_is_wall=self.mode is Mode.LIVE
+            )
         if self.config.bus.transport == "jetstream":
             from engine.jetstream import start_relay
 
@@ -330,6 +340,8 @@ class Kernel:
             if self.run_id is not None:
                 self.log.end_run(self.run_id, how)
         finally:
+            if self.notifications is not None:
+                self.notifications.stop()  # after the final flush: delivers the tail it can
             if self.relay is not None:
                 try:
                     self.log.flush()  # commit the tail, so the relay sends it before stopping

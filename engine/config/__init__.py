@@ -13,6 +13,7 @@ to components. Nothing else reads config.
   :mod:`engine.access`);
 * :mod:`engine.config.cluster` - ``cluster`` (scale-out nodes);
 * :mod:`engine.config.dashboard` - ``dashboard``;
+* :mod:`engine.config.notify` - ``notify`` (webhooks, Telegram; delivery: :mod:`engine.notify`);
 * :mod:`engine.config.loading` - :class:`SeamlessConfig`, :func:`parse_config` and
   :func:`load_config` with the environment overrides, :data:`DEFAULT_CONFIG_PATH`;
 * :mod:`engine.config.docs` - generates ``docs/configuration.md`` and ``config/config.yaml``
@@ -37,6 +38,7 @@ from engine.config.access import (
 from engine.config.cluster import ClusterConfig
 from engine.config.dashboard import THEMES, DashboardConfig
 from engine.config.loading import DEFAULT_CONFIG_PATH, SeamlessConfig, load_config, parse_config
+from engine.config.notify import NotifyConfig, TelegramConfig, WebhookConfig
 from engine.config.schema import build, meta, to_dict
 from engine.config.sections import (
     FEED_KINDS,
@@ -69,6 +71,7 @@ __all__ = [
     "DashboardConfig",
     "EngineConfig",
     "FeedConfig",
+    "NotifyConfig",
     "PnlConfig",
     "RiskConfig",
     "RunnerConfig",
@@ -76,8 +79,10 @@ __all__ = [
     "StateConfig",
     "StorageConfig",
     "StrategyConfig",
+    "TelegramConfig",
     "UserConfig",
     "UsersFile",
+    "WebhookConfig",
     "build",
     "load_config",
     "meta",

@@ -39,6 +39,7 @@ def render() -> str:
     rows = []
     for key, type_name, default, text in describe(SeamlessConfig):
         shown = json.dumps(default) if not isinstance(default, str) else f'"{default}"'
+        type_name, shown = type_name.replace("|", "\\|"), shown.replace("|", "\\|")
         rows.append(f"| `{key}` | {type_name} | `{shown}` | {text.replace('|', '/')} |")
     return HEADER + "\n".join(rows) + "\n"
 

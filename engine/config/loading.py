@@ -21,6 +21,7 @@ import yaml
 from engine.config.access import AccessConfig
 from engine.config.cluster import ClusterConfig
 from engine.config.dashboard import DashboardConfig
+from engine.config.notify import NotifyConfig
 from engine.config.schema import build, meta, to_dict
 from engine.config.sections import (
     LOG_LEVELS,
@@ -72,6 +73,7 @@ class SeamlessConfig:
     dashboard: DashboardConfig = dataclasses.field(default_factory=DashboardConfig)
     access: AccessConfig = dataclasses.field(default_factory=AccessConfig)
     cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
+    notify: NotifyConfig = dataclasses.field(default_factory=NotifyConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain, YAML-ready form of this configuration."""

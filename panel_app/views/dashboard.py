@@ -571,6 +571,7 @@ class DashboardView(pn.viewable.Viewer):
             reasons.append(self._problem)
         if self._stale or (beat_age is not None and beat_age > self.config.stale_after_s):
             reasons.append(f"no heartbeat for {beat_age or 0:.0f} s")
+        notifications = getattr(self.kernel, "notifications", None)  # a mirror has none
         text = status_html(
             runner_status=self._runner_status,
             trading=self._trading,
@@ -578,6 +579,7 @@ class DashboardView(pn.viewable.Viewer):
             data_age=(now - self._last_data_ns) / 1e9,
             reasons=reasons,
             dropped=self._dropped,
+            notify=notifications.alerts() if notifications is not None else None,
         )
         if text != self._status_html:
             self._status_html = text

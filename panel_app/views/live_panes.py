@@ -108,10 +108,11 @@ def status_html(
     data_age: float,
     reasons: list[str],
     dropped: int = 0,
+    notify: list[str] | None = None,
 ) -> str:
     """The status line: connection, runner, trading state, heartbeat and data ages, market
-    data a live feed had to drop (when any), and the stale badge (stale when ``reasons`` is
-    not empty)."""
+    data a live feed had to drop (when any), notification channels failing or lagging (when
+    any), and the stale badge (stale when ``reasons`` is not empty)."""
     stale = bool(reasons)
     parts = [
         badge("connection", "live", kind="ok", state="connected"),
@@ -140,6 +141,18 @@ def status_html(
                 )
             ]
             if dropped
+            else []
+        ),
+        *(
+            [
+                badge(
+                    "notify-lag",
+                    "notify: " + "; ".join(notify),
+                    kind="stale",
+                    count=str(len(notify)),
+                )
+            ]
+            if notify
             else []
         ),
         badge(

@@ -1,0 +1,244 @@
+"""The ``notify`` section: webhooks and Telegram told about fills, risk breaches, runner halts
+and errors, from the committed event log (the delivery itself: :mod:`engine.notify`).
+
+What a channel is told is a list of *selectors*, one string each::
+
+    PATTERN[:TYPE[,TYPE...]][[FIELD=VALUE[,VALUE...]]]
+
+``PATTERN`` is a topic pattern (``*`` one segment, trailing ``>`` the rest, as everywhere);
+``:TYPE,...`` keeps only those event types (wire names); ``[FIELD=V1,V2]`` keeps only events
+whose ``FIELD`` is one of the values. The defaults (:data:`DEFAULT_TOPICS`) are every fill, every
+risk event (``daily_loss_breached``, ``trading_state_changed``), a runner that halts or faults
+(``runner_status_changed`` to ``halted``/``faulted`` on ``system.runner``) and every error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from engine.config.schema import meta
+from streams import topics
+from streams.errors import EventError
+
+#: Body formats of a webhook: the event's dict plus a ``text`` summary, or Slack's ``{"text"}``.
+NOTIFY_FORMATS = ("json", "slack")
+
+#: Fills, risk breaches and trading-state changes, runner halts/faults, errors.
+DEFAULT_TOPICS = (
+    "fills.*",
+    "risk",
+    "system.runner:runner_status_changed[status=halted,faulted]",
+    "system.errors",
+)
+
+TELEGRAM_TOKEN_ENV = "SEAMLESS_TELEGRAM_TOKEN"
+
+_SELECTOR = re.compile(
+    r"^(?P<pattern>[^:\[\]]+)"
+    r"(?::(?P<types>[a-z0-9_,]+))?"
+    r"(?:\[(?P<field>[a-z_][a-z0-9_]*)=(?P<values>[^\[\]]+)\])?$"
+)
+_CHANNEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~\-]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Selector:
+    """One parsed selector: a topic pattern, optional event types and an optional field test."""
+
+    text: str
+    pattern: str
+    types: tuple[str, ...] = ()
+    field: str = ""
+    values: tuple[str, ...] = ()
+
+    def matches(self, event: Any) -> bool:
+        """True if ``event`` (any :class:`~streams.events.Event`) is selected."""
+        if not topics.matches(self.pattern, event.topic):
+            return False
+        if self.types and event.type not in self.types:
+            return False
+        return not self.field or str(getattr(event, self.field, None)) in self.values
+
+
+def parse_selector(text: str) -> Selector:
+    """A :class:`Selector` from its string form; ValueError saying what is wrong."""
+    from streams.events import event_types  # the registry of every event type
+
+    found = _SELECTOR.match(text.strip()) if isinstance(text, str) else None
+    if found is None:
+        raise ValueError(
+            f"{text!r} is not a selector: expected PATTERN[:TYPE[,TYPE]][[FIELD=VALUE[,VALUE]]]"
+            ", e.g. 'fills.*' or 'system.runner:runner_status_changed[status=halted]'"
+        )
+    pattern = found["pattern"].strip()
+    try:
+        topics.validate_pattern(pattern)
+    except EventError as exc:
+        raise ValueError(f"{text!r}: {exc}") from None
+    known = event_types()
+    types = tuple(t for t in (found["types"] or "").split(",") if t)
+    unknown = [t for t in types if t not in known]
+    if unknown:
+        raise ValueError(f"{text!r}: unknown event type {unknown[0]!r}")
+    field, values = (
+        found["field"] or "",
+        tuple(v.strip() for v in (found["values"] or "").split(",")),
+    )
+    if field:
+        if not types:
+            raise ValueError(f"{text!r}: a [{field}=...] test needs event types (':TYPE')")
+        for name in types:
+            names = {f.name for f in dataclasses.fields(known[name])}
+            if field not in names:
+                raise ValueError(f"{text!r}: event type {name!r} has no field {field!r}")
+        if not all(values):
+            raise ValueError(f"{text!r}: empty value in [{field}=...]")
+    return Selector(text, pattern, types, field, values if field else ())
+
+
+def check_url(url: str, what: str = "url") -> None:
+    """ValueError unless ``url`` is an http(s) URL with a host."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError as exc:
+        raise ValueError(f"{what}: malformed URL {url!r} ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        raise ValueError(f"{what}: expected an http:// or https:// URL with a host, got {url!r}")
+
+
+def _check_topics(selectors: tuple[str, ...]) -> None:
+    if not selectors:
+        raise ValueError("topics: expected at least one selector, got []")
+    for i, text in enumerate(selectors):
+        try:
+            parse_selector(text)
+        except ValueError as exc:
+            raise ValueError(f"topics[{i}]: {exc}") from None
+
+
+def _topics_field() -> Any:
+    return dataclasses.field(
+        default=DEFAULT_TOPICS,
+        metadata=meta(
+            help="selectors of what to send: PATTERN[:TYPE,...][[FIELD=VALUE,...]] (a topic"
+            " pattern, optional event types, an optional field test)"
+        ),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookConfig:
+    """One webhook: an http(s) URL that is POSTed each selected event."""
+
+    url: str = dataclasses.field(default="", metadata=meta(help="http:// or https:// URL"))
+    name: str = dataclasses.field(
+        default="", metadata=meta(help="channel name ('' = webhook-<n>, n from 1)")
+    )
+    topics: tuple[str, ...] = _topics_field()
+    headers: dict[str, str] = dataclasses.field(
+        default_factory=dict, metadata=meta(help="extra HTTP headers, e.g. Authorization")
+    )
+    format: str = dataclasses.field(
+        default="json",
+        metadata=meta(
+            choices=NOTIFY_FORMATS, help="json = the event plus 'text'; slack = {'text': ...}"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        check_url(self.url)
+        if self.name and not _CHANNEL_NAME.match(self.name):
+            raise ValueError(
+                f"name: expected lowercase letters, digits, '-', '_', got {self.name!r}"
+            )
+        _check_topics(self.topics)
+        for key, value in self.headers.items():
+            if not _HEADER_NAME.match(key) or any(c in value for c in "\r\n"):
+                raise ValueError(f"headers.{key}: not a valid HTTP header name or value")
+
+
+@dataclasses.dataclass(frozen=True)
+class TelegramConfig:
+    """A Telegram chat told through the Bot API's ``sendMessage`` (off while chat_id is '')."""
+
+    chat_id: str | int = dataclasses.field(
+        default="", metadata=meta(help="chat to send to ('' = no Telegram channel)")
+    )
+    token_env: str = dataclasses.field(
+        default=TELEGRAM_TOKEN_ENV,
+        metadata=meta(help="environment variable holding the bot token (never in the file)"),
+    )
+    topics: tuple[str, ...] = _topics_field()
+    api_url: str = dataclasses.field(
+        default="https://api.telegram.org", metadata=meta(help="Bot API base URL (tests: a fake)")
+    )
+
+    @property
+    def enabled(self) -> bool:
+        """True when a chat is configured."""
+        return self.chat_id != ""
+
+    def __post_init__(self) -> None:
+        check_url(self.api_url, "api_url")
+        _check_topics(self.topics)
+        if self.enabled and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.token_env):
+            raise ValueError(
+                f"token_env: expected an environment variable name, got {self.token_env!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class NotifyConfig:
+    """Notifications delivered from the committed log: at-least-once, keyed by event_id."""
+
+    webhooks: tuple[WebhookConfig, ...] = dataclasses.field(
+        default=(),
+        metadata=meta(help="webhooks: url, name, topics, headers, format (json or slack)"),
+    )
+    telegram: TelegramConfig = dataclasses.field(default_factory=TelegramConfig)
+    poll_interval_s: float = dataclasses.field(
+        default=0.25, metadata=meta(min=0.01, max=60.0, help="how often a channel reads the log")
+    )
+    timeout_s: float = dataclasses.field(
+        default=10.0, metadata=meta(min=0.1, max=300.0, help="timeout of one HTTP request")
+    )
+    retry_initial_s: float = dataclasses.field(
+        default=0.5, metadata=meta(min=0.01, max=3_600.0, help="first wait after a failure")
+    )
+    retry_max_s: float = dataclasses.field(
+        default=60.0,
+        metadata=meta(min=0.01, max=3_600.0, help="the wait doubles per failure up to this"),
+    )
+    lag_warn_s: float = dataclasses.field(
+        default=60.0,
+        metadata=meta(
+            min=1.0, max=86_400.0, help="a channel whose oldest undelivered event is older lags"
+        ),
+    )
+    stop_drain_s: float = dataclasses.field(
+        default=2.0,
+        metadata=meta(min=0.0, max=600.0, help="a clean stop waits this long for deliveries"),
+    )
+    cursor_dir: str = dataclasses.field(
+        default="",
+        metadata=meta(
+            help="folder of the delivery cursors ('' = beside the DuckDB file:"
+            " <db_path>.notify-<channel>.json)"
+        ),
+    )
+
+    def channel_names(self) -> list[str]:
+        """Every configured channel's name: the webhooks' then ``telegram``."""
+        names = [w.name or f"webhook-{i}" for i, w in enumerate(self.webhooks, 1)]
+        return names + (["telegram"] if self.telegram.enabled else [])
+
+    def __post_init__(self) -> None:
+        names = self.channel_names()
+        duplicate = next((n for n in names if names.count(n) > 1), None)
+        if duplicate is not None:
+            raise ValueError(f"webhooks: channel name {duplicate!r} is used twice")
