@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import hmac
 import os
@@ -165,10 +166,7 @@ class AccessDirectory:
                     "access.users: no users configured and dev_mode is false; add users "
                     "(password hashes from `seamless hash-password`) or access.users_file"
                 )
-            users = {
-                name: UserConfig(role=name, password_hash=hash_password(pw))
-                for name, pw in DEV_USERS.items()
-            }
+            users = _dev_users()
         return cls(
             users, tokens, dev_mode=access.dev_mode, system_actors=tuple(access.system_actors)
         )
@@ -192,6 +190,20 @@ class AccessDirectory:
         """The identity an API bearer token acts as, or None."""
         found = self.api_tokens.get(hash_token(token)) if token else None
         return Identity(found.user, found.role) if found is not None else None
+
+
+@functools.lru_cache(maxsize=1)
+def _dev_users_cached() -> tuple[tuple[str, UserConfig], ...]:
+    return tuple(
+        (name, UserConfig(role=name, password_hash=hash_password(pw)))
+        for name, pw in DEV_USERS.items()
+    )
+
+
+def _dev_users() -> dict[str, UserConfig]:
+    """The dev-mode users with their password hashes, hashed once per process: scrypt costs
+    ~50 ms a user, and every kernel (each backtest, each optimizer trial) builds a directory."""
+    return dict(_dev_users_cached())
 
 
 def _normal_token_hash(value: str) -> str:

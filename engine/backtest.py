@@ -11,10 +11,9 @@ same data handles it. With ``db_path`` the run is written to a DuckDB event log 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import math
+import functools
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from engine.config import (
 from engine.feeds import replay_table
 from engine.kernel import Kernel, Mode
 from engine.portfolio import RoundTrip
+from engine.research.metrics import compute_metrics, json_ready, record_metrics
 from persistence import EventLog
 from state import MemoryJournal
 from state.journal import Journal
@@ -53,7 +53,6 @@ class BacktestResult:
     commissions: float
     final_equity: float
     max_drawdown: float
-    sharpe: float
     elapsed_s: float
     equity_curve: tuple[tuple[int, float], ...]
     trades: tuple[dict[str, Any], ...]
@@ -67,8 +66,23 @@ class BacktestResult:
         """Throughput of the run."""
         return self.bars / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
+    @functools.cached_property
+    def metrics(self) -> dict[str, float]:
+        """The run's performance metrics from empyrical-reloaded (daily returns of end-of-day
+        equity, 252 a year, risk-free 0): :func:`engine.research.metrics.compute_metrics`."""
+        return compute_metrics(self)
+
+    @property
+    def sharpe(self) -> float:
+        """The library's Sharpe ratio, ``metrics["sharpe"]`` (NaN when undefined)."""
+        return self.metrics["sharpe"]
+
     def summary(self) -> dict[str, Any]:
-        """The JSON-ready figures (what ``seamless backtest --json`` prints)."""
+        """The JSON-ready figures (what ``seamless backtest --json`` prints). ``max_drawdown``
+        is the P&L tracker's, in currency over every bar; ``metrics`` (the library's, with
+        ``null`` for an undefined figure) has it as a fraction of end-of-day equity, and
+        ``sharpe`` is ``metrics["sharpe"]``."""
+        metrics = json_ready(self.metrics)
         return {
             "strategy": self.strategy,
             "params": self.params,
@@ -80,10 +94,11 @@ class BacktestResult:
             "commissions": round(self.commissions, 6),
             "final_equity": round(self.final_equity, 6),
             "max_drawdown": round(self.max_drawdown, 6),
-            "sharpe": round(self.sharpe, 6),
+            "sharpe": metrics["sharpe"],
             "elapsed_s": round(self.elapsed_s, 6),
             "bars_per_s": round(self.bars_per_s, 1),
             "rejected_bars": self.rejected_bars,
+            "metrics": metrics,
         }
 
 
@@ -143,9 +158,10 @@ def run_backtest(
 ) -> BacktestResult:
     """Run a backtest; see :func:`backtest_config` for how the config is made.
 
-    ``data`` is a DataFrame or a CSV/Parquet path with ``timestamp,open,high,low,close
+    ``data`` is a DataFrame, a CSV/Parquet path with ``timestamp,open,high,low,close
     [,volume][,symbol]`` columns (``symbol`` names the instrument when there is no symbol
-    column); without ``data``, the bars of ``config.feed`` (sample, csv or parquet) are used,
+    column) or a table already parsed by ``load_replay_table`` (many runs, one parse); without
+    ``data``, the bars of ``config.feed`` (sample, csv or parquet) are used,
     as ``seamless run`` would replay them. ``db_path`` writes the run to a new DuckDB event
     log (ConfigError if the file exists). ``progress(done, total)`` is called every
     ``progress_every`` bars and at the end.
@@ -180,6 +196,8 @@ def _market_data(
                 "give --data, or a config whose feed is sample, csv or parquet"
             )
         return table, config.feed.kind, [s.upper() for s in config.feed.symbols]
+    if isinstance(data, ReplayTable):  # parsed once, replayed by many runs (the optimizer's)
+        return data, "backtest", None
     try:
         table = load_replay_table(data, kind="bars", symbol=symbol.upper() if symbol else None)
     except ConfigError as exc:
@@ -217,7 +235,6 @@ def _run(
 ) -> BacktestResult:
     curve: list[tuple[int, float]] = []
     trades: list[dict[str, Any]] = []
-    times: list[int] = []
     kernel.bus.subscribe(
         "fills.*",
         lambda e: (
@@ -237,8 +254,6 @@ def _run(
             publish(bar)
             if isinstance(bar, BarReceived):
                 curve.append((bar.ts_event, get_state("pnl")["equity"]))  # equity after the bar
-                if len(times) < 200:
-                    times.append(bar.ts_event)
             elif isinstance(bar, DataRejected):
                 rejections.append(bar)
             if progress is not None and (done % progress_every == 0 or done == total):
@@ -247,30 +262,33 @@ def _run(
         state = kernel.store.get_state()
         trips = tuple(kernel.portfolio.round_trips)
         instances = list(kernel.host.strategies.values())
+        commissions = float(state["account"]["commissions"])
+        realized = float(state["account"]["realized_pnl"])
+        first = instances[0] if instances else None
+        result = BacktestResult(
+            strategy=spec or (kernel.config.strategies[0].strategy if first is not None else ""),
+            params=first.parameters() if first is not None else {},
+            bars=total - len(rejections),
+            fills=len(trades),
+            round_trips=len(trips),
+            realized_pnl=realized,
+            net_pnl=realized - commissions,
+            commissions=commissions,
+            final_equity=float(state["pnl"]["equity"]),
+            max_drawdown=float(state["pnl"]["max_drawdown"]),
+            elapsed_s=elapsed,
+            equity_curve=tuple(curve),
+            trades=tuple(trades),
+            trips=trips,
+            rejected_bars=len(rejections),
+            rejections=tuple(rejections),
+        )
+        # The metrics go into the run's own log (a state_changed, before the stop that ends
+        # the run), so the log says what the run achieved: `seamless report` reads them back.
+        record_metrics(kernel.store, result.metrics, run_id=kernel.run_id)
     finally:
         kernel.stop()
-    commissions = float(state["account"]["commissions"])
-    realized = float(state["account"]["realized_pnl"])
-    first = instances[0] if instances else None
-    return BacktestResult(
-        strategy=spec or (kernel.config.strategies[0].strategy if first is not None else ""),
-        params=first.parameters() if first is not None else {},
-        bars=total - len(rejections),
-        fills=len(trades),
-        round_trips=len(trips),
-        realized_pnl=realized,
-        net_pnl=realized - commissions,
-        commissions=commissions,
-        final_equity=float(state["pnl"]["equity"]),
-        max_drawdown=float(state["pnl"]["max_drawdown"]),
-        sharpe=sharpe_ratio([e for _, e in curve], _periods_per_year(times)),
-        elapsed_s=elapsed,
-        equity_curve=tuple(curve),
-        trades=tuple(trades),
-        trips=trips,
-        rejected_bars=len(rejections),
-        rejections=tuple(rejections),
-    )
+    return result
 
 
 def _backtest_risk() -> RiskConfig:
@@ -278,25 +296,3 @@ def _backtest_risk() -> RiskConfig:
     return RiskConfig(
         max_orders_per_second=0, daily_loss_limit=0.0, max_position=0.0, max_order_notional=0.0
     )
-
-
-def _periods_per_year(times: Sequence[int]) -> float:
-    steps = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
-    if not steps:
-        return 252.0
-    step_s = steps[len(steps) // 2] / NS_PER_S
-    if step_s >= 86_400 * 0.9:
-        return 252.0 * 86_400 / max(step_s, 86_400)
-    return 252.0 * 6.5 * 3_600 / step_s
-
-
-def sharpe_ratio(equity: Sequence[float], periods_per_year: float) -> float:
-    """Annualised Sharpe ratio (risk-free 0) of the period returns of an equity curve."""
-    returns = [b / a - 1.0 for a, b in itertools.pairwise(equity) if a > 0]
-    if len(returns) < 2:
-        return 0.0
-    mean = sum(returns) / len(returns)
-    var = sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)
-    if var <= 0:
-        return 0.0
-    return mean / math.sqrt(var) * math.sqrt(periods_per_year)

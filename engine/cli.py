@@ -1,5 +1,5 @@
-"""The ``seamless`` command line: demo, run, backtest, events, state (``serve`` is added by
-``panel_app.cli``, the console script, since the engine may not import the dashboard).
+"""The ``seamless`` command line: demo, run, backtest, events, state, report (``serve`` is
+added by ``panel_app.cli``, the console script, since the engine may not import the dashboard).
 
 Every sub-command has ``--help``; bad arguments or files give a one-line error naming what is
 wrong and a non-zero exit status (2 for usage, 1 for a failure), never a traceback.
@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     state.add_argument("--at", type=_non_negative, help="state as of this seq (time travel)")
     state.add_argument("--json", action="store_true", help="print JSON")
 
+    report = sub.add_parser(
+        "report", help="write a standalone HTML tearsheet (Bokeh, opens offline) of a run's log"
+    )
+    report.add_argument("--db", required=True, help="DuckDB event log file (of a backtest or run)")
+    report.add_argument("--out", help="HTML file to write (default: the --db path with .html)")
+
     hashing = sub.add_parser("hash-password", help="hash a password for access.users (asks twice)")
     hashing.add_argument("--method", choices=("scrypt", "pbkdf2_sha256"), default="scrypt")
     sub.add_parser(
@@ -53,9 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_engine_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from engine import cli_engine
+    from engine import cli_engine, cli_research, cli_verify
 
     cli_engine.add_commands(sub)
+    cli_research.add_commands(sub)
+    cli_verify.add_command(sub)
 
 
 def _non_negative(text: str) -> int:
@@ -111,6 +119,19 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
 
         show_state(args.db, out, at=args.at, as_json=args.json)
         return 0
+    if args.command == "report":
+        from engine.research.report import write_report
+
+        out.write(f"report written to {write_report(args.db, args.out)}\n")
+        return 0
+    if args.command == "verify":
+        from engine import cli_verify
+
+        return cli_verify.run(args, out)
+    if args.command in ("optimize", "walkforward"):
+        from engine import cli_research
+
+        return cli_research.dispatch(args, out)
     from engine import cli_engine
 
     return cli_engine.dispatch(args, out)

@@ -188,10 +188,19 @@ def _backtest(args: argparse.Namespace, out: TextIO) -> int:
     out.write(
         f"bars {result.bars}  fills {result.fills}  round trips {result.round_trips}\n"
         f"realized P&L {result.realized_pnl:.2f}  commissions {result.commissions:.2f}  "
-        f"max drawdown {result.max_drawdown:.2f}  Sharpe {result.sharpe:.2f}\n"
+        f"max drawdown {result.max_drawdown:.2f} (bar by bar)\n"
+        f"{_metrics_line(result.metrics)}\n"
         f"elapsed {result.elapsed_s:.3f} s  ({result.bars_per_s:,.0f} bars/s)\n"
     )
     return 0
+
+
+def _metrics_line(metrics: dict[str, float]) -> str:
+    """The metrics on two lines, returns then trades (docs/strategies.md, "Metrics")."""
+    from engine.research.metrics import METRIC_LABELS, format_metric
+
+    shown = [f"{METRIC_LABELS[k]} {format_metric(k, v)}" for k, v in metrics.items()]
+    return "  ".join(shown[:7]) + "\n" + "  ".join(shown[7:])
 
 
 def _report_rejections(rejections: Sequence[Event], shown: int = 5) -> None:

@@ -27,6 +27,7 @@ from panel.io.resources import CDN_DIST, LOCAL_DIST
 from panel.theme.fast import Fast
 
 from engine.config import DashboardConfig
+from engine.research.studies import studies_dir
 from panel_app.facade import dashboard_config
 from panel_app.prefs import UiPrefsStore
 from panel_app.push import SessionBridge, one_message
@@ -37,6 +38,7 @@ from panel_app.views.backtests import BacktestsView
 from panel_app.views.cluster import ClusterView
 from panel_app.views.controls import OPERATOR, ControlsView
 from panel_app.views.dashboard import DashboardView
+from panel_app.views.studies import StudiesView
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +131,13 @@ class DashboardSession:
             self.services, self.bridge, self.config.history_page_size, kernel=kernel
         )
         self.backtests = BacktestsView(self.services.backtests, self.bridge)
+        # parameter searches written by `seamless optimize` beside this engine's event log
+        self.studies = StudiesView(studies_dir(getattr(kernel, "config", None)))
         tabs: list[tuple[str, Any]] = [
             ("Dashboard", self.dashboard),
             ("Controls", self.controls),
             ("Analytics", self.analytics),
-            ("Backtests", self.backtests),
+            ("Backtests", pn.Column(self.backtests, self.studies, sizing_mode="stretch_width")),
         ]
         cluster = getattr(kernel, "cluster", None)
         self.cluster = ClusterView(cluster) if cluster is not None else None

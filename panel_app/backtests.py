@@ -2,7 +2,9 @@
 
 :class:`BacktestManager` runs ``engine.backtest.run_backtest`` (its own clock, bus and
 in-memory journal) on a worker thread, reports progress through a callback, keeps finished
-results for side-by-side comparison and caches them by (strategy, params) for a TTL.
+results for side-by-side comparison and caches them by (strategy, params) for a TTL. It also
+builds a result's standalone HTML report (``engine.research.report``, what ``seamless report``
+writes) on a worker thread, once per result.
 """
 
 from __future__ import annotations
@@ -29,11 +31,17 @@ class BacktestResult:
     symbol: str
     params: dict[str, Any]
     stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The library's metrics (``summary()["metrics"]``; ``None`` where a figure is undefined).
+    metrics: dict[str, float | None] = dataclasses.field(default_factory=dict)
     equity: list[tuple[Any, float]] = dataclasses.field(default_factory=list)
     trades: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
     cached: bool = False
+    #: The engine's result, kept to build its report on demand.
+    source: Any = dataclasses.field(default=None, repr=False, compare=False)
+    #: The report's HTML once built (shared by the sessions showing this result).
+    report: str = dataclasses.field(default="", repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -63,6 +71,8 @@ def _default_runner(strategy: str, symbol: str, params: dict[str, Any], progress
 def _normalise(raw: Any, result: BacktestResult) -> None:
     """Fill ``result`` from an ``engine.backtest.BacktestResult``."""
     result.stats = dict(raw.summary()) if hasattr(raw, "summary") else {}
+    result.metrics = dict(result.stats.pop("metrics", None) or {})
+    result.source = raw
     result.equity = [(ts, float(eq)) for ts, eq in getattr(raw, "equity_curve", ())]
     result.trades = [dict(t) for t in getattr(raw, "trades", ())]
 
@@ -116,6 +126,24 @@ class BacktestManager:
             if not result.error:
                 self._cache[key] = (time.monotonic() + self.ttl_s, result)
         return result
+
+    def report(self, result: BacktestResult) -> Future[str]:
+        """The standalone HTML report of ``result`` (built on a worker thread, then kept)."""
+        if result.report or result.source is None:
+            done: Future[str] = Future()
+            if result.report:
+                done.set_result(result.report)
+            else:
+                done.set_exception(ValueError(f"backtest {result.label} has no result to report"))
+            return done
+        return self._pool.submit(self._build_report, result)
+
+    @staticmethod
+    def _build_report(result: BacktestResult) -> str:
+        from engine.research.report import report_html
+
+        result.report = report_html(result.source)
+        return result.report
 
     def shutdown(self) -> None:
         """Stop the worker threads (queued runs are cancelled)."""

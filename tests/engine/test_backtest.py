@@ -1,18 +1,17 @@
-"""Backtests: hand-computed figures on a tiny series, determinism, the DuckDB log they write,
-and the Sharpe ratio."""
+"""Backtests: hand-computed figures on a tiny series, determinism, and the DuckDB log they
+write."""
 
 from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from engine.backtest import BacktestResult, run_backtest, sharpe_ratio
+from engine.backtest import BacktestResult, run_backtest
 from engine.cli import main as cli_main
 from engine.config import BrokerConfig
 from persistence import EventLog, full_replay
@@ -168,18 +167,3 @@ def test_the_db_log_is_readable_by_seamless_events_and_state(tmp_path: Path) -> 
         seqs = [e.seq for e in log.read()]
         assert full_replay(log)["account"]["realized_pnl"] == pytest.approx(-50.0)
     assert seqs == list(range(1, len(seqs) + 1))
-
-
-# -- Sharpe ----------------------------------------------------------------------------------------
-def test_sharpe_of_a_hand_computed_curve() -> None:
-    equity = [100.0, 110.0, 99.0, 108.9]  # returns +10%, -10%, +10%
-    returns = [0.1, -0.1, 0.1]
-    mean = sum(returns) / 3
-    std = math.sqrt(sum((r - mean) ** 2 for r in returns) / 2)
-
-    assert sharpe_ratio(equity, 252) == pytest.approx(mean / std * math.sqrt(252))
-
-
-@pytest.mark.parametrize("equity", [[], [100.0], [100.0, 101.0], [100.0, 100.0, 100.0]])
-def test_sharpe_is_zero_without_enough_varying_returns(equity: list[float]) -> None:
-    assert sharpe_ratio(equity, 252) == 0.0

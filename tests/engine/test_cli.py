@@ -21,7 +21,7 @@ from state import state_to_dict
 from state.fold import replay
 
 SEAMLESS = str(Path(sys.executable).parent / "seamless")
-COMMANDS = ["demo", "events", "state", "run", "backtest"]
+COMMANDS = ["demo", "events", "state", "report", "run", "backtest"]
 
 
 def env() -> dict[str, str]:
@@ -118,6 +118,7 @@ def test_help_exits_zero_and_describes_the_command(command: str | None, tmp_path
         [],
         ["bogus"],
         ["events"],
+        ["report"],
         ["events", "--db", "x.duckdb", "--since", "-1"],
         ["state", "--db", "x.duckdb", "--at", "soon"],
         ["run", "--print-events", "some"],
@@ -157,7 +158,7 @@ def test_a_missing_config_file_is_named(tmp_path: Path) -> None:
 
 
 def test_a_missing_event_log_is_named(tmp_path: Path) -> None:
-    for command in ("events", "state"):
+    for command in ("events", "state", "report"):
         assert_one_line_error(
             seamless(command, "--db", "none.duckdb", cwd=tmp_path),
             f"seamless {command}: error:",
