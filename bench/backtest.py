@@ -1,6 +1,6 @@
 """Backtest throughput: SMA crossover through the full engine against a plain Python loop.
 
-Run: ``.venv/bin/python -m bench.backtest [--bars N] [--fast F --slow S] [--backtrader]``.
+Run: ``python -m bench backtest [--bars N] [--fast F --slow S] [--backtrader] [--json]``.
 Generates a seeded random walk of one-minute bars (realistic OHLC), then in the same run:
 
 * a plain Python loop computing the same strategy by the reference rules (same signals, same
@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.report import bench_parser, report
 from engine.backtest import BacktestResult, run_backtest
 
 SYMBOL = "BENCH"
@@ -125,7 +126,7 @@ def backtrader_run(frame: pd.DataFrame, fast: int, slow: int, qty: float) -> dic
     """The same strategy in backtrader (a peer engine, pure Python), timed in this run."""
     import backtrader as bt
 
-    class Cross(bt.Strategy):  # type: ignore[misc]
+    class Cross(bt.Strategy):
         def __init__(self) -> None:
             self.cross = bt.ind.CrossOver(bt.ind.SMA(period=fast), bt.ind.SMA(period=slow))
 
@@ -155,7 +156,7 @@ def _engine(
 
 def main(argv: list[str] | None = None) -> None:
     """Print the figures (no pass/fail)."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser("backtest", __doc__)
     parser.add_argument("--bars", type=int, default=200_000)
     parser.add_argument("--fast", type=int, default=10)
     parser.add_argument("--slow", type=int, default=30)
@@ -166,6 +167,11 @@ def main(argv: list[str] | None = None) -> None:
         "--backtrader", action="store_true", help="also time backtrader on the same bars"
     )
     args = parser.parse_args(argv)
+    report(args.json, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the plain loop and the engine runs of ``args``; print them, return the figures."""
     params = {"fast": args.fast, "slow": args.slow, "qty": args.qty}
     frame = make_bars(args.bars, args.seed)
     n = len(frame)
@@ -173,6 +179,11 @@ def main(argv: list[str] | None = None) -> None:
 
     base = plain_loop(frame, args.fast, args.slow, args.qty)
     base_rate = n / base["elapsed_s"]
+    figures: dict[str, Any] = {
+        "bars": n,
+        "params": params,
+        "plain_loop": {"bars_per_s": base_rate, **base},
+    }
 
     with tempfile.TemporaryDirectory(prefix="seamless-bench-") as tmp:
         db = Path(tmp) / "bench.duckdb"
@@ -199,11 +210,21 @@ def main(argv: list[str] | None = None) -> None:
             f"{base_rate / res.bars_per_s:>8.1f}x {res.fills:>6} {res.round_trips:>6} "
             f"{res.realized_pnl:>12.4f}"
         )
+        figures[label] = {
+            "bars_per_s": res.bars_per_s,
+            "wall_bars_per_s": n / wall,
+            "vs_plain": base_rate / res.bars_per_s,
+            "fills": res.fills,
+            "round_trips": res.round_trips,
+            "realized_pnl": res.realized_pnl,
+        }
     if args.backtrader:
         peer = backtrader_run(frame, args.fast, args.slow, args.qty)
         rate = n / peer["elapsed_s"]
         print(f"{'backtrader':<15} {rate:>10,.0f} {rate:>12,.0f} {base_rate / rate:>8.1f}x")
+        figures["backtrader"] = {"bars_per_s": rate, "vs_plain": base_rate / rate}
     print(f"duckdb file: {db_mb:.1f} MB")
+    figures["duckdb_mb"] = db_mb
     for label, res, _ in runs:
         agree = (
             res.fills == base["fills"]
@@ -211,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
             and math.isclose(res.realized_pnl, base["realized_pnl"], rel_tol=1e-9, abs_tol=1e-6)
         )
         print(f"{label} agrees with the plain loop (fills, round trips, realized P&L): {agree}")
+        figures[label]["agrees_with_plain_loop"] = agree
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Throughput of the event bus against a plain Python callback list, measured in one run.
 
-Run: ``.venv/bin/python -m bench.bus``. Prints events/s for 1 and 10 subscribers in synchronous
-mode (dispatch in the caller) and threaded mode (publisher thread -> inbox -> dispatcher thread),
-and the ratio to the baseline of calling the same callbacks from a list.
+Run: ``python -m bench bus [--events N] [--json]``. Prints events/s for 1 and 10 subscribers in
+synchronous mode (dispatch in the caller) and threaded mode (publisher thread -> inbox ->
+dispatcher thread), and the ratio to the baseline of calling the same callbacks from a list.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from typing import Any
 
+from bench.report import bench_parser, report
 from streams.bus import EventBus
 from streams.events import Event, TickReceived
 
@@ -39,9 +41,15 @@ def _through_bus(events: list[Event], subscribers: int, threaded: bool) -> float
 
 def main(argv: list[str] | None = None) -> None:
     """Print the figures (no pass/fail)."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser("bus", __doc__)
     parser.add_argument("--events", type=int, default=500_000)
     args = parser.parse_args(argv)
+    report(args.json, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the bus and the baseline for 1 and 10 subscribers; print them, return the figures."""
+    figures: dict[str, Any] = {"events": args.events, "runs": []}
     # distinct symbols so no conflation can happen; the inbox is big enough to never fill
     events: list[Event] = [
         TickReceived(symbol=f"S{i % 50}", last=1.0 + i) for i in range(args.events)
@@ -54,6 +62,16 @@ def main(argv: list[str] | None = None) -> None:
             rate = _through_bus(events, subscribers, threaded)
             mode = "threaded" if threaded else "sync"
             print(f"{subscribers:>11} {mode:>9} {rate:>12,.0f} {base:>12,.0f} {rate / base:>6.2f}")
+            figures["runs"].append(
+                {
+                    "subscribers": subscribers,
+                    "mode": mode,
+                    "events_per_s": rate,
+                    "baseline_per_s": base,
+                    "ratio": rate / base,
+                }
+            )
+    return figures
 
 
 if __name__ == "__main__":

@@ -14,29 +14,26 @@ no pass/fail.
 Why: in the load run the dispatch thread is blocked on durability most of its time, and a
 fill reaches the dashboard only after the commits before it in the queue.
 
-    .venv/bin/python -m bench.commit_path [--rate 500] [--seconds 15]
+    python -m bench commit_path [--rate 500] [--seconds 15] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
-
-from bench.load import remove_run_files, start_kernel  # noqa: E402
-from bench.ui_latency import percentile  # noqa: E402
-from persistence import duckdb_file  # noqa: E402
-from persistence.event_journal import EventJournal  # noqa: E402
-from persistence.group_commit import GroupCommitLog  # noqa: E402
+from bench.load import remove_run_files, start_kernel
+from bench.report import bench_parser, report
+from persistence import duckdb_file
+from persistence.event_journal import EventJournal
+from persistence.group_commit import GroupCommitLog
+from testkit.stats import percentile
 
 
 def timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
@@ -76,9 +73,10 @@ def idle_insert_ms(
         batch = []
         for _ in range(rows):
             seq += 1
-            batch.append(
-                (seq, f"e{seq}", 1, 1, "market.tick.AAPL", "tick", 1, False, payload, None, None)
-            )
+            row = (seq, f"e{seq}", 1, 1, "market.tick.AAPL", "tick", 1, False, payload, None, None)
+            # the events table stores each row's chain hash last; the journal has none
+            chain_hash = hashlib.sha256(seq.to_bytes(8, "big")).digest()
+            batch.append(row if journal else (*row, chain_hash))
         start = time.perf_counter()
         if journal:
             into.append(batch)
@@ -92,12 +90,18 @@ def idle_insert_ms(
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures (no pass/fail)."""
+    parser = bench_parser("commit_path", __doc__)
     parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    report(args.json, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the commit path of a loaded kernel and the idle baseline; return the figures."""
 
     times: dict[str, list[float]] = {"wait durable": [], "journal append": [], "DuckDB insert": []}
     GroupCommitLog.wait_durable = timed(GroupCommitLog.wait_durable, times["wait durable"])  # type: ignore[method-assign]
@@ -106,9 +110,9 @@ def main() -> None:
     idle = {(n, a): idle_insert_ms(n, a) for n in (1, 8) for a in (False, True)}
     idle_journal = {n: idle_insert_ms(n, False, journal=True) for n in (1, 8)}
 
-    def counted(cur: Any, rows: Any, *more: Any) -> None:
+    def counted(cur: Any, rows: Any, *more: Any, **options: Any) -> None:
         sizes.append(len(rows))
-        insert(cur, rows, *more)
+        insert(cur, rows, *more, **options)
 
     duckdb_file.insert = timed(counted, times["DuckDB insert"])
     EventJournal.append = timed(EventJournal.append, times["journal append"])  # type: ignore[method-assign]
@@ -131,8 +135,21 @@ def main() -> None:
         f"Commit path: feed {args.rate:g} ticks/s, SMA trading, {wall:.1f} s measured,"
         f" {dispatched / wall:,.0f} events/s dispatched"
     )
+    figures: dict[str, Any] = {
+        "rate": args.rate,
+        "seconds": wall,
+        "events_per_s": dispatched / wall,
+        "loaded": {},
+        "idle_p50_ms": {},
+    }
     for name, values in snapshot.items():
         share = 100 * sum(values) / 1000 / wall
+        figures["loaded"][name] = {
+            "per_s": len(values) / wall,
+            "thread_share_pct": share,
+            "p50_ms": percentile(values, 50),
+            "p95_ms": percentile(values, 95),
+        }
         print(
             f"  {name + ':':<16} {len(values) / wall:6.1f}/s, {share:4.1f} % of one thread,"
             f" p50 {percentile(values, 50):.2f} ms  p95 {percentile(values, 95):.2f} ms"
@@ -143,6 +160,11 @@ def main() -> None:
     for n in (1, 8):
         before, now = percentile(idle[n, False], 50), percentile(idle[n, True], 50)
         journaled = percentile(idle_journal[n], 50)
+        figures["idle_p50_ms"][f"{n}_rows"] = {
+            "duckdb_statement": before,
+            "duckdb_appender": now,
+            "event_journal": journaled,
+        }
         print(
             f"    {n} row(s): DuckDB parameterized statement {before:.2f} ms, appender"
             f" {now:.2f} ms; event journal {journaled:.2f} ms ({now / journaled:.1f}x"
@@ -150,6 +172,8 @@ def main() -> None:
         )
     ratio = loaded / percentile(idle[8, True], 50)
     print(f"  the loaded inserts' p50 / the idle appender's, 8 rows: {ratio:.1f}x")
+    figures["rows_per_insert"] = rows_per_insert
+    figures["loaded_vs_idle_insert_p50"] = ratio
     import duckdb
 
     path = str(config.storage.db_path)
@@ -160,7 +184,12 @@ def main() -> None:
     print("  events logged (whole run, warm-up included):")
     for type_name, critical, count in rows:
         print(f"    {type_name:<24} {'critical' if critical else '':<9} {count:,}")
+    figures["events_logged"] = [
+        {"type": type_name, "critical": bool(critical), "count": count}
+        for type_name, critical, count in rows
+    ]
     remove_run_files(config)
+    return figures
 
 
 if __name__ == "__main__":

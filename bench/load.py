@@ -7,24 +7,24 @@ a real ``/login``) and ``--sse`` threads stream ``/api/events?topic=>`` with a v
 token (reconnecting with ``Last-Event-ID`` after an overflow or a disconnect) for
 ``--seconds``. Meanwhile the main thread publishes a ``TradeExecuted`` fill every
 ``--probe-every`` seconds (whether or not the pages keep up) and times publish -> DOM in
-every page as ``bench/ui_latency.py`` does, and on the server when each
+every page as ``python -m bench ui_latency`` does, and on the server when each
 session's message carrying the fill was written (:class:`PushTimes`). The pages are opened
 with the strategy paused (under the full load ten pages on this host took minutes to load);
 with ``--quiet`` it stays paused, so the bench's fills are the only trades.
 Prints figures (no pass/fail): bus inbox depth, dispatch rate, back-pressure; SSE events, lag
 (receive time minus ``ts_init``, every 10th frame), seq gaps, disconnects, overflows; the
 strategy's fill rate; server push and browser latency; process RSS and CPU, and who had the
-CPU (server, Chromium, SSE clients, page driver, machine idle: ``bench/proc_cpu.py``). The server,
+CPU (server, Chromium, SSE clients, page driver, machine idle: ``testkit/proc_cpu.py``). The server,
 engine, SSE clients and the Playwright driver share this process (with
 ``--sse-process`` the SSE clients run in a child process: their decoding then no longer
 competes with the server for the GIL, as clients on other machines would not; with
 ``--browsers-process`` the pages are driven from a child process for the same reason: the
 Playwright client decodes every message of every page). Every wait is bounded.
 
-    .venv/bin/python -m bench.load [--sessions 10] [--sse 50] [--seconds 60] [--rate 500]
-                                   [--sse-process] [--browsers-process] [--browsers-idle]
-                                   [--untuned] [--loop-profile] [--drain-profile]
-                                   [--sse-flush S] [--probe-every S] [--quiet]
+    python -m bench load [--sessions 10] [--sse 50] [--seconds 60] [--rate 500]
+                         [--sse-process] [--browsers-process] [--browsers-idle]
+                         [--untuned] [--loop-profile] [--drain-profile]
+                         [--sse-flush S] [--probe-every S] [--quiet] [--json]
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ import resource
 import shutil
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -49,21 +48,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
-
-from access_server import PASSWORDS, VIEWER_TOKEN, Client, make_access  # noqa: E402
-from conftest import engine_config, free_port  # noqa: E402
-
-from bench.loop_profile import DrainProfile, LoopProfile  # noqa: E402
-from bench.proc_cpu import descendants_cpu_by_kind, machine_cpu_s  # noqa: E402
-from bench.ui_latency import (  # noqa: E402
-    PROBE,
-    launch_browser,
-    percentile,
-    publish_probe,
-)
+from bench.report import bench_parser, report
+from bench.ui_latency import PROBE, launch_browser, publish_probe
+from testkit.access_server import PASSWORDS, VIEWER_TOKEN, Client, make_access
+from testkit.dashboard import engine_config
+from testkit.loop_profile import DrainProfile, LoopProfile
+from testkit.net import free_port
+from testkit.proc_cpu import descendants_cpu_by_kind, machine_cpu_s
+from testkit.stats import percentile
 
 LAG_EVERY = 10  # decode every 10th frame for the lag (keeps the clients' own CPU small)
 FRAME = re.compile(rb"^id: (\d+)\ndata: ([^\n]*)\n", re.MULTILINE)
@@ -272,7 +264,7 @@ def cpu_budget(
 ) -> str:
     """Who had the CPU while measuring, in % of one core: this process (server, engine and,
     without the child options, the SSE clients and the page driver), each kind of descendant
-    process (``bench/proc_cpu.py``), and the machine's busy and idle time over all cores."""
+    process (``testkit/proc_cpu.py``), and the machine's busy and idle time over all cores."""
     parts = [f"server process {100 * server_s / wall:.0f} %"]
     for kind in sorted(set(kinds0) | set(kinds1)):
         used = kinds1.get(kind, 0.0) - kinds0.get(kind, 0.0)
@@ -360,8 +352,14 @@ def pages_in_child(url: str, port: int, n: int, idle: bool, conn: Any) -> None:
 
 
 def pct(values: list[float]) -> str:
+    """p50, p95 and p99 of ``values`` (ms), as one line prints them."""
     p = [percentile(values, q) for q in (50, 95, 99)]
     return f"p50 {p[0]:.1f} ms  p95 {p[1]:.1f} ms  p99 {p[2]:.1f} ms"
+
+
+def pct_figures(values: list[float]) -> dict[str, Any]:
+    """p50, p95, p99 (ms) and the sample count of ``values``, for ``--json``."""
+    return {f"p{q}_ms": percentile(values, q) for q in (50, 95, 99)} | {"samples": len(values)}
 
 
 def start_pages(
@@ -419,8 +417,9 @@ def start_kernel(prefix: str, rate: float, *, tuned: bool = True) -> tuple[Any, 
     return config, kernel
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures (no pass/fail)."""
+    parser = bench_parser("load", __doc__)
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--sse", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -462,14 +461,19 @@ def main() -> None:
     parser.add_argument(
         "--loop-profile",
         action="store_true",
-        help="time every event-loop callback while measuring (bench/loop_profile.py)",
+        help="time every event-loop callback while measuring (testkit/loop_profile.py)",
     )
     parser.add_argument(
         "--drain-profile",
         action="store_true",
-        help="cProfile the sessions' drains while measuring (bench/loop_profile.py)",
+        help="cProfile the sessions' drains while measuring (testkit/loop_profile.py)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    report(args.json, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Serve the load of ``args``, measure; print the figures and return them."""
 
     from panel_app.server import DashboardServer
     from panel_app.services import release_services
@@ -503,7 +507,7 @@ def main() -> None:
         with contextlib.ExitStack() as scope:
             # Open the pages before the strategy trades: under the full load ten pages on
             # this host took 4-5 minutes to load (their renderers cannot keep up, see
-            # bench/page_cost.py); the figures are of pages that are open.
+            # python -m bench page_cost); the figures are of pages that are open.
             kernel.command("pause", "engine")
             opened_s, collect_seen = start_pages(
                 scope,
@@ -606,8 +610,34 @@ def main() -> None:
     )
     print(f"  {cpu_budget(cpu - cpu0, kinds0, kinds1, machine0, machine1, wall)}")
     if profile_lines:
-        print("  profiles while measuring (bench/loop_profile.py):")
+        print("  profiles while measuring (testkit/loop_profile.py):")
         print("\n".join(profile_lines))
+    return {
+        "sessions": args.sessions,
+        "sse_clients": args.sse,
+        "rate": args.rate,
+        "strategy": "paused" if args.quiet else "trading",
+        "seconds": wall,
+        "events_per_s": dispatched / wall,
+        "inbox_depth": {"max": max(depths), "mean": statistics.fmean(depths)},
+        "publishers_held_back": blocked,
+        "sse": {
+            "events_per_client_min": min(recv),
+            "events_per_client_max": max(recv),
+            "events_per_s": sum(recv) / wall,
+            "lag": pct_figures(lags),
+            "seq_gaps": sum(c.gaps for c in summaries),
+            "duplicates": sum(c.dups for c in summaries),
+            "overflows": sum(c.overflows for c in summaries),
+            "reconnects": sum(c.disconnects for c in summaries),
+        },
+        "strategy_fills_per_s": own_fills / wall,
+        "probes_sent": sent,
+        "server_push": pct_figures(server_push),
+        "browser": pct_figures(lat) | {"missed": missed, "never_shown": never},
+        "server_rss_mib": {"start": rss[0], "end": rss[-1], "max": max(rss)},
+        "server_cpu_pct_of_core": 100 * (cpu - cpu0) / wall,
+    }
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmarks of the DuckDB event log (figures only, no asserts).
 
-Run: ``.venv/bin/python bench/log.py [--events N]``. Goals on a 2-core box: critical append
+Run: ``python -m bench log [--events N] [--json]``. Goals on a 2-core box: critical append
 p99 < 5 ms, >= 5,000 critical appends/s with 16 producers, >= 200k batched non-critical
 appends/s, restore of a 1M-event log from snapshot + tail < 1 s.
 """
@@ -8,18 +8,17 @@ appends/s, restore of a 1M-event log from snapshot + tail < 1 s.
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench.report import bench_parser, report
 from persistence import EventLog, full_replay, restore
 from state import model
 from streams.events import CashAdjusted, TickReceived, TradeExecuted
+from testkit.stats import percentile
 
 T0 = 1_700_000_000_000_000_000
 
@@ -50,7 +49,8 @@ def _ticks(n: int, start: int = 0) -> list[TickReceived]:
     ]
 
 
-def bench_latency(folder: Path, n: int = 2000) -> None:
+def bench_latency(folder: Path, n: int = 2000) -> dict[str, float]:
+    """Critical appends of one producer, each waited for: p50, p99 and max in ms."""
     with EventLog(folder / "latency.duckdb") as log:
         for i in range(50):  # warm up
             log.append(_fill(-i - 1), wait=True)
@@ -59,15 +59,22 @@ def bench_latency(folder: Path, n: int = 2000) -> None:
             t0 = time.perf_counter()
             log.append(_fill(i), wait=True)
             lat.append(time.perf_counter() - t0)
-    lat.sort()
+    figures = {
+        "n": n,
+        "p50_ms": percentile(lat, 50) * 1e3,
+        "p99_ms": percentile(lat, 99) * 1e3,
+        "max_ms": max(lat) * 1e3,
+    }
     print(
         f"critical append, 1 producer, wait=True: n={n} "
-        f"p50={statistics.median(lat) * 1e3:.2f} ms  p99={lat[int(n * 0.99)] * 1e3:.2f} ms  "
-        f"max={lat[-1] * 1e3:.2f} ms"
+        f"p50={figures['p50_ms']:.2f} ms  p99={figures['p99_ms']:.2f} ms  "
+        f"max={figures['max_ms']:.2f} ms"
     )
+    return figures
 
 
-def bench_producers(folder: Path, threads: int = 16, per_thread: int = 500) -> None:
+def bench_producers(folder: Path, threads: int = 16, per_thread: int = 500) -> dict[str, float]:
+    """Critical appends of ``threads`` producers at once: events per second."""
     with EventLog(folder / "producers.duckdb") as log:
         start = threading.Barrier(threads + 1)
 
@@ -89,9 +96,11 @@ def bench_producers(folder: Path, threads: int = 16, per_thread: int = 500) -> N
         f"critical append, {threads} producers, wait=True: {total} events in {elapsed:.2f} s "
         f"= {total / elapsed:,.0f}/s"
     )
+    return {"threads": threads, "events": total, "per_s": total / elapsed}
 
 
-def bench_batched(folder: Path, n: int = 500_000) -> None:
+def bench_batched(folder: Path, n: int = 500_000) -> dict[str, float]:
+    """Non-critical (batched) appends: append calls and committed events per second."""
     ticks = _ticks(n)
     with EventLog(folder / "batched.duckdb", batch_size=20_000) as log:
         t0 = time.perf_counter()
@@ -104,9 +113,11 @@ def bench_batched(folder: Path, n: int = 500_000) -> None:
         f"non-critical append, batched: {n} events, append calls {n / (t1 - t0):,.0f}/s, "
         f"appended + committed {n / (t2 - t0):,.0f}/s"
     )
+    return {"events": n, "append_calls_per_s": n / (t1 - t0), "committed_per_s": n / (t2 - t0)}
 
 
-def bench_restore(folder: Path, n: int, tail: int = 10_000) -> None:
+def bench_restore(folder: Path, n: int, tail: int = 10_000) -> dict[str, float]:
+    """A log of ``n`` events: full replay, then restore from a snapshot + ``tail`` events."""
     path = folder / "restore.duckdb"
     t0 = time.perf_counter()
     with EventLog(path, batch_size=50_000) as log:
@@ -135,18 +146,33 @@ def bench_restore(folder: Path, n: int, tail: int = 10_000) -> None:
             f"restore of {result.seq:,} events from snapshot at {result.snapshot_seq:,} "
             f"+ {result.replayed:,} tail events: {snap_s:.3f} s"
         )
+    return {
+        "events": result.seq,
+        "full_replay_s": full_s,
+        "snapshot_seq": result.snapshot_seq,
+        "tail_events": result.replayed,
+        "restore_s": snap_s,
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures (no pass/fail)."""
+    parser = bench_parser("log", __doc__)
     parser.add_argument("--events", type=int, default=1_000_000, help="size of the restore log")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    report(args.json, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement in turn, in a temporary folder; the figures by measurement."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        bench_latency(folder)
-        bench_producers(folder)
-        bench_batched(folder)
-        bench_restore(folder, args.events)
+        return {
+            "critical_latency": bench_latency(folder),
+            "critical_producers": bench_producers(folder),
+            "batched": bench_batched(folder),
+            "restore": bench_restore(folder, args.events),
+        }
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Parameter-search throughput: trials per minute of ``seamless optimize`` on the AAPL sample.
 
-Run: ``.venv/bin/python -m bench.optimize [--trials N] [--jobs 1 2] [--baseline N]``.
+Run: ``python -m bench optimize [--trials N] [--jobs 1 2] [--baseline N] [--json]``.
 On the bundled AAPL daily bars (3,270 bars, ``streams.sources.load_sample_bars``), SMA
 crossover, ``fast=2:30 slow=10:120`` (TPE, seeded, objective ``net_pnl``), in the same run:
 
@@ -26,7 +26,9 @@ import argparse
 import os
 import random
 import time
+from typing import Any
 
+from bench.report import bench_parser, report
 from engine.research.optimize import SearchSpec, TrialPool, run_search
 from engine.research.search import parse_space, resolve_objective
 from engine.research.trials import RunSetup, Task, load_table, run_task
@@ -89,12 +91,17 @@ def search(setup: RunSetup, jobs: int, trials: int, seed: int) -> dict[str, floa
 
 def main(argv: list[str] | None = None) -> None:
     """Print the figures (no pass/fail)."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser("optimize", __doc__)
     parser.add_argument("--trials", type=int, default=200, help="trials per search run")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--baseline", type=int, default=20, help="backtests in the plain loop")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    report(args.json, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The baseline, then a search per ``--jobs`` value; print them, return the figures."""
     setup = RunSetup("sample", "AAPL", "sma_crossover", {}, resolve_objective("net_pnl"))
     load = os.getloadavg()
     print(
@@ -102,6 +109,12 @@ def main(argv: list[str] | None = None) -> None:
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs"
     )
     base = baseline(setup, args.baseline, args.seed)
+    figures: dict[str, Any] = {
+        "load_average": list(load),
+        "cpus": os.cpu_count(),
+        "baseline": base,
+        "searches": [],
+    }
     print(
         f"baseline: {base['trials']} backtests of {base['bars']:,} bars in a plain loop: "
         f"{base['per_min']:.0f} trials/min on one core ({base['trial_ms']:.0f} ms a trial, "
@@ -113,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     for jobs in args.jobs:
         row = search(setup, jobs, args.trials, args.seed)
+        figures["searches"].append(row)
         print(
             f"{jobs:>4} {row['ran'] + row['refused']:>6.0f} {row['per_min']:>8.0f} "
             f"{row['wall_per_min']:>9.0f} {row['startup_s']:>8.1f}s {row['trial_ms']:>9.0f} "
@@ -125,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
         "of its bar loop; cpu ms: a trial's CPU time in its worker; parent ms: the parent's CPU "
         "(Optuna, dispatch) per trial; ideal: jobs x 60 s / the trial time in a worker"
     )
+    return figures
 
 
 if __name__ == "__main__":

@@ -16,27 +16,21 @@ The baseline, measured in the same run with a browser of its own: a bare page th
 one word as often as the dashboard got fills. It is the floor of a pushed update in this
 browser (a frame: style, layout, paint, composite, drawn in software), whatever the page shows.
 
-    .venv/bin/python -m bench.page_cost [--rate 500] [--seconds 10]
+    python -m bench page_cost [--rate 500] [--seconds 10] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
-
-from access_server import make_access  # noqa: E402
-from conftest import free_port  # noqa: E402
-
-from bench.load import open_pages, remove_run_files, start_kernel  # noqa: E402
-from bench.proc_cpu import descendants_cpu_s  # noqa: E402
-from bench.ui_latency import launch_browser  # noqa: E402
+from bench.load import open_pages, remove_run_files, start_kernel
+from bench.report import bench_parser, report
+from bench.ui_latency import launch_browser
+from testkit.access_server import make_access
+from testkit.net import free_port
+from testkit.proc_cpu import descendants_cpu_s
 
 METRICS = (
     "TaskDuration",
@@ -97,11 +91,17 @@ def bare_page_cpu(pw: Any, rate: float, seconds: float) -> float:
         browser.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures (no pass/fail)."""
+    parser = bench_parser("page_cost", __doc__)
     parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    report(args.json, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure the page trading, paused and the bare page; print and return the figures."""
 
     from playwright.sync_api import sync_playwright
 
@@ -143,6 +143,17 @@ def main() -> None:
         f" browser {100 * bare:.0f} % of a core (the dashboard page trading:"
         f" {dashboard / max(bare, 1e-9):.1f}x that)"
     )
+    return {
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "trading": {"per_s": trading[0], "fills_per_s": trading[1]},
+        "paused": {"per_s": paused[0], "fills_per_s": paused[1]},
+        "main_thread_s_per_fill": (trading[0]["TaskDuration"] - paused[0]["TaskDuration"])
+        / max(trading[1], 1e-9),
+        "browser_cpu_s_per_fill": per_fill,
+        "baseline_bare_page_browser_cpu": bare,
+        "dashboard_vs_bare": dashboard / max(bare, 1e-9),
+    }
 
 
 if __name__ == "__main__":

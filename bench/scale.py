@@ -1,6 +1,6 @@
 """Scale-out benchmark: PostgreSQL beside DuckDB, and the JetStream bridge (figures only).
 
-Run: ``.venv/bin/python bench/scale.py [--critical 500] [--batch 50000] [--bridge 20000]``
+Run: ``python -m bench scale [--critical 500] [--batch 50000] [--bridge 20000] [--json]``
 (``--seconds 5 --rate 1000`` for the latency run).
 Starts a private PostgreSQL and a private nats-server (as the tests do, installing them from
 Debian when missing) in temp folders, then in the same run:
@@ -9,50 +9,46 @@ Debian when missing) in temp folders, then in the same run:
   with 8 producers (group commit), DuckDB beside PostgreSQL;
 - **batched append**: non-critical events/s (DuckDB: Arrow insert; PostgreSQL: COPY);
 - **bridge**: relay events/s from a committed backlog, end-to-end events/s while appending,
-  and engine commit -> remote subscriber latency p50/p99 (from ``bench/scale_bridge.py``).
+  and engine commit -> remote subscriber latency p50/p99 (from ``python -m bench scale_bridge``).
+
+DuckDB is the baseline of PostgreSQL; the bridge has none in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import scale_bridge
-from log import _fill
-from scale_bridge import _tick
-
+from bench import scale_bridge
+from bench.log import _fill
+from bench.report import bench_parser, report
+from bench.scale_bridge import _tick
 from persistence import EventLog
 from persistence.pg import PostgresEventLog
-from persistence.recorder import Recorder
-from tests.services.nats import NatsServer
-from tests.services.postgres import PostgresServer
+from testkit.services.nats import NatsServer
+from testkit.services.postgres import PostgresServer
+from testkit.stats import percentile
+
+#: The two event-log backends compared (both context managers).
+Log = EventLog | PostgresEventLog
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def critical_latency(log: Recorder, n: int) -> tuple[float, float]:
+def critical_latency(log: Log, n: int) -> tuple[float, float]:
     """p50 and p99 in ms of one producer's critical appends, each waited for."""
     times: list[float] = []
     for i in range(n):
         start = time.perf_counter()
         log.append(_fill(i), wait=True)
         times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), _pct(times, 0.99)
+    return percentile(times, 50), percentile(times, 99)
 
 
-def critical_throughput(log: Recorder, producers: int, per_producer: int, base: int) -> float:
+def critical_throughput(log: Log, producers: int, per_producer: int, base: int) -> float:
     """Critical appends/s with ``producers`` threads each waiting for every append."""
 
     def produce(k: int) -> None:
@@ -68,7 +64,7 @@ def critical_throughput(log: Recorder, producers: int, per_producer: int, base: 
     return producers * per_producer / (time.perf_counter() - start)
 
 
-def batched(log: Recorder, n: int) -> float:
+def batched(log: Log, n: int) -> float:
     """Non-critical appends/s including the final flush (the commit)."""
     ticks = [_tick(i) for i in range(n)]
     start = time.perf_counter()
@@ -78,7 +74,10 @@ def batched(log: Recorder, n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def measure(name: str, open_log: Callable[[str], Recorder], args: argparse.Namespace) -> None:
+def measure(
+    name: str, open_log: Callable[[str], Log], args: argparse.Namespace
+) -> dict[str, float]:
+    """One backend's critical latency, 8-producer throughput and batched rate."""
     with open_log("latency") as log:
         p50, p99 = critical_latency(log, args.critical)
     with open_log("throughput") as log:
@@ -90,33 +89,51 @@ def measure(name: str, open_log: Callable[[str], Recorder], args: argparse.Names
         f"{per_s:8,.0f}/s  |  batched {batch_s:9,.0f} ev/s",
         flush=True,
     )
+    return {
+        "critical_p50_ms": p50,
+        "critical_p99_ms": p99,
+        "critical_8_producers_per_s": per_s,
+        "batched_per_s": batch_s,
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures (no pass/fail)."""
+    parser = bench_parser("scale", __doc__)
     parser.add_argument("--critical", type=int, default=500, help="critical appends per test")
     parser.add_argument("--batch", type=int, default=50_000, help="non-critical events")
     parser.add_argument("--bridge", type=int, default=20_000, help="events through the bridge")
     parser.add_argument("--seconds", type=float, default=5.0, help="latency run length")
     parser.add_argument("--rate", type=float, default=1_000.0, help="latency run events/s")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    report(args.json, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Both logs, then the bridge; the figures by backend."""
+    figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="seamless-scale-") as tmp:
         folder = Path(tmp)
         print("event log backends (same run, fsync on both):")
-        measure("duckdb", lambda name: EventLog(folder / f"{name}.duckdb"), args)
+        figures["duckdb"] = measure(
+            "duckdb", lambda name: EventLog(folder / f"{name}.duckdb"), args
+        )
         with PostgresServer() as server:
 
-            def open_pg(name: str) -> Recorder:
+            def open_pg(name: str) -> Log:
                 return PostgresEventLog(server.create_database(), stream=name)
 
-            measure("postgres", open_pg, args)
+            figures["postgres"] = measure("postgres", open_pg, args)
         print("JetStream bridge (DuckDB log -> nats-server -> durable consumer):")
         bridge = folder / "bridge"
         bridge.mkdir()
         with NatsServer() as nats:
-            scale_bridge.backlog(nats.url, bridge, args.bridge)
-            scale_bridge.live(nats.url, bridge, args.bridge)
-            scale_bridge.latency(nats.url, bridge, args.seconds, args.rate)
+            figures["bridge"] = {
+                "backlog": scale_bridge.backlog(nats.url, bridge, args.bridge),
+                "live": scale_bridge.live(nats.url, bridge, args.bridge),
+                "latency": scale_bridge.latency(nats.url, bridge, args.seconds, args.rate),
+            }
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark of the JetStream bridge (figures only, no asserts).
 
-Run: ``.venv/bin/python bench/scale_bridge.py [--events N]``. Starts a private nats-server
+Run: ``python -m bench scale_bridge [--events N] [--json]``. Starts a private nats-server
 (as the tests do) and a DuckDB event log in a temp folder; the remote subscriber is a
 separate process (as a dashboard on another host would be), timing with the host-wide
 monotonic clock. Measures:
@@ -11,6 +11,7 @@ monotonic clock. Measures:
 - **latency**: engine commit -> remote subscriber, p50/p99, at a steady rate (each event
   appended with ``wait=True``, so the clock starts when its commit is done).
 
+No baseline in the same run (``python -m bench scale`` puts the bridge beside the two logs).
 ``SEAMLESS_BENCH_DEBUG=1`` makes the subscriber process log its pull requests (to stderr).
 """
 
@@ -20,19 +21,21 @@ import argparse
 import json
 import logging
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench.report import bench_parser, report
 from engine.jetstream import OutboxRelay, RemoteEventSource
 from persistence import EventLog
 from streams.events import Event, TickReceived
-from tests.services.nats import NatsServer
+from testkit.services.nats import NatsServer
+from testkit.stats import percentile
+
+ROOT = Path(__file__).resolve().parents[1]
 
 T0 = 1_700_000_000_000_000_000
 
@@ -75,13 +78,14 @@ class _Remote:
 
     def __init__(self, url: str, source: str, count: int, folder: Path) -> None:
         self.out = folder / f"{source}.json"
-        cmd = [sys.executable, __file__, "--consume", url, source, str(count), str(self.out)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+        cmd = [sys.executable, "-m", "bench.scale_bridge", "--consume", url, source, str(count)]
+        self.proc = subprocess.Popen([*cmd, str(self.out)], stdout=subprocess.PIPE, cwd=ROOT)
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != b"ready":
             raise SystemExit("remote consumer did not start")
 
     def arrivals(self) -> dict[int, float]:
+        """When each seq arrived (host monotonic clock), once the child received them all."""
         if self.proc.wait(600) != 0:
             raise SystemExit("remote consumer failed")
         return {int(k): v for k, v in json.loads(self.out.read_text()).items()}
@@ -93,7 +97,8 @@ def _relay(log: EventLog, url: str, source: str) -> OutboxRelay:
     return relay
 
 
-def backlog(url: str, folder: Path, n: int) -> None:
+def backlog(url: str, folder: Path, n: int) -> dict[str, float]:
+    """Relay and remote-consumer events/s from a committed backlog of ``n`` events."""
     with EventLog(folder / "backlog.duckdb") as log:
         for i in range(n):
             log.append(_tick(i))
@@ -106,9 +111,11 @@ def backlog(url: str, folder: Path, n: int) -> None:
     at = _Remote(url, "backlog", n, folder).arrivals()
     remote_s = max(at.values()) - min(at.values())
     print(f"backlog  relay {n / relay_s:>10,.0f} ev/s   remote consumer {n / remote_s:>9,.0f} ev/s")
+    return {"events": n, "relay_per_s": n / relay_s, "remote_per_s": n / remote_s}
 
 
-def live(url: str, folder: Path, n: int) -> None:
+def live(url: str, folder: Path, n: int) -> dict[str, float]:
+    """Engine appends/s and end-to-end events/s while the engine appends ``n`` ticks."""
     with EventLog(folder / "live.duckdb") as log:
         relay = _relay(log, url, "live")
         remote = _Remote(url, "live", n, folder)
@@ -124,9 +131,11 @@ def live(url: str, folder: Path, n: int) -> None:
         f"live     engine appends {n / append_s:>10,.0f} ev/s   "
         f"end to end {n / total_s:>10,.0f} ev/s"
     )
+    return {"events": n, "append_per_s": n / append_s, "end_to_end_per_s": n / total_s}
 
 
-def latency(url: str, folder: Path, seconds: float, rate: float) -> None:
+def latency(url: str, folder: Path, seconds: float, rate: float) -> dict[str, float]:
+    """Commit -> remote subscriber p50/p99 (ms) at a steady ``rate`` for ``seconds``."""
     count = int(seconds * rate)
     with EventLog(folder / "latency.duckdb") as log:
         relay = _relay(log, url, "lat")
@@ -142,26 +151,35 @@ def latency(url: str, folder: Path, seconds: float, rate: float) -> None:
                 time.sleep(pause)
         at = remote.arrivals()
         relay.stop()
-    lat = sorted((at[s] - t) * 1000 for s, t in committed.items())
-    p50 = statistics.median(lat)
-    p99 = lat[int(len(lat) * 0.99) - 1]
+    lat = [(at[s] - t) * 1000 for s, t in committed.items()]
+    p50, p99 = percentile(lat, 50), percentile(lat, 99)
     print(f"latency  commit -> remote at {rate:,.0f} ev/s: p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    return {"rate": rate, "events": count, "p50_ms": p50, "p99_ms": p99}
 
 
-def main() -> None:
-    if len(sys.argv) == 6 and sys.argv[1] == "--consume":
-        consume(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures (no pass/fail); ``--consume ...`` is the remote subscriber child."""
+    given = sys.argv[1:] if argv is None else argv
+    if len(given) == 5 and given[0] == "--consume":
+        consume(given[1], given[2], int(given[3]), given[4])
         return
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser("scale_bridge", __doc__)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=1_000.0)
-    args = parser.parse_args()
+    args = parser.parse_args(given)
+    report(args.json, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Backlog, live and latency runs against a private nats-server; the figures."""
     with tempfile.TemporaryDirectory() as tmp, NatsServer() as server:
         folder = Path(tmp)
-        backlog(server.url, folder, args.events)
-        live(server.url, folder, args.events)
-        latency(server.url, folder, args.seconds, args.rate)
+        return {
+            "backlog": backlog(server.url, folder, args.events),
+            "live": live(server.url, folder, args.events),
+            "latency": latency(server.url, folder, args.seconds, args.rate),
+        }
 
 
 if __name__ == "__main__":

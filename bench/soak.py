@@ -1,7 +1,7 @@
 """Soak: push >= 1,000,000 ticks through the live engine and watch memory, fds and threads.
 
-Run: ``.venv/bin/python bench/soak.py [--ticks 1000000] [--sample 100000] [--warmup 200000]
-[--memory-limit 256MB]`` (``--memory-limit ''`` = DuckDB's default, 80 % of RAM).
+Run: ``python -m bench soak [--ticks 1000000] [--sample 100000] [--warmup 200000]
+[--memory-limit 256MB] [--json]`` (``--memory-limit ''`` = DuckDB's default, 80 % of RAM).
 
 A real ``Kernel`` (DuckDB event log, threaded bus, store, broker, risk, portfolio, P&L, one SMA
 strategy trading AAPL, heartbeats, snapshots every ``--snapshot-s``) gets ticks published from
@@ -12,6 +12,7 @@ is dispatched, logged and folded). Every ``--sample`` ticks it records resident 
 after warm-up (per 100k ticks) and, after a clean stop, checks that the log holds every event
 with gapless seqs and that restore (snapshot + tail) equals a full replay.
 Exit status 1 if a consistency check fails; the memory figures are reported, not judged.
+No baseline in the same run: growth is read against the warm-up sample.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, cast
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+from bench.report import bench_parser, report
 from engine.config import parse_config
 from engine.kernel import Kernel
 from persistence import EventLog, full_replay, restore
@@ -74,8 +74,9 @@ def sample(ticks: int, started: float, kernel: Kernel | None = None) -> dict[str
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures; exit status 1 if a consistency check failed."""
+    parser = bench_parser("soak", __doc__)
     parser.add_argument("--ticks", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=100_000)
     parser.add_argument("--warmup", type=int, default=200_000)
@@ -92,7 +93,13 @@ def main() -> int:
         action="store_true",
         help="trace Python allocations and print the top growth from warm-up to the end (slow)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    summary = report(args.json, lambda: run(args))
+    return 0 if summary["consistent"] else 1
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Soak the engine as ``args`` says; print the summary and return it."""
 
     with tempfile.TemporaryDirectory(prefix="seamless-soak-") as tmp:
         folder = Path(args.keep or tmp)
@@ -163,6 +170,7 @@ def main() -> int:
         elapsed = time.monotonic() - started
         stats = dict(kernel.bus.stats.__dict__)
         held_back = inbox.blocked_puts
+        assert kernel.snapshotter is not None  # a live kernel on a DuckDB log snapshots
         snapshots_taken = kernel.snapshotter.count
         health = kernel.health()
         kernel.stop()
@@ -189,7 +197,7 @@ def main() -> int:
         else 0.0
     )
     ok = count == last_seq and ticks_logged == args.ticks and same
-    report = {
+    summary = {
         "ticks": args.ticks,
         "elapsed_s": round(elapsed, 1),
         "ticks_per_s": round(args.ticks / elapsed),
@@ -238,8 +246,8 @@ def main() -> int:
         "event_log_healthy": health["event_log"]["healthy"],
         "consistent": ok,
     }
-    print(json.dumps(report, indent=2))
-    return 0 if ok else 1
+    print(json.dumps(summary, indent=2))
+    return summary
 
 
 if __name__ == "__main__":

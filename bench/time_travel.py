@@ -1,6 +1,6 @@
 """Time travel: the cost of one step of the Analytics tab's seq slider (``Kernel.state_at``).
 
-Run: ``.venv/bin/python -m bench.time_travel [--events N] [--rate R] [--every M ...]``. Goal: a
+Run: ``python -m bench time_travel [--events N] [--rate R] [--every M ...] [--json]``. Goal: a
 step under 300 ms on a 1,000,000-event log. In a temporary folder (removed at the end):
 
 * **build** -- the full engine (``Kernel`` in backtest mode: SMA crossover, broker, risk,
@@ -38,6 +38,7 @@ from typing import Any
 import pandas as pd
 
 from bench.backtest import make_bars
+from bench.report import bench_parser, report
 from engine.backtest import backtest_config
 from engine.kernel import Kernel, Mode
 from persistence import EventLog, full_replay, restore
@@ -45,9 +46,11 @@ from state import fold, model
 from streams.clock import NS_PER_S, ManualClock
 from streams.events import BarReceived
 from streams.sources import load_replay_table
+from testkit.stats import percentile
 
 SYMBOL = "BENCH"
 GOAL_S = 0.300
+SPREAD = (("p50", 50), ("p95", 95), ("max", 100))
 CHUNK_BARS = 50_000
 PARAMS = {"fast": 10, "slow": 30, "qty": 100.0}
 
@@ -111,12 +114,13 @@ def build(path: Path, n: int, rate: float, seed: int) -> tuple[list[int], float]
 
 
 def _ms(values: list[float]) -> str:
-    values = sorted(values)
-    p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-    return (
-        f"p50 {statistics.median(values) * 1e3:7.1f} ms  p95 {p95 * 1e3:7.1f} ms  "
-        f"max {values[-1] * 1e3:7.1f} ms"
-    )
+    p50, p95, top = (percentile(values, q) * 1e3 for q in (50, 95, 100))
+    return f"p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  max {top:7.1f} ms"
+
+
+def _ms_figures(values: list[float]) -> dict[str, float]:
+    """p50, p95 and max of ``values`` (seconds) in ms, for ``--json``."""
+    return {f"{name}_ms": percentile(values, q) * 1e3 for name, q in SPREAD}
 
 
 def steps(kernel: Kernel, targets: list[int], label: str) -> list[float]:
@@ -228,7 +232,7 @@ def add_snapshots(log: EventLog, states: dict[int, dict[str, Any]], every: int) 
 
 def main(argv: list[str] | None = None) -> None:
     """Print the figures (no pass/fail)."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = bench_parser("time_travel", __doc__)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the log")
     parser.add_argument(
         "--rate", type=float, default=500.0, help="events/s the modelled live engine writes"
@@ -243,7 +247,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=20, help="random slider positions")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    report(args.json, lambda: run(args))
 
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Build the log, then time the baseline, the steps and the sweep; the figures."""
+    figures: dict[str, Any] = {"events": args.events, "baseline": [], "steps": {}}
     with tempfile.TemporaryDirectory(prefix="seamless-bench-") as tmp:
         path = Path(tmp) / "time_travel.duckdb"
         snaps, _ = build(path, args.events, args.rate, args.seed)
@@ -271,14 +280,22 @@ def main(argv: list[str] | None = None) -> None:
                     f"events/s); state_at {step_s * 1e3:7.1f} ms (snapshot "
                     f"{found['snapshot_seq']:,} + {found['replayed']:,}); equal: {same}"
                 )
+                figures["baseline"].append(
+                    {
+                        "seq": target,
+                        "full_replay_s": full_s,
+                        "state_at_ms": step_s * 1e3,
+                        "equal": same,
+                    }
+                )
 
             print(f"\n-- {args.steps} slider steps at random seqs")
-            steps(kernel, targets, "engine's snapshots")
+            figures["steps"]["engine"] = _ms_figures(steps(kernel, targets, "engine's snapshots"))
             worst = max(targets, key=lambda t: t - max([0, *[s for s in snaps if s <= t]]))
             breakdown(log, max([0, *[s for s in snaps if s <= worst]]), worst)
 
             print("\n-- restore time against tail length")
-            sweep(log, snaps, last)
+            figures["longest_tail_in_300ms"] = sweep(log, snaps, last)
 
             spacings = sorted(set(args.every), reverse=True)
             t0 = time.perf_counter()
@@ -289,11 +306,14 @@ def main(argv: list[str] | None = None) -> None:
             )
             for every in spacings:
                 add_snapshots(log, states, every)
-                steps(kernel, targets, f"+ every {every:,} events")
+                times = steps(kernel, targets, f"+ every {every:,} events")
+                figures["steps"][f"every_{every}"] = _ms_figures(times)
         finally:
             kernel.stop()
         size_mb = path.stat().st_size / 1e6
         print(f"\nduckdb file: {size_mb:.0f} MB")
+    figures["duckdb_mb"] = size_mb
+    return figures
 
 
 if __name__ == "__main__":

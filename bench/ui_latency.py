@@ -22,8 +22,8 @@ garbage collector: :mod:`engine.process_tuning`); ``--untuned`` keeps CPython's 
 the baseline. ``--browsers-idle`` runs Chromium under ``SCHED_IDLE``: on this one host the ten
 renderers otherwise take the server's CPU, which browsers on the users' machines would not.
 
-    .venv/bin/python bench/ui_latency.py [--events 200] [--sessions 1 10] [--server-process]
-                                         [--browsers-idle] [--untuned]
+    python -m bench ui_latency [--events 200] [--sessions 1 10] [--server-process]
+                               [--browsers-idle] [--untuned] [--json]
 """
 
 from __future__ import annotations
@@ -33,18 +33,16 @@ import dataclasses
 import multiprocessing
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "panel_app"))
-
-from conftest import CHROMIUM_ARGS, chromium_path, engine_config, free_port  # noqa: E402
+from bench.report import bench_parser, report
+from testkit.dashboard import CHROMIUM_ARGS, chromium_path, engine_config
+from testkit.net import free_port
+from testkit.stats import percentile
 
 PROBE = """
 () => {
@@ -134,15 +132,6 @@ def wait_seen(
                 latencies.append(seen - sent_ms)
         pending = still
     return len(pending)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (NaN for no values)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def publish_probe(kernel: Any, prefix: str, i: int) -> tuple[str, float]:
@@ -381,8 +370,9 @@ def serve_in_child(conn: Any, intervals_kind: str, quiet: bool, tuned: bool) -> 
         conn.send("stopped")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures (no pass/fail)."""
+    parser = bench_parser("ui_latency", __doc__)
     parser.add_argument("--events", type=int, default=200)
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10])
     parser.add_argument(
@@ -421,9 +411,22 @@ def main() -> None:
         help="the server keeps CPython's defaults (GIL switch interval 5 ms, collector"
         " untouched) instead of what `seamless serve` sets",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    report(args.json, lambda: measure(args))
 
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Every session count of ``args`` in turn; print the figures and return them."""
     from playwright.sync_api import sync_playwright
+
+    figures: dict[str, Any] = {
+        "events": args.events,
+        "intervals": args.intervals,
+        "server_process": args.server_process,
+        "tuned": not args.untuned,
+        "browsers_idle": args.browsers_idle,
+        "runs": [],
+    }
 
     engine: EngineSide | RemoteEngine
     if args.server_process:
@@ -467,6 +470,7 @@ def main() -> None:
                     event_timeout_s=args.event_timeout,
                     budget_s=args.budget,
                 )
+                figures["runs"].append(r)
                 print(
                     f"  {r['sessions']:>2} session(s): p50 {r['p50_ms']:.1f} ms  "
                     f"p95 {r['p95_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
@@ -485,6 +489,7 @@ def main() -> None:
             browser.close()
     finally:
         stop()
+    return figures
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ from engine.fill_rules import (
     with_slippage,
 )
 from state.model import QTY_EPSILON
+from streams import topics
 from streams.bus import EventBus, Stage
 from streams.clock import Clock
 from streams.events import (
@@ -118,11 +119,13 @@ class PaperBroker:
         """Match against bars and ticks in the ``MATCH`` stage (before anyone else sees them);
         follow cancellations published by others."""
         return [
-            bus.subscribe("data.bars.*", self._on_bar_event, name="broker.bars", stage=Stage.MATCH),
             bus.subscribe(
-                "data.ticks.*", self._on_tick_event, name="broker.ticks", stage=Stage.MATCH
+                topics.ALL_BARS, self._on_bar_event, name="broker.bars", stage=Stage.MATCH
             ),
-            bus.subscribe("orders.*", self._on_order_event, name="broker.orders"),
+            bus.subscribe(
+                topics.ALL_TICKS, self._on_tick_event, name="broker.ticks", stage=Stage.MATCH
+            ),
+            bus.subscribe(topics.ALL_ORDERS, self._on_order_event, name="broker.orders"),
         ]
 
     # -- orders -------------------------------------------------------------------------------

@@ -15,23 +15,12 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import psycopg
-
 from engine.config import SeamlessConfig
 from engine.mirror import Mirror, start_mirror
+from persistence.pg.lease import LeaseLeft, books_and_leases
 from streams.errors import PersistenceError
 
 log = logging.getLogger(__name__)
-
-_BOOKS = """
-SELECT stream FROM (SELECT DISTINCT stream FROM events) AS s
-UNION SELECT book FROM leases ORDER BY 1
-"""
-_BOOKS_NO_LEASES = "SELECT DISTINCT stream FROM events ORDER BY 1"
-_LEASES = """
-SELECT book, owner, epoch, extract(epoch FROM expires_at - clock_timestamp())
-FROM leases
-"""
 
 
 def book_config(config: SeamlessConfig, book: str) -> SeamlessConfig:
@@ -60,7 +49,7 @@ class ClusterView:
         self._factory = mirror_factory
         self._lock = threading.Lock()
         self.mirrors: dict[str, Mirror] = {}
-        self._leases: dict[str, tuple[str, int, float]] = {}
+        self._leases: dict[str, LeaseLeft] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -82,7 +71,7 @@ class ClusterView:
 
     def refresh(self) -> list[str]:
         """Mirror books that appeared since the last call and re-read the leases; the books."""
-        books, leases = self._query()
+        books, leases = books_and_leases(self.config.storage.postgres_dsn)
         with self._lock:
             self._leases = leases
             for book in books:
@@ -109,33 +98,18 @@ class ClusterView:
             if mirror is not keep:
                 mirror.stop()
 
-    def _query(self) -> tuple[list[str], dict[str, tuple[str, int, float]]]:
-        try:
-            with psycopg.connect(self.config.storage.postgres_dsn, autocommit=True) as con:
-                has_leases = con.execute("SELECT to_regclass('leases') IS NOT NULL").fetchone()
-                if has_leases and has_leases[0]:
-                    books = [str(r[0]) for r in con.execute(_BOOKS).fetchall()]
-                    rows = con.execute(_LEASES).fetchall()
-                else:
-                    books = [str(r[0]) for r in con.execute(_BOOKS_NO_LEASES).fetchall()]
-                    rows = []
-        except psycopg.Error as exc:
-            raise PersistenceError(f"cluster view: cannot read books and leases: {exc}") from exc
-        leases = {str(b): (str(o), int(e), float(left)) for b, o, e, left in rows}
-        return books, leases
 
-
-def _row(book: str, mirror: Mirror, lease: tuple[str, int, float] | None) -> dict[str, Any]:
+def _row(book: str, mirror: Mirror, lease: LeaseLeft | None) -> dict[str, Any]:
     state = mirror.store.get_state("")
     account: Mapping[str, Any] = state.get("account") or {}
     pnl: Mapping[str, Any] = state.get("pnl") or {}
     positions: Mapping[str, Any] = state.get("positions") or {}
-    owner, epoch, left = lease if lease is not None else ("", 0, 0.0)
+    lease = lease if lease is not None else LeaseLeft("", 0, 0.0)
     return {
         "book": book,
-        "owner": owner,
-        "epoch": epoch,
-        "lease_left_s": round(left, 1),
+        "owner": lease.owner,
+        "epoch": lease.epoch,
+        "lease_left_s": round(lease.left_s, 1),
         "seq": int(state.get("meta", {}).get("seq", 0)),
         "trading": (state.get("trading") or {}).get("state", "active"),
         "cash": account.get("cash", 0.0),

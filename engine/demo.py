@@ -25,6 +25,7 @@ from engine.config import (
 from engine.kernel import Kernel, Mode
 from persistence import EventLog, full_replay, restore
 from state import state_to_dict
+from streams import topics
 
 SYMBOLS = ("AAPL", "MSFT")
 
@@ -68,7 +69,7 @@ def run_demo(db_path: str | Path, out: TextIO, *, timeout_s: float = 120.0) -> d
         restored = restore(log)
         replayed = full_replay(log)
         count = log.count()
-        fills = sum(1 for _ in log.read(topic="fills.*"))
+        fills = sum(1 for _ in log.read(topic=topics.ALL_FILLS))
     summary: dict[str, object] = {
         "db": str(path),
         "events": count,

@@ -19,82 +19,29 @@ with skewed clocks still agree on who holds a book.
   can never commit after a new owner's epoch has started: everything it committed is in the
   log before the new owner restores from it.
 - :meth:`BookLease.release` expires the lease on a clean stop, so a standby takes over at once.
+
+The SQL and the connection live in :mod:`persistence.pg.lease`; this module is the policy
+(renewal, local deadline, what losing the lease means).
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import datetime as dt
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-import psycopg
-from psycopg import errors as pg_errors
-
+from persistence.pg.lease import (
+    LeaseHolder,
+    PostgresLeaseStore,
+    WriteConnection,
+    lock_for_commit,
+)
 from streams.errors import LeaseLostError, PersistenceError
 
 log = logging.getLogger(__name__)
 
-#: The lease table (created on first use; every node may run this).
-DDL = """
-CREATE TABLE IF NOT EXISTS leases (
-    book text PRIMARY KEY,
-    owner text NOT NULL,
-    epoch bigint NOT NULL,
-    expires_at timestamptz NOT NULL
-)
-"""
-#: Serialises concurrent CREATE TABLE IF NOT EXISTS (which can race on the catalog otherwise).
-_DDL_LOCK_KEY = 0x5EA1_1E45
-
-_ACQUIRE = """
-INSERT INTO leases AS l (book, owner, epoch, expires_at)
-VALUES (%(book)s, %(owner)s, 1, clock_timestamp() + %(ttl)s * interval '1 second')
-ON CONFLICT (book) DO UPDATE
-    SET owner = EXCLUDED.owner,
-        epoch = l.epoch + 1,
-        expires_at = clock_timestamp() + %(ttl)s * interval '1 second'
-    WHERE l.expires_at < clock_timestamp()
-RETURNING epoch
-"""
-_RENEW = """
-UPDATE leases SET expires_at = clock_timestamp() + %(ttl)s * interval '1 second'
-WHERE book = %(book)s AND owner = %(owner)s AND epoch = %(epoch)s
-  AND expires_at > clock_timestamp()
-RETURNING epoch
-"""
-_RELEASE = """
-UPDATE leases SET expires_at = clock_timestamp()
-WHERE book = %(book)s AND owner = %(owner)s AND epoch = %(epoch)s
-"""
-_FENCE = """
-SELECT 1 FROM leases
-WHERE book = %(book)s AND owner = %(owner)s AND epoch = %(epoch)s
-  AND expires_at > clock_timestamp()
-FOR SHARE
-"""
-_HOLDER = """
-SELECT owner, epoch, expires_at, expires_at > clock_timestamp() FROM leases WHERE book = %s
-"""
-
-
-@dataclasses.dataclass(frozen=True)
-class LeaseHolder:
-    """Who holds (or last held) a book's lease, as the database sees it now."""
-
-    owner: str
-    epoch: int
-    expires_at: dt.datetime
-    valid: bool
-
-    def describe(self) -> str:
-        """E.g. ``node 'n1' (epoch 3, until 2026-11-25T14:00:02+00:00)``."""
-        state = "until" if self.valid else "expired at"
-        return f"node {self.owner!r} (epoch {self.epoch}, {state} {self.expires_at.isoformat()})"
+__all__ = ["BookLease", "LeaseHolder"]
 
 
 class BookLease:
@@ -129,8 +76,14 @@ class BookLease:
         self.renewals = 0
         self.lost_reason: str | None = None
         self._deadline = 0.0  # monotonic; the lease counts as held locally until then
-        self._conn: psycopg.Connection[Any] | None = None
-        self._lock = threading.Lock()  # the one connection: acquire/renew/release
+        # Never wait long on the row (a renewal must fail well before the local deadline),
+        # nor on a stuck server.
+        self._rows = PostgresLeaseStore(
+            dsn,
+            connect_timeout_s=max(int(self.ttl_s / 3), 1),
+            lock_timeout_ms=min(max(int(self.margin_s * 1000 / 2), 50), 2000),
+            statement_timeout_ms=min(max(int(self.ttl_s * 1000 / 3), 500), 5000),
+        )
         self._lost_lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -148,21 +101,11 @@ class BookLease:
         holder = self.holder()
         if holder is not None and holder.valid:
             return None  # cheap read first: do not lock the row of a live holder
-        params = {"book": self.book, "owner": self.owner, "ttl": self.ttl_s}
         started = time.monotonic()
-        try:
-            with self._lock:
-                row = self._connection().execute(_ACQUIRE, params).fetchone()
-        except (pg_errors.LockNotAvailable, pg_errors.QueryCanceled):
-            return None  # the holder is committing right now; try again later
-        except psycopg.Error as exc:
-            self._drop_connection()
-            raise PersistenceError(
-                f"cannot acquire the lease on book {self.book!r}: {exc}"
-            ) from exc
-        if row is None:
-            return None
-        self.epoch = int(row[0])
+        epoch = self._rows.acquire(self.book, self.owner, self.ttl_s)
+        if epoch is None:
+            return None  # a live holder, or one committing right now; try again later
+        self.epoch = epoch
         self.lost_reason = None
         self._deadline = started + self.ttl_s - self.margin_s
         log.info("lease on book %r acquired by %r, epoch %d", self.book, self.owner, self.epoch)
@@ -186,15 +129,7 @@ class BookLease:
 
     def holder(self) -> LeaseHolder | None:
         """The book's current row (None if nobody ever took it)."""
-        try:
-            with self._lock:
-                row = self._connection().execute(_HOLDER, (self.book,)).fetchone()
-        except psycopg.Error as exc:
-            self._drop_connection()
-            raise PersistenceError(f"cannot read the lease of book {self.book!r}: {exc}") from exc
-        if row is None:
-            return None
-        return LeaseHolder(owner=row[0], epoch=int(row[1]), expires_at=row[2], valid=bool(row[3]))
+        return self._rows.holder(self.book)
 
     # -- holding -------------------------------------------------------------------------------
     @property
@@ -225,22 +160,15 @@ class BookLease:
         """
         if self.epoch is None:
             return False
-        params = {"book": self.book, "owner": self.owner, "epoch": self.epoch, "ttl": self.ttl_s}
         started = time.monotonic()
-        try:
-            with self._lock:
-                row = self._connection().execute(_RENEW, params).fetchone()
-        except psycopg.Error as exc:
-            self._drop_connection()
-            raise PersistenceError(f"cannot renew the lease on book {self.book!r}: {exc}") from exc
-        if row is None:
+        if not self._rows.renew(self.book, self.owner, self.epoch, self.ttl_s):
             self._lose(self._taken_reason())
             return False
         self._deadline = started + self.ttl_s - self.margin_s
         self.renewals += 1
         return True
 
-    def fence(self, conn: psycopg.Connection[Any]) -> None:
+    def fence(self, conn: WriteConnection) -> None:
         """Inside a write transaction, before COMMIT: raise LeaseLostError unless still ours.
 
         Also bounds how long this transaction may sit idle (a node stopped mid-transaction
@@ -253,9 +181,7 @@ class BookLease:
                 + (f" ({self.lost_reason})" if self.lost_reason else "")
             )
         idle_ms = max(int(self.ttl_s * 1000), 100)
-        conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {idle_ms}")
-        params = {"book": self.book, "owner": self.owner, "epoch": epoch}
-        if conn.execute(_FENCE, params).fetchone() is not None:
+        if lock_for_commit(conn, self.book, self.owner, epoch, idle_timeout_ms=idle_ms):
             return
         reason = (
             f"book {self.book!r}: node {self.owner!r} lost its lease (epoch {epoch}); write refused"
@@ -269,43 +195,18 @@ class BookLease:
         self._stop_renewer()
         epoch, self.epoch = self.epoch, None
         if epoch is not None and self.lost_reason is None:
-            params = {"book": self.book, "owner": self.owner, "epoch": epoch}
             try:
-                with self._lock:
-                    self._connection().execute(_RELEASE, params)
-            except psycopg.Error as exc:
-                log.warning("lease on book %r not released (it will expire): %s", self.book, exc)
+                self._rows.release(self.book, self.owner, epoch)
+            except PersistenceError as exc:
+                log.warning("%s (it will expire)", exc)
         self.close()
 
     def close(self) -> None:
         """Stop renewing and disconnect, leaving the lease to expire by itself."""
         self._stop_renewer()
-        self._drop_connection()
+        self._rows.close()
 
     # -- internals -----------------------------------------------------------------------------
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            timeout_s = max(int(self.ttl_s / 3), 1)
-            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=timeout_s)
-            # Never wait long on the row (a renewal must fail well before the local deadline),
-            # nor on a stuck server.
-            lock_ms = min(max(int(self.margin_s * 1000 / 2), 50), 2000)
-            statement_ms = min(max(int(self.ttl_s * 1000 / 3), 500), 5000)
-            conn.execute(f"SET lock_timeout = {lock_ms}")
-            conn.execute(f"SET statement_timeout = {statement_ms}")
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK_KEY,))
-                conn.execute(DDL)
-            self._conn = conn
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        with self._lock:
-            conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                conn.close()
-
     def _start_renewer(self) -> None:
         self._stop_renewer()
         self._stop = threading.Event()

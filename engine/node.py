@@ -39,6 +39,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from engine.config import SeamlessConfig
 from engine.lease import BookLease
+from streams import topics
 from streams.errors import ConfigError, LeaseHeldError
 from streams.events import Event
 
@@ -124,7 +125,7 @@ class EngineNode:
         self.kernel = kernel
         try:
             # First subscriber: it sees every event before the broker or anyone else does.
-            kernel.bus.subscribe(">", self._gate, name="cluster.lease-gate")
+            kernel.bus.subscribe(topics.ALL_TOPICS, self._gate, name="cluster.lease-gate")
             if self._prepare is not None:
                 self._prepare(kernel)
             kernel.store.update_state(

@@ -113,9 +113,9 @@ class PnlTracker:
         before strategies see it, so a daily-loss breach it causes comes first."""
         self.resync()
         return [
-            bus.subscribe("data.bars.*", self._on_event, name="pnl.bars", stage=Stage.MARK),
-            bus.subscribe("data.ticks.*", self._on_event, name="pnl.ticks", stage=Stage.MARK),
-            bus.subscribe("fills.*", self._on_event, name="pnl.fills"),
+            bus.subscribe(topics.ALL_BARS, self._on_event, name="pnl.bars", stage=Stage.MARK),
+            bus.subscribe(topics.ALL_TICKS, self._on_event, name="pnl.ticks", stage=Stage.MARK),
+            bus.subscribe(topics.ALL_FILLS, self._on_event, name="pnl.fills"),
             bus.subscribe(topics.PNL, self._on_event, name="pnl.cash"),
             bus.subscribe(topics.RECONCILIATION, self._on_event, name="pnl.reconciliation"),
         ]

@@ -80,7 +80,7 @@ class Portfolio:
         """Follow fills and reconciliation adjustments (attach after the state is restored)."""
         self.resync()
         return [
-            bus.subscribe("fills.*", self._on_fill_event, name="portfolio.fills"),
+            bus.subscribe(topics.ALL_FILLS, self._on_fill_event, name="portfolio.fills"),
             bus.subscribe(topics.RECONCILIATION, self._on_reconciled, name="portfolio.recon"),
         ]
 

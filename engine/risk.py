@@ -104,7 +104,7 @@ class RiskEngine:
     def attach(self, bus: EventBus) -> list[abc.DisposableBase]:
         """Check every submitted order, watch P&L, and follow our own orders to completion."""
         return [
-            bus.subscribe("orders.*", self._on_order_event, name="risk.orders"),
+            bus.subscribe(topics.ALL_ORDERS, self._on_order_event, name="risk.orders"),
             bus.subscribe(topics.PNL, self._on_pnl_event, name="risk.pnl"),
             bus.subscribe(topics.fills(RISK), self._on_own_fill, name="risk.fills"),
         ]

@@ -51,8 +51,8 @@ class TradeAggregator:
         if log is not None:
             self.seed(log)
         self._subs = [
-            bus.subscribe("fills.*", self.on_event, name="ui:aggregates"),
-            bus.subscribe("positions.*", self.on_event, name="ui:aggregates"),
+            bus.subscribe(topics.ALL_FILLS, self.on_event, name="ui:aggregates"),
+            bus.subscribe(topics.ALL_POSITIONS, self.on_event, name="ui:aggregates"),
             bus.subscribe(topics.PNL, self.on_event, name="ui:aggregates"),
         ]
         return self

@@ -19,6 +19,7 @@ from typing import Any
 
 from panel_app.history import fmt_ns
 from panel_app.html_tables import Column, html_table, money, quantity
+from streams import topics
 from streams.events import Event, TradeExecuted
 
 TRADE_FIELDS = ("time", "strategy", "symbol", "side", "qty", "price", "fill_id")
@@ -82,7 +83,7 @@ class RecentTrades:
         ``bounds`` is the aggregator's ``trade_page_bounds`` (finds the newest trades' seqs
         without scanning the log); without it nothing is seeded.
         """
-        self._sub = bus.subscribe("fills.*", self.on_event, name="ui:recent-trades")
+        self._sub = bus.subscribe(topics.ALL_FILLS, self.on_event, name="ui:recent-trades")
         if log is not None and bounds is not None:
             found = bounds(0, self.capacity)
             if found is not None:

@@ -33,6 +33,11 @@ def bars(symbol: str) -> str:
     return f"data.bars.{_segment(symbol, 'symbol')}"
 
 
+def market_data(symbol: str) -> str:
+    """The pattern of one symbol's market data, bars and ticks (``data.*.<symbol>``)."""
+    return f"data.*.{_segment(symbol, 'symbol')}"
+
+
 def data_rejected(source: str) -> str:
     """Market data refused at the edge, per source."""
     return f"data.rejected.{_segment(source, 'source')}"
@@ -68,6 +73,14 @@ ALL_BARS = "data.bars.*"
 ALL_TICKS = "data.ticks.*"
 #: Market data any live feed had to drop (pattern).
 ALL_DROPPED = "data.dropped.*"
+#: Every strategy's orders / fills, every symbol's position changes (patterns).
+ALL_ORDERS = "orders.*"
+ALL_FILLS = "fills.*"
+ALL_POSITIONS = "positions.*"
+#: Every component's status, heartbeats and errors (pattern).
+ALL_SYSTEM = "system.*"
+#: Every topic (pattern): for subscribers that must see each event, e.g. a gate or a printer.
+ALL_TOPICS = ">"
 
 PNL = "pnl"
 RISK = "risk"

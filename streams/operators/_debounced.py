@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
+from reactivex.disposable import Disposable
 
 from streams.errors import ConfigError
-from streams.operators._common import Interval, pick_scheduler, to_timedelta
+from streams.operators._common import Interval, OperatorRun, operator_from, to_timedelta
 
 _T = TypeVar("_T")
 
@@ -53,86 +52,71 @@ def debounced(
         if max_period < quiet_period:
             raise ConfigError(f"max_wait must be at least duetime ({duetime!r}), got {max_wait!r}")
 
-    def operator(source: Observable[_T]) -> Observable[_T]:
-        def subscribe(
-            observer: abc.ObserverBase[_T], scheduler_: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            clock = pick_scheduler(scheduler, scheduler_)
-            lock = threading.RLock()
-            quiet_timer = SerialDisposable()
-            max_timer = SerialDisposable()
-            has_pending = False
-            pending: _T | None = None
-            # Tokens so a timer made obsolete by a newer value or an emission does nothing.
-            burst = 0
-            last_value = 0
-            done = False
+    return operator_from(
+        lambda observer, clock: _Debounce(observer, clock, quiet_period, max_period), scheduler
+    )
 
-            def emit() -> None:
-                nonlocal has_pending, pending, burst
-                value = cast(_T, pending)
-                has_pending, pending = False, None
-                burst += 1
-                quiet_timer.disposable = Disposable()
-                max_timer.disposable = Disposable()
-                observer.on_next(value)
 
-            def on_quiet(_: abc.SchedulerBase, token: Any = None) -> None:
-                with lock:
-                    if not done and has_pending and token == (burst, last_value):
-                        emit()
+class _Debounce(OperatorRun[_T, _T]):
+    """One subscription of :func:`debounced`: the quiet and max-wait timers and the held value.
 
-            def on_max_wait(_: abc.SchedulerBase, token: Any = None) -> None:
-                with lock:
-                    if not done and has_pending and token == burst:
-                        emit()
+    Timers carry tokens (``burst``, ``last_value``) so one made obsolete by a newer value or an
+    emission does nothing, even if it already fired on another thread.
+    """
 
-            def on_next(value: _T) -> None:
-                nonlocal has_pending, pending, last_value
-                with lock:
-                    if done:
-                        return
-                    starts_burst = not has_pending
-                    has_pending, pending = True, value
-                    last_value += 1
-                    quiet_timer.disposable = clock.schedule_relative(
-                        quiet_period, on_quiet, (burst, last_value)
-                    )
-                    if starts_burst and max_period is not None:
-                        max_timer.disposable = clock.schedule_relative(
-                            max_period, on_max_wait, burst
-                        )
+    def __init__(
+        self,
+        observer: abc.ObserverBase[_T],
+        clock: abc.SchedulerBase,
+        quiet_period: timedelta,
+        max_period: timedelta | None,
+    ) -> None:
+        super().__init__(observer, clock)
+        self.quiet_period = quiet_period
+        self.max_period = max_period
+        self.quiet_timer = self.timer()
+        self.max_timer = self.timer()
+        self.has_pending = False
+        self.pending: _T | None = None
+        self.burst = 0
+        self.last_value = 0
 
-            def stop() -> None:
-                nonlocal done
-                done = True
-                quiet_timer.dispose()
-                max_timer.dispose()
+    def emit(self) -> None:
+        value = cast(_T, self.pending)
+        self.has_pending, self.pending = False, None
+        self.burst += 1
+        self.quiet_timer.disposable = Disposable()
+        self.max_timer.disposable = Disposable()
+        self.observer.on_next(value)
 
-            def on_error(error: Exception) -> None:
-                nonlocal has_pending, pending
-                with lock:
-                    if done:
-                        return
-                    stop()
-                    has_pending, pending = False, None
-                    observer.on_error(error)
+    def on_quiet(self, _: abc.SchedulerBase, token: Any = None) -> None:
+        with self.lock:
+            if not self.done and self.has_pending and token == (self.burst, self.last_value):
+                self.emit()
 
-            def on_completed() -> None:
-                with lock:
-                    if done:
-                        return
-                    stop()
-                    if has_pending:
-                        emit()
-                    observer.on_completed()
+    def on_max_wait(self, _: abc.SchedulerBase, token: Any = None) -> None:
+        with self.lock:
+            if not self.done and self.has_pending and token == self.burst:
+                self.emit()
 
-            subscription = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler_)
-            return CompositeDisposable(subscription, quiet_timer, max_timer)
+    def push(self, value: _T) -> None:
+        starts_burst = not self.has_pending
+        self.has_pending, self.pending = True, value
+        self.last_value += 1
+        self.quiet_timer.disposable = self.clock.schedule_relative(
+            self.quiet_period, self.on_quiet, (self.burst, self.last_value)
+        )
+        if starts_burst and self.max_period is not None:
+            self.max_timer.disposable = self.clock.schedule_relative(
+                self.max_period, self.on_max_wait, self.burst
+            )
 
-        return Observable(subscribe)
+    def drop(self) -> None:
+        self.has_pending, self.pending = False, None
 
-    return operator
+    def flush(self) -> None:
+        if self.has_pending:
+            self.emit()
 
 
 __all__ = ["debounced"]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TypeVar, cast
 
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, SerialDisposable
 
-from streams.operators._common import Interval, every, pick_scheduler, to_timedelta
+from streams.operators._common import Interval, OperatorRun, every, operator_from, to_timedelta
 
 _T = TypeVar("_T")
 
@@ -39,61 +38,42 @@ def sampled(
         ConfigError: at build time if ``interval`` is not a positive duration.
     """
     period = to_timedelta(interval, "interval")
+    return operator_from(lambda observer, clock: _Sample(observer, clock, period), scheduler)
 
-    def operator(source: Observable[_T]) -> Observable[_T]:
-        def subscribe(
-            observer: abc.ObserverBase[_T], scheduler_: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            clock = pick_scheduler(scheduler, scheduler_)
-            lock = threading.RLock()
-            ticker = SerialDisposable()
-            has_value = False
-            latest: _T | None = None
-            done = False
 
-            def take() -> _T:
-                nonlocal has_value, latest
-                value = cast(_T, latest)
-                has_value, latest = False, None
-                return value
+class _Sample(OperatorRun[_T, _T]):
+    """One subscription of :func:`sampled`: the tick grid and the latest unsampled value."""
 
-            def tick() -> None:
-                if not done and has_value:
-                    observer.on_next(take())
+    def __init__(
+        self, observer: abc.ObserverBase[_T], clock: abc.SchedulerBase, period: timedelta
+    ) -> None:
+        super().__init__(observer, clock)
+        self.period = period
+        self.ticker = self.timer()
+        self.has_value = False
+        self.latest: _T | None = None
 
-            def on_next(value: _T) -> None:
-                nonlocal has_value, latest
-                with lock:
-                    if not done:
-                        has_value, latest = True, value
+    def start(self) -> None:
+        self.ticker.disposable = every(self.clock, self.period, self.tick, self.lock)
 
-            def on_error(error: Exception) -> None:
-                nonlocal done, has_value, latest
-                with lock:
-                    if done:
-                        return
-                    done, has_value, latest = True, False, None
-                    ticker.dispose()
-                    observer.on_error(error)
+    def take(self) -> _T:
+        value = cast(_T, self.latest)
+        self.has_value, self.latest = False, None
+        return value
 
-            def on_completed() -> None:
-                nonlocal done
-                with lock:
-                    if done:
-                        return
-                    done = True
-                    ticker.dispose()
-                    if has_value:
-                        observer.on_next(take())
-                    observer.on_completed()
+    def tick(self) -> None:
+        if not self.done and self.has_value:
+            self.observer.on_next(self.take())
 
-            ticker.disposable = every(clock, period, tick, lock)
-            subscription = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler_)
-            return CompositeDisposable(subscription, ticker)
+    def push(self, value: _T) -> None:
+        self.has_value, self.latest = True, value
 
-        return Observable(subscribe)
+    def drop(self) -> None:
+        self.has_value, self.latest = False, None
 
-    return operator
+    def flush(self) -> None:
+        if self.has_value:
+            self.observer.on_next(self.take())
 
 
 __all__ = ["sampled"]

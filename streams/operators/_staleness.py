@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, SerialDisposable
 
-from streams.operators._common import Interval, pick_scheduler, to_ns, to_timedelta
+from streams.operators._common import Interval, OperatorRun, operator_from, to_ns, to_timedelta
 
 _T = TypeVar("_T")
 
@@ -78,80 +76,72 @@ def staleness(
     """
     limit = to_timedelta(max_age, "max_age")
 
-    def operator(source: Observable[_T]) -> Observable[Staleness[_T]]:
-        def subscribe(
-            observer: abc.ObserverBase[Staleness[_T]],
-            scheduler_: abc.SchedulerBase | None = None,
-        ) -> abc.DisposableBase:
-            clock = pick_scheduler(scheduler, scheduler_)
-            lock = threading.RLock()
-            timer = SerialDisposable()
-            stale: bool | None = None  # None = unknown (nothing emitted yet)
-            since = clock.now
-            has_value = False
-            last_value: _T | None = None
-            generation = 0
-            completed = False
-            done = False
+    def watch(observer: abc.ObserverBase[Staleness[_T]], clock: abc.SchedulerBase) -> _Watch[_T]:
+        return _Watch(observer, clock, limit)
 
-            def status(is_stale: bool, at: datetime) -> Staleness[_T]:
-                return Staleness(is_stale, at, since, has_value, last_value)
+    return operator_from(watch, scheduler)
 
-            def arm() -> None:
-                timer.disposable = clock.schedule_relative(limit, on_timeout, generation)
 
-            def on_timeout(_: abc.SchedulerBase, token: Any = None) -> None:
-                nonlocal stale, done
-                with lock:
-                    if done or token != generation:
-                        return
-                    stale = True
-                    observer.on_next(status(True, clock.now))
-                    if completed:
-                        done = True
-                        observer.on_completed()
+class _Watch(OperatorRun[_T, Staleness[_T]]):
+    """One subscription of :func:`staleness`: the status, the last value and the age timer.
 
-            def on_next(value: _T) -> None:
-                nonlocal stale, since, has_value, last_value, generation
-                with lock:
-                    if done or completed:
-                        return
-                    now = clock.now
-                    since, has_value, last_value = now, True, value
-                    generation += 1
-                    arm()
-                    if stale is not False:
-                        stale = False
-                        observer.on_next(status(False, now))
+    Unlike the other operators it outlives a completed source: ``completed`` is set, values are
+    ignored, and the run ends when the pending STALE is emitted.
+    """
 
-            def on_error(error: Exception) -> None:
-                nonlocal done
-                with lock:
-                    if done:
-                        return
-                    done = True
-                    timer.dispose()
-                    observer.on_error(error)
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Staleness[_T]],
+        clock: abc.SchedulerBase,
+        limit: timedelta,
+    ) -> None:
+        super().__init__(observer, clock)
+        self.limit = limit
+        self.age_timer = self.timer()
+        self.stale: bool | None = None  # None = unknown (nothing emitted yet)
+        self.since = clock.now
+        self.has_value = False
+        self.last_value: _T | None = None
+        # A token so a timer restarted by a newer value does nothing.
+        self.generation = 0
+        self.completed = False
 
-            def on_completed() -> None:
-                nonlocal completed, done
-                with lock:
-                    if done or completed:
-                        return
-                    completed = True
-                    if stale is True:
-                        done = True
-                        timer.dispose()
-                        observer.on_completed()
+    def status(self, is_stale: bool, at: datetime) -> Staleness[_T]:
+        return Staleness(is_stale, at, self.since, self.has_value, self.last_value)
 
-            with lock:
-                arm()
-            subscription = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler_)
-            return CompositeDisposable(subscription, timer)
+    def start(self) -> None:
+        self.age_timer.disposable = self.clock.schedule_relative(
+            self.limit, self.on_timeout, self.generation
+        )
 
-        return Observable(subscribe)
+    def on_timeout(self, _: abc.SchedulerBase, token: Any = None) -> None:
+        with self.lock:
+            if self.done or token != self.generation:
+                return
+            self.stale = True
+            self.observer.on_next(self.status(True, self.clock.now))
+            if self.completed:
+                self.stop()
+                self.observer.on_completed()
 
-    return operator
+    def push(self, value: _T) -> None:
+        if self.completed:
+            return
+        now = self.clock.now
+        self.since, self.has_value, self.last_value = now, True, value
+        self.generation += 1
+        self.start()
+        if self.stale is not False:
+            self.stale = False
+            self.observer.on_next(self.status(False, now))
+
+    def complete(self) -> None:
+        if self.completed:
+            return
+        self.completed = True
+        if self.stale is True:
+            self.stop()
+            self.observer.on_completed()
 
 
 __all__ = ["Staleness", "staleness"]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, SerialDisposable
 
-from streams.operators._common import Interval, pick_scheduler, to_timedelta
+from streams.operators._common import Interval, OperatorRun, operator_from, to_timedelta
 
 _T = TypeVar("_T")
 
@@ -40,75 +39,55 @@ def throttled(
         ConfigError: at build time if ``interval`` is not a positive duration.
     """
     period = to_timedelta(interval, "interval")
+    return operator_from(lambda observer, clock: _Throttle(observer, clock, period), scheduler)
 
-    def operator(source: Observable[_T]) -> Observable[_T]:
-        def subscribe(
-            observer: abc.ObserverBase[_T], scheduler_: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            clock = pick_scheduler(scheduler, scheduler_)
-            lock = threading.RLock()
-            window = SerialDisposable()
-            window_open = False
-            has_pending = False
-            pending: _T | None = None
-            done = False
 
-            def open_window() -> None:
-                nonlocal window_open
-                window_open = True
-                window.disposable = clock.schedule_relative(period, close_window)
+class _Throttle(OperatorRun[_T, _T]):
+    """One subscription of :func:`throttled`: an open window and the latest held value."""
 
-            def close_window(_: abc.SchedulerBase, __: Any = None) -> None:
-                nonlocal window_open, has_pending, pending
-                with lock:
-                    if done:
-                        return
-                    if not has_pending:
-                        window_open = False
-                        return
-                    value = pending
-                    has_pending, pending = False, None
-                    open_window()
-                    observer.on_next(cast(_T, value))
+    def __init__(
+        self, observer: abc.ObserverBase[_T], clock: abc.SchedulerBase, period: timedelta
+    ) -> None:
+        super().__init__(observer, clock)
+        self.period = period
+        self.window = self.timer()
+        self.window_open = False
+        self.has_pending = False
+        self.pending: _T | None = None
 
-            def on_next(value: _T) -> None:
-                nonlocal has_pending, pending
-                with lock:
-                    if done:
-                        return
-                    if window_open:
-                        has_pending, pending = True, value
-                        return
-                    open_window()
-                    observer.on_next(value)
+    def open_window(self) -> None:
+        self.window_open = True
+        self.window.disposable = self.clock.schedule_relative(self.period, self.close_window)
 
-            def on_error(error: Exception) -> None:
-                nonlocal done, has_pending, pending
-                with lock:
-                    if done:
-                        return
-                    done, has_pending, pending = True, False, None
-                    window.dispose()
-                    observer.on_error(error)
+    def close_window(self, _: abc.SchedulerBase, __: Any = None) -> None:
+        with self.lock:
+            if self.done:
+                return
+            if not self.has_pending:
+                self.window_open = False
+                return
+            value = self.take()
+            self.open_window()
+            self.observer.on_next(value)
 
-            def on_completed() -> None:
-                nonlocal done, has_pending, pending
-                with lock:
-                    if done:
-                        return
-                    done = True
-                    window.dispose()
-                    if has_pending:
-                        value, has_pending, pending = pending, False, None
-                        observer.on_next(cast(_T, value))
-                    observer.on_completed()
+    def take(self) -> _T:
+        value = cast(_T, self.pending)
+        self.has_pending, self.pending = False, None
+        return value
 
-            subscription = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler_)
-            return CompositeDisposable(subscription, window)
+    def push(self, value: _T) -> None:
+        if self.window_open:
+            self.has_pending, self.pending = True, value
+            return
+        self.open_window()
+        self.observer.on_next(value)
 
-        return Observable(subscribe)
+    def drop(self) -> None:
+        self.has_pending, self.pending = False, None
 
-    return operator
+    def flush(self) -> None:
+        if self.has_pending:
+            self.observer.on_next(self.take())
 
 
 __all__ = ["throttled"]

@@ -15,103 +15,32 @@ A last run is stopped with SIGTERM: a clean stop, every killed run marked crashe
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from persistence import CLEAN, CRASHED, EventLog, restore
 from state import state_to_dict
 from streams.events import Event
+from testkit.engine_process import (
+    SEAMLESS,
+    books,
+    env,
+    printed_events,
+    run_engine,
+    wait_for_output,
+    write_config,
+)
 
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
 CYCLES = 5
-
-
-def env() -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_")}
-    clean["PYTHONUNBUFFERED"] = "1"
-    return clean
-
-
-def write_config(folder: Path, rate: float = 2000) -> Path:
-    config = {
-        "storage": {"db_path": str(folder / "crash.duckdb"), "snapshot_interval_s": 1.0},
-        "broker": {"account_path": str(folder / "broker.json")},
-        "feed": {"kind": "synthetic", "symbols": ["AAPL", "MSFT"], "rate": rate, "seed": 11},
-        "strategies": [
-            {
-                "name": "sma_aapl",
-                "strategy": "sma_crossover",
-                "symbols": ["AAPL"],
-                "params": {"fast": 2, "slow": 5, "qty": 10},
-            },
-            {
-                "name": "sma_msft",
-                "strategy": "sma_crossover",
-                "symbols": ["MSFT"],
-                "params": {"fast": 3, "slow": 8, "qty": 4},
-            },
-        ],
-        "risk": {
-            "max_position": 0,
-            "max_order_notional": 0,
-            "max_orders_per_second": 0,
-            "daily_loss_limit": 0,
-        },
-        "runner": {"heartbeat_interval_s": 0.2},
-    }
-    path = folder / "crash.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
-def run_engine(config: Path, out: Path, err: Path) -> subprocess.Popen[bytes]:
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        return subprocess.Popen(
-            [SEAMLESS, "run", "--config", str(config), "--print-events", "critical"],
-            cwd=config.parent,
-            env=env(),
-            stdout=stdout,
-            stderr=stderr,
-        )
-
-
-def wait_for_output(proc: subprocess.Popen[bytes], out: Path, err: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if out.exists() and out.stat().st_size > 0:
-            return
-        assert proc.poll() is None, f"engine exited early: {err.read_text()}"
-        time.sleep(0.05)
-    raise AssertionError(f"engine printed nothing within {timeout} s: {err.read_text()}")
-
-
-def printed_events(out: Path) -> list[dict[str, Any]]:
-    """Complete JSON lines only: the kill may cut the last one."""
-    text = out.read_text(encoding="utf-8")
-    lines = text.split("\n")[:-1]  # whatever follows the last newline is incomplete
-    return [json.loads(line) for line in lines if line]
 
 
 def stored_events(db: Path) -> list[Event]:
     with EventLog(db) as log:
         return log.read()
-
-
-def books(state: dict[str, Any]) -> dict[str, Any]:
-    positions = {
-        sym: round(pos["qty"], 9)
-        for sym, pos in state["positions"].items()
-        if abs(pos["qty"]) > 1e-9
-    }
-    return {"positions": positions, "cash": round(state["account"]["cash"], 6)}
 
 
 def restored_books(db: Path) -> tuple[int, dict[str, Any]]:

@@ -38,10 +38,10 @@ from engine.access import new_api_token
 from persistence import restore
 from persistence.pg import PostgresEventLog
 from state import state_to_dict
+from testkit.dashboard import CHROMIUM_ARGS, chromium_path
+from testkit.net import free_port
+from testkit.services.nats import NatsServer
 from tests.engine.test_takeover import SEAMLESS, WAIT_S, Node, child_env, write_config
-from tests.panel_app.conftest import CHROMIUM_ARGS, chromium_path
-from tests.services.nats import NatsServer
-from tests.services.postgres import free_port
 
 
 def node_config(

@@ -30,9 +30,9 @@ from persistence.codec import EVENT_COLUMNS
 from streams.bus import EventBus
 from streams.errors import TransportError
 from streams.events import Event
+from testkit.services.nats import NatsServer
 from tests.factories import fill, tick
 from tests.factories import signal as signal_event
-from tests.services.nats import NatsServer
 
 SOURCE = "book1"
 REPO = Path(__file__).resolve().parents[2]

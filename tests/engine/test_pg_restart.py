@@ -23,7 +23,7 @@ from persistence import full_replay
 from persistence.pg import PostgresEventLog
 from state import state_to_dict
 from streams.events import Event
-from tests.services.postgres import PostgresServer
+from testkit.services.postgres import PostgresServer
 
 
 def _wait(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

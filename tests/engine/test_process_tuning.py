@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.serve_target import ServeProcess, write_serve_config
 from engine.config import EngineConfig, parse_config
 from engine.process_tuning import GcPauses
 from streams.errors import ConfigError
-from tests.engine.test_cli_crash import write_config
+from testkit.engine_process import write_config
+from testkit.serve_target import ServeProcess, write_serve_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

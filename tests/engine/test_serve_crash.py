@@ -4,11 +4,12 @@ The server runs the crash loop's fast synthetic trading config plus a viewer API
 free loopback port; a thread streams ``/api/events?topic=>`` with the token and records every
 critical event received (SSE publishes a critical event only after its commit, so each one
 received is acknowledged). The server is SIGKILLed 1-3 s after its first event, restarted,
-three times, then stopped with SIGTERM. The checks are the ones of ``bench/crash_loop.py``
-(its ``--serve`` mode runs this loop 20+ times): after every kill every acknowledged critical
-event is in the log with the same seq, seq runs 1..N without gap or duplicate, restore equals
-a full replay, the killed run is marked crashed, and the next start's positions after
-reconciliation equal the broker's account file as the kill left it; the final stop is clean.
+three times, then stopped with SIGTERM. The checks are ``testkit/crash_loop.py``'s
+(``python -m bench crash_loop --serve`` runs this loop 20+ times): after every kill every
+acknowledged critical event is in the log with the same seq, seq runs 1..N without gap or
+duplicate, restore equals a full replay, the killed run is marked crashed, and the next start's
+positions after reconciliation equal the broker's account file as the kill left it; the final
+stop is clean.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from bench.crash_loop import ServeTarget, Tally, crash_loop
-from tests.engine.test_cli_crash import write_config
+from testkit.crash_loop import ServeTarget, Tally, crash_loop
+from testkit.engine_process import write_config
 
 CYCLES = 3
 

@@ -27,18 +27,18 @@ from engine.config import COOKIE_SECRET_ENV, AccessConfig, UserConfig, build
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
 from streams.errors import ConfigError
-from tests.panel_app.access_server import (
+from testkit.access_server import (
     PASSWORDS,
     SECRET,
     SESSIONS_SEEN,
     Client,
     document_models,
-    free_port,
     make_access,
     make_kernel,
     pull_document,
     start_server,
 )
+from testkit.net import free_port
 
 
 # -- hashing --------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from engine.access import DEV_COOKIE_SECRET, hash_password
 from engine.config import COOKIE_SECRET_ENV
 from panel_app import cli
 from panel_app.bootstrap import CONFIG_ENV, LOOPBACK_ONLY, SERVE_HOOKS_FLAGS
-from tests.panel_app.access_server import Client, document_models, free_port, pull_document
+from testkit.access_server import Client, document_models, pull_document
+from testkit.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PANEL = Path(sys.executable).parent / "panel"

@@ -19,7 +19,7 @@ from panel_app.bootstrap import (
     panel_serve_options,
 )
 from streams.errors import ConfigError
-from tests.panel_app.access_server import make_access
+from testkit.access_server import make_access
 
 DEV = AccessConfig()  # the embedded default: dev mode
 

@@ -1,4 +1,5 @@
-"""Fixtures for the persistence tests: a fresh DuckDB event log in a temporary folder."""
+"""Fixtures for the persistence tests: a fresh DuckDB event log in a temporary folder; the
+contract's deselection of tests needing a capability a backend declares off."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from persistence import EventLog
+from tests.persistence.contract import JournalContract
 
 
 @pytest.fixture
@@ -19,3 +21,21 @@ def db_path(tmp_path: Path) -> Path:
 def event_log(db_path: Path) -> Iterator[EventLog]:
     with EventLog(db_path) as log:
         yield log
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect a contract test for a class that declares a capability it needs off.
+
+    Visible in pytest's summary ("N deselected"); the declarations themselves are checked by
+    ``test_the_declared_capabilities_are_the_journals`` (tests/persistence/contract.py).
+    """
+    kept: list[pytest.Item] = []
+    off: list[pytest.Item] = []
+    for item in items:
+        cls = getattr(item, "cls", None)
+        name = getattr(item, "originalname", item.name)
+        lacking = cls is not None and issubclass(cls, JournalContract) and cls.lacks(name)
+        (off if lacking else kept).append(item)
+    if off:
+        config.hook.pytest_deselected(items=off)
+        items[:] = kept

@@ -17,8 +17,8 @@ from persistence.pg import MIGRATIONS, SCHEMA_VERSION, PostgresEventLog, migrate
 from persistence.pg.schema import GSEQ_LOCK
 from streams.errors import LeaseLostError, PersistenceError
 from streams.events import Event
+from testkit.services.postgres import PostgresServer
 from tests.persistence.builders import fill, tick
-from tests.services.postgres import PostgresServer
 
 
 def _sql(dsn: str, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
 from streams.events import Heartbeat
-from tests.panel_app.access_server import (
+from testkit.access_server import (
     OPERATOR_TOKEN,
     VIEWER_TOKEN,
     make_access,

@@ -1,4 +1,4 @@
-"""bench/loop_profile.py: event-loop callbacks timed by what they run; the drains profiled."""
+"""testkit/loop_profile.py: event-loop callbacks timed by what they run; the drains profiled."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 
 from tornado.ioloop import IOLoop
 
-from bench.loop_profile import DrainProfile, LoopProfile
 from panel_app.push import SessionBridge
+from testkit.loop_profile import DrainProfile, LoopProfile
 from tests.panel_app.test_push import make_bridge
 
 

@@ -1,11 +1,11 @@
-"""bench/proc_cpu.py: the CPU of descendant processes, by kind, and of the whole machine."""
+"""testkit/proc_cpu.py: the CPU of descendant processes, by kind, and of the whole machine."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-from bench.proc_cpu import (
+from testkit.proc_cpu import (
     BROWSER,
     DRIVER,
     default_kind,

@@ -26,7 +26,7 @@ from panel_app.server import DashboardServer
 from persistence import EventLog
 from streams.errors import ConfigError, SeamlessError
 from streams.events import Heartbeat
-from tests.panel_app.access_server import (
+from testkit.access_server import (
     PASSWORDS,
     VIEWER_TOKEN,
     Client,
@@ -117,7 +117,7 @@ def test_a_forged_engine_actor_in_the_body_changes_nothing(
 def test_nan_in_operator_args_is_a_400_not_a_lost_batch(
     server: DashboardServer, kernel: Kernel
 ) -> None:
-    from tests.panel_app.access_server import OPERATOR_TOKEN
+    from testkit.access_server import OPERATOR_TOKEN
 
     seq = kernel.log.last_seq
     body = b'{"command": "set_risk_limits", "args": {"limits": {"max_position": NaN}}}'

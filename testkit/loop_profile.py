@@ -1,9 +1,9 @@
 """What occupies the server's event loop: every asyncio callback timed, grouped by what it runs.
 
-``bench.load --loop-profile`` installs :class:`LoopProfile` before the server starts. It wraps
-``asyncio.events.Handle._run`` (every callback, task step and socket handler of every loop in
-the process goes through it) and records, per callback kind, how many ran, their wall time and
-their thread CPU time. Wall minus CPU is mostly the wait for the GIL (held by the engine's
+``python -m bench load --loop-profile`` installs :class:`LoopProfile` before the server starts.
+It wraps ``asyncio.events.Handle._run`` (every callback, task step and socket handler of every
+loop in the process goes through it) and records, per callback kind, how many ran, their wall
+time and their thread CPU time. Wall minus CPU is mostly the wait for the GIL (held by the engine's
 dispatch thread, the writer, the SSE encoder) plus the odd page fault. The report says how busy
 each loop thread was and which callbacks took that time, so "the session waited ~50 ms for the
 loop" can be split into "the loop was running X" and "X was waiting for the GIL".
@@ -12,8 +12,8 @@ Kinds are named from what Tornado and asyncio wrap: ``IOLoop._run_callback(parti
 reported as ``f``, a task step as its coroutine, a socket handler as ``IOLoop._handle_events``.
 The wrapper costs two clock reads per callback; the figures are for comparison within a run.
 
-``bench.load --drain-profile`` installs :class:`DrainProfile`: cProfile of the session drains
-alone, the largest share of the loop.
+``python -m bench load --drain-profile`` installs :class:`DrainProfile`: cProfile of the session
+drains alone, the largest share of the loop.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The real dashboard server (``seamless serve``) as a crash-loop target.
 
-Used by ``bench/crash_loop.py --serve`` and ``tests/engine/test_serve_crash.py``: start
-``seamless serve`` on a free loopback port with the crash loop's fast synthetic trading config
-plus a viewer API token, wait for ``/api/health``, and stream ``/api/events?topic=>`` with the
-token in a thread. The SSE stream publishes a critical event only after it is committed
-(durable before visible), so every critical event received counts as acknowledged.
+Used by ``python -m bench crash_loop --serve`` (through :mod:`testkit.crash_loop`) and
+``tests/engine/test_serve_crash.py``: start ``seamless serve`` on a free loopback port with the
+crash loop's fast synthetic trading config plus a viewer API token, wait for ``/api/health``,
+and stream ``/api/events?topic=>`` with the token in a thread. The SSE stream publishes a
+critical event only after it is committed (durable before visible), so every critical event
+received counts as acknowledged.
 """
 
 from __future__ import annotations
@@ -26,14 +27,8 @@ import yaml
 from engine.access import hash_token, new_api_token
 from streams.errors import EventError
 from streams.events.base import event_class
-from tests.engine.test_cli_crash import SEAMLESS, env
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from testkit.engine_process import SEAMLESS, env
+from testkit.net import free_port
 
 
 def write_serve_config(config: Path) -> tuple[Path, str]:

@@ -16,7 +16,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -25,6 +24,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from testkit.net import free_port
 
 __all__ = ["PostgresServer", "find_bin_dir", "own_postgres_server", "pg_dsn", "postgres_server"]
 
@@ -54,13 +55,6 @@ def find_bin_dir(install: bool = True) -> Path:
     if not found:
         raise RuntimeError("PostgreSQL is not installed: no /usr/lib/postgresql/*/bin/initdb")
     return Path(found[-1]).parent
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PostgresServer:
@@ -95,7 +89,7 @@ class PostgresServer:
 
     def _as_postgres(self, args: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
         cmd = ["runuser", "-u", _USER, "--", *args] if os.geteuid() == 0 else args
-        return subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload, no-any-return]
+        return subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
 
     def _create(self) -> None:
         self.bin_dir = find_bin_dir()
@@ -166,6 +160,7 @@ class PostgresServer:
             raise ValueError(f"mode must be smart, fast or immediate, got {mode!r}")
         if not self.running:
             return
+        assert self.bin_dir is not None  # set when the server was created
         result = self._as_postgres(
             [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "stop"]
         )

@@ -21,16 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from testkit.net import free_port
+
 __all__ = ["NatsServer", "nats_server"]
 
 _START_TIMEOUT_S = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _which() -> str | None:
@@ -67,7 +62,7 @@ class NatsServer:
     def __init__(self, store_dir: str | os.PathLike[str] | None = None) -> None:
         self._own_dir = store_dir is None
         self.store_dir = Path(store_dir or tempfile.mkdtemp(prefix="seamless-nats-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.binary = nats_binary()
         self.log_path = self.store_dir / "nats-server.log"
         self._proc: subprocess.Popen[bytes] | None = None

@@ -12,7 +12,6 @@ import concurrent.futures
 import http.client
 import json
 import re
-import socket
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from engine.access import hash_password
 from engine.config import AccessConfig, ApiTokenConfig, UserConfig, parse_config
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
+from testkit.net import free_port
 
 PASSWORDS = {"alice": "alice-operator-pw", "bob": "bob-viewer-pw"}
 OPERATOR_TOKEN = "op-token-0123456789abcdef0123456789abcdef"
@@ -31,13 +31,6 @@ VIEWER_TOKEN = "viewer-token-0123456789abcdef0123456789ab"
 SECRET = "test-cookie-secret-0123456789abcdef0123456789"
 #: (pn.state.user, current_role()) as seen inside each Panel session the test server created.
 SESSIONS_SEEN: list[tuple[str | None, str | None]] = []
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def make_access(**overrides: Any) -> AccessConfig:
