@@ -39,6 +39,8 @@ class Housekeeping:
         self.stall_halted = False  # a halt for the current feed stall was sent
         self._stall_reported = False  # the current long dispatch round was noticed
         self._stall_pending = 0.0  # its report, not yet published (the inbox was full)
+        #: Dispatch rounds that ran past ``bus.stall_warn_s`` so far (``/metrics``).
+        self.stalls = 0
 
     def on_system(self, event: Event) -> None:
         """Bus subscriber of ``system.*``: the wall time the last heartbeat was made."""
@@ -109,6 +111,7 @@ class Housekeeping:
         if self.dispatch_stalled():
             if not self._stall_reported:
                 self._stall_reported = True
+                self.stalls += 1
                 self._stall_pending = kernel.bus.dispatch_busy_s
                 log.error(
                     "engine thread busy in one dispatch round for %.1f s", self._stall_pending
@@ -173,6 +176,7 @@ def health(kernel: Kernel, housekeeping: Housekeeping | None) -> dict[str, Any]:
             "subscribers": kernel.bus.subscriber_count(),
             "dispatch_busy_s": round(kernel.bus.dispatch_busy_s, 3),
             "stalled": housekeeping is not None and housekeeping.dispatch_stalled(),
+            "stalls": housekeeping.stalls if housekeeping is not None else 0,
         },
         "event_log": {
             "healthy": kernel.log.healthy,

@@ -116,10 +116,12 @@ class Mirror(Kernel):
             self._following = self._follow_factory(self._published, self.deliver)
         else:
             self._following = _LogPoller(self.log, self._published, self.deliver, self._poll_s)
+        self._ready = True  # restored and following: /readyz and READY=1
         return self
 
     def stop(self, how: str = "clean") -> None:
         """Stop following, dispatch what is queued, close the log reader (and the cluster)."""
+        self._stopped, self._ready = True, False
         if self.cluster is not None:
             cluster, self.cluster = self.cluster, None
             cluster.close(keep=self)

@@ -230,7 +230,7 @@ class EventsHandler(ApiHandler):
             self._client.close()
 
     async def get(self) -> None:
-        pattern = self.get_query_argument("topic", ">")
+        pattern = self.get_query_argument("topic", topics.ALL_TOPICS)
         try:
             topics.validate_pattern(pattern)
         except EventError as exc:

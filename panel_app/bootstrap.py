@@ -49,6 +49,7 @@ from engine.config import VIEWER, AccessConfig, load_config
 from engine.process_tuning import tune_process
 from panel_app.api import api_routes
 from panel_app.auth import USER_COOKIE, AccessGate, SeamlessAuthProvider
+from panel_app.probes import probe_routes
 from panel_app.sse import SseHub
 from streams.errors import ConfigError
 
@@ -302,8 +303,14 @@ class DashboardBootstrap:
         self.login_in_use = True
 
     def api_routes(self, hub: SseHub | None = None) -> list[Any]:
-        """The ``/api`` routes over the process engine (never built by a request)."""
-        return api_routes(current_engine, self.gate, hub=hub)
+        """The ``/api`` routes over the process engine (never built by a request), and the
+        probes and metrics (``/livez``, ``/readyz``, ``/metrics``: :mod:`panel_app.probes`)."""
+        if hub is None:
+            hub = SseHub(self.gate.access.sse_flush_interval_s, self.gate.access.sse_queue_size)
+        return [
+            *api_routes(current_engine, self.gate, hub=hub),
+            *probe_routes(current_engine, self.gate, hub),
+        ]
 
     def start(self, kernel: Any = None, *, tune: bool = False) -> Any:
         """The process engine, started on first call, with the gate's authorizer installed.

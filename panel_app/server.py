@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from engine.config import AccessConfig
+from engine.supervision import STARTING, ProbeStatus, Supervisor, engine_status
 from panel_app import bootstrap
 from panel_app.bootstrap import DashboardBootstrap, is_loopback
 from panel_app.sse import SseHub
@@ -125,15 +127,32 @@ class DashboardServer:
         return self.serve_kwargs()
 
     def run(self) -> None:
-        """Serve in this thread until interrupted, then stop the engine cleanly."""
-        import panel as pn
+        """Serve in this thread until interrupted, then stop the engine cleanly.
 
-        kwargs = self._prepare(tune=True)
-        log.info("Seamless dashboard at %s", self.url)
+        Under systemd (``$NOTIFY_SOCKET``) it sends ``WATCHDOG=1`` while the engine is live,
+        ``READY=1`` once the engine has started and the server's loop runs, ``STOPPING=1``
+        when the stop begins (:mod:`engine.supervision`)."""
+        import panel as pn
+        from tornado.ioloop import IOLoop
+
+        listening = threading.Event()
+
+        def status() -> ProbeStatus:
+            return engine_status(bootstrap.current_engine()) if listening.is_set() else STARTING
+
+        supervisor = Supervisor.from_env(status).start()
         try:
-            self._server = pn.serve(self._panels(), start=True, **kwargs)
+            kwargs = self._prepare(tune=True)
+            log.info("Seamless dashboard at %s", self.url)
+            # Runs once pn.serve has bound the port and started the loop.
+            IOLoop.current().add_callback(listening.set)
+            try:
+                self._server = pn.serve(self._panels(), start=True, **kwargs)
+            finally:
+                supervisor.stopping()
+                self.stop()
         finally:
-            self.stop()
+            supervisor.close()
 
     def start_background(self, timeout: float = 30.0) -> DashboardServer:
         """Serve from a background thread; returns once the port accepts connections."""

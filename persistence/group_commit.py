@@ -39,6 +39,7 @@ from typing import Any, ClassVar, Self
 
 from persistence.chain import GENESIS, head_bytes
 from persistence.codec import EventCodec
+from persistence.commit_timings import CommitTimings
 from persistence.group_writer import GroupWriter, H, Row
 from streams.errors import PersistenceError
 from streams.events import Event
@@ -98,6 +99,7 @@ class GroupCommitLog(GroupWriter[H]):
         self._close_timeout = close_timeout_s
         self._gather = group_commit_wait_s
         self._codec = EventCodec()
+        self.commit_timings = CommitTimings()
         self._codecs = self._codec.codecs
 
         self._lock = threading.Lock()

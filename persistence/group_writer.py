@@ -25,6 +25,8 @@ import threading
 import time
 from typing import Any, ClassVar, Generic, TypeVar
 
+from persistence.commit_timings import CommitTimings
+
 #: One queued event in ``EVENT_COLUMNS`` order (seq first, event_id second, critical eighth).
 Row = tuple[Any, ...]
 #: What the writer writes through: a DuckDB cursor, a PostgreSQL connection.
@@ -60,6 +62,8 @@ class GroupWriter(Generic[H]):
     _interval: float
     _gather: float
     _max_commit_rows: int
+    #: How long each commit took (``/metrics``' commit-latency histogram).
+    commit_timings: CommitTimings
 
     # -- the backend's hooks -----------------------------------------------------------------
     def _writer_handle(self) -> H | None:
@@ -171,6 +175,7 @@ class GroupWriter(Generic[H]):
         close gave up on a failing store."""
         batch = rows
         delay = 0.01
+        started = time.monotonic()
         while rows:
             try:
                 if handle is None:
@@ -195,6 +200,7 @@ class GroupWriter(Generic[H]):
             delay = min(delay * 2, 1.0)
         if not self._on_committed(batch):
             return None
+        self.commit_timings.observe(time.monotonic() - started)
         last = rows[-1][0] if rows else None
         with self._lock:
             if last is not None:

@@ -131,6 +131,8 @@ class BusStats:
     duplicates: int = 0
     subscriber_errors: dict[str, int] = field(default_factory=dict)
     hook_errors: int = 0
+    #: Events dispatched per topic (``/metrics`` rates); copy with ``dict(...)`` to read.
+    by_topic: dict[str, int] = field(default_factory=dict)
 
     @property
     def errors_total(self) -> int:
@@ -219,6 +221,12 @@ class EventBus:
     def on_dispatch_thread(self) -> bool:
         """True when called from inside dispatch (the engine thread in threaded mode)."""
         return self._dispatcher_id == threading.get_ident()
+
+    @property
+    def dispatcher_alive(self) -> bool:
+        """False when the dispatcher thread died while the bus runs; True in synchronous mode,
+        before ``start`` and after ``stop``. For liveness probes."""
+        return self._thread is None or self._thread.is_alive()
 
     @property
     def dispatch_busy_s(self) -> float:
@@ -454,9 +462,11 @@ class EventBus:
             self.stats.duplicates += len(batch) - len(committed)
             batch = committed
         stats = self.stats
+        by_topic = stats.by_topic
         for event in batch:
             if hook is not None:
                 hook.apply(event)
+            by_topic[event.topic] = by_topic.get(event.topic, 0) + 1
             stages = self._routes.get(event.topic)
             if stages is None:
                 stages = self._route(event.topic)

@@ -16,7 +16,7 @@ import pytest
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
 from streams.events import Heartbeat
-from tests.panel_app.access_server import (
+from testkit.access_server import (
     OPERATOR_TOKEN,
     VIEWER_TOKEN,
     Client,
