@@ -253,15 +253,24 @@ class StrategyHost:
 
 
 def resolve_strategy_class(spec: str) -> type[Strategy]:
-    """The strategy class for a short name (``sma_crossover``) or a dotted path."""
-    from engine.strategies import BUILTIN
+    """The strategy class for an installed name (a ``seamless.strategies`` entry point, e.g.
+    ``sma_crossover``) or a path (``package.module.Class`` or ``package.module:Class``).
 
-    path = BUILTIN.get(spec, spec)
-    module_name, _, class_name = path.rpartition(".")
-    if not module_name:
+    PluginError names the entry point, its distribution and the cause when an installed
+    strategy fails to load; ConfigError otherwise names the spec and what was expected."""
+    from engine import plugins
+
+    if spec in plugins.names(plugins.STRATEGIES):
+        found: type[Strategy] = plugins.load(plugins.STRATEGIES, spec)
+        return found
+    module_name, sep, class_name = spec.partition(":")
+    if not sep:
+        module_name, _, class_name = spec.rpartition(".")
+    if not module_name or not class_name:
+        installed = ", ".join(plugins.names(plugins.STRATEGIES)) or "none"
         raise ConfigError(
-            f"strategy {spec!r} is neither a built-in ({', '.join(sorted(BUILTIN))}) "
-            f"nor a dotted path like 'package.module.Class'"
+            f"strategy {spec!r} is neither an installed strategy ({installed}) "
+            "nor a path like 'package.module.Class' or 'package.module:Class'"
         )
     try:
         module = importlib.import_module(module_name)

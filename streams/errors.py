@@ -16,6 +16,12 @@ class ConfigError(SeamlessError):
     """A configuration file or value is invalid (the message names the key path and value)."""
 
 
+class PluginError(ConfigError):
+    """An installed plugin (an entry point of a ``seamless.*`` group) is unknown, fails to
+    import or does not satisfy its protocol; the message names the entry point, its
+    distribution and the cause."""
+
+
 class EventError(SeamlessError):
     """An event payload is malformed, of an unknown type, or violates its schema."""
 

@@ -38,7 +38,7 @@ from engine.config.access import (
 from engine.config.cluster import ClusterConfig
 from engine.config.dashboard import THEMES, DashboardConfig
 from engine.config.loading import DEFAULT_CONFIG_PATH, SeamlessConfig, load_config, parse_config
-from engine.config.notify import NotifyConfig, TelegramConfig, WebhookConfig
+from engine.config.notify import ChannelConfig, NotifyConfig, TelegramConfig, WebhookConfig
 from engine.config.schema import build, meta, to_dict
 from engine.config.sections import (
     FEED_KINDS,
@@ -67,6 +67,7 @@ __all__ = [
     "ApiTokenConfig",
     "BrokerConfig",
     "BusConfig",
+    "ChannelConfig",
     "ClusterConfig",
     "DashboardConfig",
     "EngineConfig",

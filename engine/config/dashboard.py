@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from engine.config.schema import meta
+from streams.errors import ConfigError
 
 THEMES = ("default", "dark")
 
@@ -59,3 +60,18 @@ class DashboardConfig:
     default_theme: str = dataclasses.field(
         default="default", metadata=meta(choices=THEMES, help="theme for a new user")
     )
+    panels: tuple[str, ...] = dataclasses.field(
+        default=(),
+        metadata=meta(help="extra tabs: installed seamless.panels entry points, in this order"),
+    )
+
+    def __post_init__(self) -> None:
+        from engine import plugins
+
+        installed = plugins.names(plugins.PANELS)
+        for i, name in enumerate(self.panels):
+            if name not in installed:
+                raise ConfigError(
+                    f"dashboard.panels[{i}]: expected an installed panel"
+                    f" ({', '.join(installed) or 'none installed'}), got {name!r}"
+                )

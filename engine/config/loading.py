@@ -63,7 +63,8 @@ class SeamlessConfig:
     strategies: tuple[StrategyConfig, ...] = dataclasses.field(
         default_factory=_default_strategies,
         metadata=meta(
-            help="Strategies: name, strategy (short name or dotted path), symbols, params."
+            help="Strategies: name, strategy (an installed entry-point name or a dotted path), "
+            "symbols, params."
         ),
     )
     broker: BrokerConfig = dataclasses.field(default_factory=BrokerConfig)

@@ -28,10 +28,10 @@ NOTIFY_FORMATS = ("json", "slack")
 
 #: Fills, risk breaches and trading-state changes, runner halts/faults, errors.
 DEFAULT_TOPICS = (
-    "fills.*",
-    "risk",
+    topics.ALL_FILLS,
+    topics.RISK,
     "system.runner:runner_status_changed[status=halted,faulted]",
-    "system.errors",
+    topics.ERRORS,
 )
 
 TELEGRAM_TOKEN_ENV = "SEAMLESS_TELEGRAM_TOKEN"
@@ -193,6 +193,44 @@ class TelegramConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ChannelConfig:
+    """A channel of any installed kind: a ``seamless.notifiers`` entry point (built in:
+    ``webhook``, ``telegram``) whose factory builds it from ``options``."""
+
+    kind: str = dataclasses.field(
+        default="webhook",
+        metadata=meta(help="webhook, telegram or a plugin's (a seamless.notifiers entry point)"),
+    )
+    name: str = dataclasses.field(
+        default="",
+        metadata=meta(help="channel name ('' = <kind>-<n>, n counting the kind's channels)"),
+    )
+    topics: tuple[str, ...] = _topics_field()
+    options: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata=meta(
+            help="the kind's own settings (webhook: url, headers, format; telegram: chat_id,"
+            " token_env, api_url)"
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        from engine import plugins
+
+        installed = plugins.names(plugins.NOTIFIERS)
+        if self.kind not in installed:
+            raise ValueError(
+                f"kind: expected an installed notifier kind ({', '.join(installed)}), "
+                f"got {self.kind!r}"
+            )
+        if self.name and not _CHANNEL_NAME.match(self.name):
+            raise ValueError(
+                f"name: expected lowercase letters, digits, '-', '_', got {self.name!r}"
+            )
+        _check_topics(self.topics)
+
+
+@dataclasses.dataclass(frozen=True)
 class NotifyConfig:
     """Notifications delivered from the committed log: at-least-once, keyed by event_id."""
 
@@ -201,6 +239,10 @@ class NotifyConfig:
         metadata=meta(help="webhooks: url, name, topics, headers, format (json or slack)"),
     )
     telegram: TelegramConfig = dataclasses.field(default_factory=TelegramConfig)
+    channels: tuple[ChannelConfig, ...] = dataclasses.field(
+        default=(),
+        metadata=meta(help="channels of any kind: kind, name, topics, options (docs/plugins.md)"),
+    )
     poll_interval_s: float = dataclasses.field(
         default=0.25, metadata=meta(min=0.01, max=60.0, help="how often a channel reads the log")
     )
@@ -233,9 +275,40 @@ class NotifyConfig:
     )
 
     def channel_names(self) -> list[str]:
-        """Every configured channel's name: the webhooks' then ``telegram``."""
-        names = [w.name or f"webhook-{i}" for i, w in enumerate(self.webhooks, 1)]
-        return names + (["telegram"] if self.telegram.enabled else [])
+        """Every configured channel's name: the webhooks', ``telegram``, then ``channels``'."""
+        return [channel.name for _, channel in self.all_channels()]
+
+    def all_channels(self) -> list[tuple[str, ChannelConfig]]:
+        """Every configured channel with its key path, named, as one kind of record: the
+        ``webhooks`` and ``telegram`` sections are shorthands for ``webhook``/``telegram``
+        channels, built through the same entry points as a plugin's."""
+        found = [
+            (
+                f"notify.webhooks[{i - 1}]",
+                ChannelConfig(
+                    "webhook",
+                    hook.name or f"webhook-{i}",
+                    hook.topics,
+                    {"url": hook.url, "headers": dict(hook.headers), "format": hook.format},
+                ),
+            )
+            for i, hook in enumerate(self.webhooks, 1)
+        ]
+        telegram = self.telegram
+        if telegram.enabled:
+            options = {
+                "chat_id": telegram.chat_id,
+                "token_env": telegram.token_env,
+                "api_url": telegram.api_url,
+            }
+            found.append(
+                ("notify.telegram", ChannelConfig("telegram", "telegram", telegram.topics, options))
+            )
+        for i, channel in enumerate(self.channels):
+            n = 1 + sum(1 for _, c in found if c.kind == channel.kind)
+            named = dataclasses.replace(channel, name=channel.name or f"{channel.kind}-{n}")
+            found.append((f"notify.channels[{i}].options", named))
+        return found
 
     def __post_init__(self) -> None:
         names = self.channel_names()

@@ -12,8 +12,10 @@ import dataclasses
 from typing import Any
 
 from engine.config.schema import meta
+from streams.errors import ConfigError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: The built-in feed kinds; ``feed.kind`` accepts any installed ``seamless.feeds`` entry point.
 FEED_KINDS = ("sample", "csv", "parquet", "synthetic", "websocket", "none")
 
 
@@ -124,7 +126,11 @@ class BusConfig:
     )
     stall_warn_s: float = dataclasses.field(
         default=5.0,
-        metadata=meta(min=0.0, help="report a dispatch round running longer than this (0 = never)"),
+        metadata=meta(
+            min=0.0,
+            help="report a dispatch round running longer than this (0 = never); the systemd "
+            "watchdog and /livez count such a round as a stall (5 s when 0)",
+        ),
     )
     transport: str = dataclasses.field(
         default="inprocess",
@@ -172,7 +178,10 @@ class FeedConfig:
 
     kind: str = dataclasses.field(
         default="sample",
-        metadata=meta(choices=FEED_KINDS, help="sample = real daily bars from bokeh-sampledata"),
+        metadata=meta(
+            help="sample (bokeh-sampledata daily bars), csv, parquet, synthetic, websocket,"
+            " none, or a plugin's"
+        ),
     )
     symbols: tuple[str, ...] = dataclasses.field(
         default=("AAPL", "MSFT", "GOOG", "IBM"), metadata=meta(help="symbols to feed and accept")
@@ -199,21 +208,56 @@ class FeedConfig:
         default=0.0,
         metadata=meta(min=0.0, help="halt trading after the feed is quiet this long (0 = never)"),
     )
+    options: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata=meta(help="settings of a plugin feed kind (its own keys, checked by the plugin)"),
+    )
+
+    def __post_init__(self) -> None:
+        from engine import plugins
+
+        installed = plugins.names(plugins.FEEDS)
+        if self.kind not in installed:
+            raise ConfigError(
+                f"feed.kind: expected an installed feed kind ({', '.join(installed)}), "
+                f"got {self.kind!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
 class StrategyConfig:
-    """One strategy instance: a class (short name or dotted path), its symbols and parameters."""
+    """One strategy instance: a class (an entry-point name of ``seamless.strategies`` or a
+    dotted path), its symbols and parameters."""
 
     name: str = dataclasses.field(default="strategy", metadata=meta(help="unique name"))
     strategy: str = dataclasses.field(
         default="sma_crossover",
-        metadata=meta(help="sma_crossover, zscore or a dotted path package.module.Class"),
+        metadata=meta(
+            help="an installed seamless.strategies entry point (built in: sma_crossover, zscore)"
+            " or a path package.module.Class"
+        ),
     )
     symbols: tuple[str, ...] = dataclasses.field(default=(), metadata=meta(help="symbols traded"))
     params: dict[str, Any] = dataclasses.field(
         default_factory=dict, metadata=meta(help="parameters, validated by the strategy's param")
     )
+
+    def __post_init__(self) -> None:
+        from engine import plugins
+
+        installed = plugins.names(plugins.STRATEGIES)
+        if self.strategy not in installed and not _is_class_path(self.strategy):
+            raise ValueError(
+                f"strategy: expected an installed strategy ({', '.join(installed)}) or a path"
+                f" like 'package.module.Class', got {self.strategy!r}"
+            )
+
+
+def _is_class_path(spec: str) -> bool:
+    module, sep, name = spec.partition(":")
+    if not sep:
+        module, _, name = spec.rpartition(".")
+    return bool(module) and bool(name)
 
 
 def _default_operators() -> tuple[str, ...]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import time
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.config.schema import meta
+from streams.errors import ConfigError
 
 #: What the daily-loss breaker does to trading: ``halt`` everything or only allow ``reduce``.
 BREACH_ACTIONS = ("halt", "reduce")
@@ -20,8 +22,16 @@ BREACH_ACTIONS = ("halt", "reduce")
 
 @dataclasses.dataclass(frozen=True)
 class BrokerConfig:
-    """The paper broker: costs, where its account lives, and when quotes fill."""
+    """Which broker (kind), and the paper broker's costs, account file and fill rules."""
 
+    kind: str = dataclasses.field(
+        default="paper",
+        metadata=meta(help="paper or a venue adapter's (a seamless.brokers entry point)"),
+    )
+    options: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata=meta(help="settings of a plugin broker kind (its own keys, checked by it)"),
+    )
     slippage_bps: float = dataclasses.field(
         default=0.0,
         metadata=meta(min=0.0, max=1_000.0, help="price moved against the trader, in bps"),
@@ -55,6 +65,16 @@ class BrokerConfig:
     max_fills_kept: int = dataclasses.field(
         default=1_000, metadata=meta(min=1, max=10_000_000, help="recent fills kept in the file")
     )
+
+    def __post_init__(self) -> None:
+        from engine import plugins
+
+        installed = plugins.names(plugins.BROKERS)
+        if self.kind not in installed:
+            raise ConfigError(
+                f"broker.kind: expected an installed broker kind ({', '.join(installed)}), "
+                f"got {self.kind!r}"
+            )
 
 
 def _no_limits() -> dict[str, float]:

@@ -12,7 +12,12 @@ Configuration: the ``notify`` section (:mod:`engine.config.notify`); operations:
 """
 
 from engine.notify.base import DeliveryFailed, Notifier, summarize
-from engine.notify.channels import TelegramNotifier, WebhookNotifier, build_notifiers
+from engine.notify.channels import (
+    NotifierContext,
+    TelegramNotifier,
+    WebhookNotifier,
+    build_notifiers,
+)
 from engine.notify.outbox import CursorFile, Outbox
 from engine.notify.service import Notifications, build_notifications, cursor_path
 
@@ -21,6 +26,7 @@ __all__ = [
     "DeliveryFailed",
     "Notifications",
     "Notifier",
+    "NotifierContext",
     "Outbox",
     "TelegramNotifier",
     "WebhookNotifier",

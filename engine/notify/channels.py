@@ -1,4 +1,6 @@
-"""The built-in channels: webhooks (``json`` or ``slack`` bodies) and Telegram's Bot API.
+"""The built-in channels: webhooks (``json`` or ``slack`` bodies) and Telegram's Bot API, and
+how every channel, built-in or a plugin's, is built: a ``seamless.notifiers`` entry point names
+a factory ``(ChannelConfig, NotifierContext) -> Notifier`` (:func:`build_notifiers`).
 
 Every request carries the event's ``event_id`` as ``Idempotency-Key`` (and a JSON body also
 in its ``event_id`` field), so a receiver can drop the duplicates at-least-once delivery may
@@ -8,16 +10,19 @@ cursor write, the chat may see a message twice.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from engine import plugins
 from engine.config import SeamlessConfig, TelegramConfig, WebhookConfig
-from engine.config.notify import parse_selector
+from engine.config.notify import ChannelConfig, parse_selector
+from engine.config.schema import build
 from engine.notify.base import DeliveryFailed, Notifier, post_json
-from streams.errors import ConfigError
+from streams.errors import ConfigError, PluginError, SeamlessError
 from streams.events import Event
 
 #: Telegram refuses longer messages.
@@ -135,26 +140,75 @@ class TelegramNotifier(Notifier):
             raise DeliveryFailed(f"{label}: sendMessage refused: {description}")
 
 
+@dataclasses.dataclass(frozen=True)
+class NotifierContext:
+    """What a ``seamless.notifiers`` factory is given besides its :class:`ChannelConfig`:
+    ``where`` (the channel's key path, to start error messages with), the engine's name, the
+    HTTP timeout and the environment (secrets come from it, never from the file)."""
+
+    where: str
+    engine_name: str
+    timeout_s: float
+    env: Mapping[str, str]
+
+
+#: A ``seamless.notifiers`` entry point: builds one channel; ConfigError naming the bad option.
+NotifierFactory = Callable[[ChannelConfig, NotifierContext], Notifier]
+
+
+def webhook_channel(channel: ChannelConfig, context: NotifierContext) -> Notifier:
+    """The built-in ``webhook`` kind; options ``url``, ``headers``, ``format``."""
+    hook = build(WebhookConfig, {**channel.options, "topics": channel.topics}, context.where)
+    return WebhookNotifier(
+        channel.name, hook, timeout_s=context.timeout_s, engine_name=context.engine_name
+    )
+
+
+def telegram_channel(channel: ChannelConfig, context: NotifierContext) -> Notifier:
+    """The built-in ``telegram`` kind; options ``chat_id``, ``token_env``, ``api_url`` (the
+    bot token is read from the environment variable ``token_env`` names)."""
+    telegram = build(TelegramConfig, {**channel.options, "topics": channel.topics}, context.where)
+    if not telegram.enabled:
+        raise ConfigError(f"{context.where}.chat_id: a telegram channel needs a chat, got ''")
+    token = context.env.get(telegram.token_env, "")
+    if not token:
+        raise ConfigError(
+            f"{context.where}.token_env: environment variable {telegram.token_env} is not"
+            " set (it must hold the bot token of this telegram channel)"
+        )
+    return TelegramNotifier(
+        telegram,
+        token,
+        timeout_s=context.timeout_s,
+        engine_name=context.engine_name,
+        name=channel.name,
+    )
+
+
 def build_notifiers(config: SeamlessConfig, env: Mapping[str, str] | None = None) -> list[Notifier]:
-    """The channels ``config.notify`` names, webhooks first. ConfigError if Telegram is
-    configured but its token's environment variable is not set."""
+    """The channels ``config.notify`` names (webhooks, telegram, then ``channels``), each
+    built by its kind's ``seamless.notifiers`` factory. ConfigError naming the key if a
+    channel's options are wrong (e.g. Telegram's token variable is not set); PluginError
+    naming the entry point if a kind fails to load or to build its channel."""
     notify = config.notify
     env = os.environ if env is None else env
-    names = notify.channel_names()
-    engine_name = config.engine.name
-    notifiers: list[Notifier] = [
-        WebhookNotifier(name, hook, timeout_s=notify.timeout_s, engine_name=engine_name)
-        for name, hook in zip(names, notify.webhooks, strict=False)
-    ]
-    telegram = notify.telegram
-    if telegram.enabled:
-        token = env.get(telegram.token_env, "")
-        if not token:
-            raise ConfigError(
-                f"notify.telegram.token_env: environment variable {telegram.token_env} is not"
-                " set (it must hold the bot token while notify.telegram.chat_id is set)"
+    notifiers: list[Notifier] = []
+    for where, channel in notify.all_channels():
+        factory = plugins.load(plugins.NOTIFIERS, channel.kind)
+        context = NotifierContext(where, config.engine.name, notify.timeout_s, env)
+        try:
+            notifier = factory(channel, context)
+        except SeamlessError:
+            raise
+        except Exception as exc:  # a plugin's factory may raise anything: name it
+            raise PluginError(
+                f"{where}: {plugins.describe(plugins.NOTIFIERS, channel.kind)} failed to build"
+                f" channel {channel.name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(notifier, Notifier):
+            raise PluginError(
+                f"{where}: {plugins.describe(plugins.NOTIFIERS, channel.kind)} returned"
+                f" {type(notifier).__name__}, not an engine.Notifier"
             )
-        notifiers.append(
-            TelegramNotifier(telegram, token, timeout_s=notify.timeout_s, engine_name=engine_name)
-        )
+        notifiers.append(notifier)
     return notifiers

@@ -1,13 +1,8 @@
-"""Strategies that ship with Seamless, loadable by short name or dotted path."""
+"""Strategies that ship with Seamless. Each is declared as a ``seamless.strategies`` entry
+point in pyproject.toml (``sma_crossover``/``sma``, ``zscore``/``zscore_reversion``), the same
+way a plugin's strategies are; a dotted path ``package.module.Class`` also works."""
 
 from engine.strategies.sma_crossover import SmaCrossover
 from engine.strategies.zscore import ZScoreReversion
 
-BUILTIN = {
-    "sma_crossover": "engine.strategies.sma_crossover.SmaCrossover",
-    "sma": "engine.strategies.sma_crossover.SmaCrossover",
-    "zscore": "engine.strategies.zscore.ZScoreReversion",
-    "zscore_reversion": "engine.strategies.zscore.ZScoreReversion",
-}
-
-__all__ = ["BUILTIN", "SmaCrossover", "ZScoreReversion"]
+__all__ = ["SmaCrossover", "ZScoreReversion"]

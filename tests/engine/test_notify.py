@@ -30,8 +30,8 @@ from streams.events import (
     TradeExecuted,
     TradingStateChanged,
 )
+from testkit.engine_process import SEAMLESS, env
 from tests.engine.notify_receiver import Receiver, free_port
-from tests.engine.test_cli_crash import SEAMLESS, env
 from tests.engine.test_kernel import buy_ten, kernel_config
 
 FAST_RETRY = {"retry_initial_s": 0.05, "retry_max_s": 0.3, "poll_interval_s": 0.05}

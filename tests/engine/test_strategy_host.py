@@ -294,7 +294,7 @@ def test_build_strategy_gives_name_symbols_and_params() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("nonsense", r"'nonsense' is neither a built-in .* nor a dotted path"),
+        ("nonsense", r"'nonsense' is neither an installed strategy \(sma, .*\) nor a path"),
         ("no_such_pkg.mod.Cls", r"cannot import module 'no_such_pkg.mod'"),
         (
             "engine.strategies.sma_crossover.Nope",
