@@ -6,6 +6,11 @@ synchronous bus and the data's clock. Each bar is published in turn and handled 
 in the causal order of docs/architecture.md before the next, exactly as a live replay of the
 same data handles it. With ``db_path`` the run is written to a DuckDB event log that
 ``seamless events``/``seamless state`` and notebooks can read afterwards.
+
+Several symbols (:mod:`engine.backtest_data`) take the same path: their bars merged by
+timestamp, the strategy given every symbol as a live config's ``symbols`` list does. The
+equity curve has one point per timestamp (the equity after every bar of that time), and the
+result has each symbol's P&L as the state and the portfolio hold it (``per_symbol``).
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.backtest_data import MergedTable, data_symbols, load_symbols, symbol_list
 from engine.config import (
     BrokerConfig,
     PnlConfig,
@@ -31,10 +37,11 @@ from engine.research.metrics import compute_metrics, json_ready, record_metrics
 from persistence import EventLog
 from state import MemoryJournal
 from state.journal import Journal
+from streams import topics
 from streams.clock import NS_PER_S, ManualClock
 from streams.errors import ConfigError
 from streams.events import BarReceived, DataRejected, Event, TradeExecuted
-from streams.sources import MarketDataValidator, ReplayTable, load_replay_table
+from streams.sources import MarketDataValidator, ReplayTable
 
 Progress = Callable[[int, int], None]
 
@@ -60,6 +67,9 @@ class BacktestResult:
     rejected_bars: int = 0
     #: The ``data_rejected`` events of the run (bad rows), each naming the field and value.
     rejections: tuple[DataRejected, ...] = ()
+    #: Each traded or replayed symbol's figures at the end, from the state (realized P&L,
+    #: position), the broker's fills (count, commissions) and the portfolio (round trips).
+    per_symbol: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def bars_per_s(self) -> float:
@@ -99,6 +109,10 @@ class BacktestResult:
             "bars_per_s": round(self.bars_per_s, 1),
             "rejected_bars": self.rejected_bars,
             "metrics": metrics,
+            "per_symbol": {
+                symbol: {k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}
+                for symbol, row in self.per_symbol.items()
+            },
         }
 
 
@@ -106,7 +120,7 @@ def backtest_config(
     config: SeamlessConfig | None = None,
     *,
     strategy: str | None = None,
-    symbol: str | None = None,
+    symbol: str | Sequence[str] | None = None,
     params: Mapping[str, Any] | None = None,
     starting_cash: float | None = None,
     broker: BrokerConfig | None = None,
@@ -116,18 +130,21 @@ def backtest_config(
     """The config a backtest runs with: ``config`` (default: the embedded defaults with risk
     limits off, since a backtest measures the strategy, not the limits) with the overrides
     given. ``strategy`` (short name or dotted path) replaces the configured strategies with
-    one instance named ``bt_<symbol>`` trading ``symbol``. The broker always keeps its account
-    in memory: a backtest never touches the live broker file."""
+    one instance named ``bt_<symbol>`` trading ``symbol``; several symbols make one instance
+    ``bt_<symbol>_<symbol>...`` trading them all, as a live config's ``symbols`` list does.
+    The broker always keeps its account in memory: a backtest never touches the live broker
+    file."""
     base = config if config is not None else SeamlessConfig(risk=_backtest_risk())
     changes: dict[str, Any] = {}
     if strategy is not None:
-        if not symbol:
+        symbols = symbol_list(symbol)
+        if not symbols:
             raise ConfigError("a backtest of --strategy needs --symbol, got none")
         changes["strategies"] = (
             StrategyConfig(
-                name=f"bt_{symbol.lower()}",
+                name="bt_" + "_".join(s.lower() for s in symbols),
                 strategy=strategy,
-                symbols=(symbol.upper(),),
+                symbols=symbols,
                 params=dict(params or {}),
             ),
         )
@@ -145,7 +162,7 @@ def run_backtest(
     data: Any = None,
     *,
     strategy: str | None = None,
-    symbol: str | None = None,
+    symbol: str | Sequence[str] | None = None,
     params: Mapping[str, Any] | None = None,
     config: SeamlessConfig | None = None,
     db_path: str | Path | None = None,
@@ -165,29 +182,35 @@ def run_backtest(
     as ``seamless run`` would replay them. ``db_path`` writes the run to a new DuckDB event
     log (ConfigError if the file exists). ``progress(done, total)`` is called every
     ``progress_every`` bars and at the end.
+
+    Several symbols: ``data`` a list of frames/paths with ``symbol`` a list of as many
+    symbols (one per item, in order), or one frame/path with a ``symbol`` column, whose
+    symbols ``symbol`` (a list) may pick; ``--strategy`` then trades every symbol of the data.
     """
+    wanted = symbol_list(symbol)
+    table, source, known, symbols = _market_data(data, wanted, config or SeamlessConfig())
     cfg = backtest_config(
         config,
         strategy=strategy,
-        symbol=symbol,
+        symbol=symbols,
         params=params,
         starting_cash=starting_cash,
         broker=broker,
         risk=risk,
         pnl=pnl,
     )
-    table, source, known = _market_data(data, symbol, cfg)
     journal = _open_journal(db_path)
     clock = ManualClock(max((table.first_ts or NS_PER_S) - NS_PER_S, 0))
     kernel = Kernel(cfg, mode=Mode.BACKTEST, clock=clock, journal=journal)  # closes it if it fails
     events = _validated(table, source, known)
-    return _run(kernel, events, table.count, progress, progress_every, strategy)
+    return _run(kernel, events, table.count, progress, progress_every, strategy, symbols)
 
 
 def _market_data(
-    data: Any, symbol: str | None, config: SeamlessConfig
-) -> tuple[ReplayTable, str, list[str] | None]:
-    """The bars to replay, the source name they carry and the symbols accepted."""
+    data: Any, wanted: tuple[str, ...], config: SeamlessConfig
+) -> tuple[ReplayTable | MergedTable, str, list[str] | None, tuple[str, ...]]:
+    """The bars to replay, the source name they carry, the symbols accepted and the symbols
+    a ``--strategy`` trades (the data's when it names them, else ``wanted``)."""
     if data is None:
         table = replay_table(config.feed)
         if table is None:
@@ -195,15 +218,15 @@ def _market_data(
                 f"feed.kind {config.feed.kind!r} has no recorded data to backtest: "
                 "give --data, or a config whose feed is sample, csv or parquet"
             )
-        return table, config.feed.kind, [s.upper() for s in config.feed.symbols]
+        return table, config.feed.kind, [s.upper() for s in config.feed.symbols], wanted
     if isinstance(data, ReplayTable):  # parsed once, replayed by many runs (the optimizer's)
-        return data, "backtest", None
-    try:
-        table = load_replay_table(data, kind="bars", symbol=symbol.upper() if symbol else None)
-    except ConfigError as exc:
-        where = f"--data {str(data)!r}: " if isinstance(data, str | Path) else ""
-        raise ConfigError(f"{where}{exc}") from exc
-    return table, "backtest", None
+        return data, "backtest", None, wanted
+    if isinstance(data, MergedTable):
+        return data, "backtest", None, wanted or data.symbols
+    loaded = load_symbols(data, wanted)
+    if isinstance(loaded, MergedTable):
+        return loaded, "backtest", None, loaded.symbols
+    return loaded, "backtest", None, wanted or data_symbols(loaded)
 
 
 def _open_journal(db_path: str | Path | None) -> Journal:
@@ -219,7 +242,9 @@ def _open_journal(db_path: str | Path | None) -> Journal:
     return EventLog(path).open()
 
 
-def _validated(table: ReplayTable, source: str, known: list[str] | None) -> Iterator[Event]:
+def _validated(
+    table: ReplayTable | MergedTable, source: str, known: list[str] | None
+) -> Iterator[Event]:
     validator = MarketDataValidator(known, source)
     for event in table.events(source=source):
         yield validator.check(event)
@@ -232,11 +257,12 @@ def _run(
     progress: Progress | None,
     progress_every: int,
     spec: str | None,
+    symbols: tuple[str, ...] = (),
 ) -> BacktestResult:
     curve: list[tuple[int, float]] = []
     trades: list[dict[str, Any]] = []
     kernel.bus.subscribe(
-        "fills.*",
+        topics.ALL_FILLS,
         lambda e: (
             trades.append(e.payload() | {"ts": e.ts_event})
             if isinstance(e, TradeExecuted)
@@ -253,7 +279,12 @@ def _run(
         for done, bar in enumerate(bars, 1):
             publish(bar)
             if isinstance(bar, BarReceived):
-                curve.append((bar.ts_event, get_state("pnl")["equity"]))  # equity after the bar
+                # One point per timestamp: the equity after every bar of that time.
+                equity = get_state("pnl")["equity"]
+                if curve and bar.ts_event <= curve[-1][0]:
+                    curve[-1] = (curve[-1][0], equity)
+                else:
+                    curve.append((bar.ts_event, equity))
             elif isinstance(bar, DataRejected):
                 rejections.append(bar)
             if progress is not None and (done % progress_every == 0 or done == total):
@@ -282,6 +313,7 @@ def _run(
             trips=trips,
             rejected_bars=len(rejections),
             rejections=tuple(rejections),
+            per_symbol=_per_symbol(state, trades, trips, symbols),
         )
         # The metrics go into the run's own log (a state_changed, before the stop that ends
         # the run), so the log says what the run achieved: `seamless report` reads them back.
@@ -289,6 +321,35 @@ def _run(
     finally:
         kernel.stop()
     return result
+
+
+def _per_symbol(
+    state: Mapping[str, Any],
+    trades: Sequence[Mapping[str, Any]],
+    trips: Sequence[RoundTrip],
+    symbols: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """Each symbol's figures at the end of the run (the replayed symbols and any traded):
+    realized P&L, position and average price from the state's positions, fills and
+    commissions from the broker's fills, round trips from the portfolio."""
+    positions = state["positions"]
+    names = sorted(set(symbols) | set(positions) | {str(t["symbol"]) for t in trades})
+    out: dict[str, dict[str, Any]] = {}
+    for symbol in names:
+        pos = positions.get(symbol) or {}
+        fills = [t for t in trades if t["symbol"] == symbol]
+        realized = float(pos.get("realized_pnl", 0.0))
+        commissions = float(sum(float(t["commission"]) for t in fills))
+        out[symbol] = {
+            "realized_pnl": realized,
+            "commissions": commissions,
+            "net_pnl": realized - commissions,
+            "fills": len(fills),
+            "round_trips": sum(1 for trip in trips if trip.symbol == symbol),
+            "position": float(pos.get("qty", 0.0)),
+            "avg_price": float(pos.get("avg_price", 0.0)),
+        }
+    return out
 
 
 def _backtest_risk() -> RiskConfig:

@@ -1,4 +1,4 @@
-"""The ``seamless`` command line: demo, run, backtest, events, state, report (``serve`` is
+"""The ``seamless`` command line: demo, run, backtest, events, state, report, plugins (``serve`` is
 added by ``panel_app.cli``, the console script, since the engine may not import the dashboard).
 
 Every sub-command has ``--help``; bad arguments or files give a one-line error naming what is
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from streams.errors import SeamlessError
@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         "new-api-token", help="make an API token and the hash to put in access.api_tokens"
     )
 
+    plugins = sub.add_parser(
+        "plugins", help="list installed plugins (strategies, feeds, ...) and whether each loads"
+    )
+    plugins.add_argument("--json", action="store_true", help="print one JSON list")
+
     _add_engine_commands(sub)
     return parser
 
@@ -66,14 +71,24 @@ def _add_engine_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     cli_verify.add_command(sub)
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``, or an error naming the text."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_non_negative = whole_number(0)
+#: An argparse type for counts that must be at least 1 (trials, jobs, batch sizes).
+positive_int = whole_number(1)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -123,6 +138,11 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         from engine.research.report import write_report
 
         out.write(f"report written to {write_report(args.db, args.out)}\n")
+        return 0
+    if args.command == "plugins":
+        from engine.plugins import write_plugins
+
+        write_plugins(out, as_json=args.json)
         return 0
     if args.command == "verify":
         from engine import cli_verify

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 import yaml
 
+from streams import topics
 from streams.clock import ns_to_datetime
 from streams.errors import ConfigError
 from streams.events import Event
@@ -49,10 +50,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     bt.add_argument(
         "--data",
+        action="append",
         help="CSV/Parquet with timestamp,open,high,low,close[,volume][,symbol], or 'sample' "
-        "(default: the config's feed data)",
+        "(default: the config's feed data); repeatable: one file per --symbol, in order",
     )
-    bt.add_argument("--symbol", help="symbol of the bars (e.g. AAPL); needed with --strategy")
+    bt.add_argument(
+        "--symbol",
+        action="append",
+        help="symbol of the bars (e.g. AAPL), needed with --strategy unless the data has a "
+        "symbol column; repeatable: several symbols, or some of a symbol column's",
+    )
     bt.add_argument(
         "--strategy",
         help="sma_crossover, zscore or package.module.Class (default: the config's strategies)",
@@ -96,6 +103,7 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     from engine.config import load_config
     from engine.kernel import Kernel
     from engine.process_tuning import tune_process
+    from engine.supervision import Supervisor, engine_status
 
     config = load_config(args.config)
     if args.db:
@@ -117,16 +125,31 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
                 out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
                 out.flush()
 
-            kernel.bus.subscribe(">", emit, name="cli.print-events")
+            kernel.bus.subscribe(topics.ALL_TOPICS, emit, name="cli.print-events")
 
     if config.storage.backend == "postgres":  # a scale-out node: trades its book under a lease
         from engine.node import EngineNode
 
         tune_process(config.engine)
-        return EngineNode(config, prepare=prepare).run(done)
-    kernel = Kernel.from_config(config)
-    prepare(kernel)
-    kernel.start()
+        node = EngineNode(config, prepare=prepare)
+        # systemd: READY=1 once the node holds its lease and its kernel has started.
+        node_supervisor = Supervisor.from_env(lambda: engine_status(node.kernel)).start()
+        try:
+            return node.run(done)
+        finally:
+            node_supervisor.stopping()
+            node_supervisor.close()
+    # systemd (docs/operations.md): WATCHDOG=1 from now on while live, READY=1 once started.
+    built: list[Kernel] = []
+    supervisor = Supervisor.from_env(lambda: engine_status(built[0] if built else None)).start()
+    try:
+        kernel = Kernel.from_config(config)
+        built.append(kernel)
+        prepare(kernel)
+        kernel.start()
+    except BaseException:
+        supervisor.close()
+        raise
     tune_process(config.engine)
     print(
         f"seamless: engine {config.engine.name!r} running on {config.storage.db_path} "
@@ -140,7 +163,11 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
                 print("seamless: end of the replayed data", file=sys.stderr)
                 break
     finally:
-        kernel.stop()
+        supervisor.stopping()
+        try:
+            kernel.stop()
+        finally:
+            supervisor.close()
     print("seamless: stopped cleanly (snapshot written, run ended)", file=sys.stderr)
     return 0
 
@@ -152,18 +179,13 @@ def _backtest(args: argparse.Namespace, out: TextIO) -> int:
     if args.param and not args.strategy:
         raise ConfigError("--param needs --strategy (the config's strategies keep their params)")
     config = load_config(args.config) if args.config else None
-    data: Any = args.data
-    if args.data == "sample":
-        from streams.sources import load_sample_bars
-
-        if not args.symbol:
-            raise ConfigError("--data sample needs --symbol (one of the sample symbols)")
-        data = load_sample_bars(args.symbol)
+    symbols = [s.upper() for s in args.symbol or []]
+    data = _backtest_data(args.data or [], symbols)
     progress = _ProgressBar(sys.stderr) if sys.stderr.isatty() and not args.json else None
     result = run_backtest(
         data,
         strategy=args.strategy,
-        symbol=args.symbol.upper() if args.symbol else None,
+        symbol=symbols[0] if len(symbols) == 1 else symbols or None,
         params=parse_params(args.param),
         config=config,
         db_path=args.db,
@@ -192,7 +214,39 @@ def _backtest(args: argparse.Namespace, out: TextIO) -> int:
         f"{_metrics_line(result.metrics)}\n"
         f"elapsed {result.elapsed_s:.3f} s  ({result.bars_per_s:,.0f} bars/s)\n"
     )
+    if len(result.per_symbol) > 1:
+        out.write(_per_symbol_table(result.per_symbol))
     return 0
+
+
+def _backtest_data(data: list[str], symbols: list[str]) -> Any:
+    """What ``--data`` names: None (the config's feed), a path, several paths, or the sample
+    bars of ``--symbol`` (several symbols: one frame with a symbol column)."""
+    if "sample" not in data:
+        return data[0] if len(data) == 1 else data or None
+    if len(data) > 1:
+        raise ConfigError("--data sample cannot be combined with other --data files")
+    if not symbols:
+        raise ConfigError("--data sample needs --symbol (one of the sample symbols)")
+    from engine.backtest_data import symbol_list
+    from streams.sources import load_sample_bars, load_sample_universe
+
+    symbol_list(symbols)  # a duplicate is named before the sample is read
+    return load_sample_bars(symbols[0]) if len(symbols) == 1 else load_sample_universe(symbols)
+
+
+def _per_symbol_table(per_symbol: dict[str, dict[str, Any]]) -> str:
+    """Each symbol's P&L as a small table (the portfolio's figures are the lines above)."""
+    lines = [
+        f"{'symbol':<8}{'fills':>7}{'trips':>7}{'realized':>14}{'commissions':>13}"
+        f"{'net':>14}{'position':>12}"
+    ]
+    for symbol, row in per_symbol.items():
+        lines.append(
+            f"{symbol:<8}{row['fills']:>7}{row['round_trips']:>7}{row['realized_pnl']:>14,.2f}"
+            f"{row['commissions']:>13,.2f}{row['net_pnl']:>14,.2f}{row['position']:>12,.2f}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _metrics_line(metrics: dict[str, float]) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from engine.cli import positive_int
 from streams.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,14 +40,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _search_args(wf)
     wf.add_argument(
         "--train-bars",
-        type=_positive,
+        type=positive_int,
         required=True,
         metavar="N",
         help="bars in each training window",
     )
     wf.add_argument(
         "--test-bars",
-        type=_positive,
+        type=positive_int,
         required=True,
         metavar="M",
         help="bars in each test window (and the step from one segment to the next)",
@@ -108,13 +109,13 @@ def _search_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--trials",
-        type=_positive,
+        type=positive_int,
         metavar="N",
         help="trials in the study (a re-run resumes up to N; default 100, or the "
         "whole grid with --sampler grid)",
     )
     p.add_argument(
-        "--jobs", type=_positive, default=1, metavar="J", help="worker processes (default 1)"
+        "--jobs", type=positive_int, default=1, metavar="J", help="worker processes (default 1)"
     )
     p.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe")
     p.add_argument("--seed", type=int, help="seed of the tpe/random sampler (reproducible runs)")
@@ -145,16 +146,6 @@ def dispatch(args: argparse.Namespace, out: TextIO) -> int:
     if args.command == "walkforward":
         return _walkforward(args, out)
     raise ConfigError(f"unknown command {args.command!r}")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
 
 
 @dataclasses.dataclass

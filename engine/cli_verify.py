@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 from typing import TextIO
 
+from engine.cli import positive_int
 from persistence.chain import ChainReport
 from persistence.recorder import Recorder
 from streams.errors import PersistenceError
@@ -41,21 +42,11 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     verify.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         default=50_000,
         help="events read per query (default 50,000)",
     )
     verify.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

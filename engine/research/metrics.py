@@ -2,12 +2,12 @@
 
 Conventions (docs/strategies.md, "Metrics"):
 
-* **Returns.** Daily simple returns of end-of-day equity: the equity curve (one point per bar,
-  the equity after that bar) is reduced to the last equity of each UTC day, and the first
-  day's return is measured from the curve's first point (the equity after the first bar, before
-  any order can have filled: orders fill from the next bar on). Intraday bars therefore give one
-  return per day with bars; daily bars one return per bar, the first 0. Computed with
-  ``empyrical.simple_returns``.
+* **Returns.** Daily simple returns of end-of-day equity: the equity curve (one point per
+  timestamp with bars, the equity after every bar of that time, of all symbols) is reduced to
+  the last equity of each UTC day, and the first day's return is measured from the curve's
+  first point (the equity after the first bars, before any order can have filled: orders fill
+  from the next bar on). Intraday bars therefore give one return per day with bars; daily bars
+  one return per bar, the first 0. Computed with ``empyrical.simple_returns``.
 * **Annualization.** 252 periods a year (``empyrical.DAILY``), risk-free rate 0, required return
   0 for Sortino; the library's defaults otherwise.
 * **Figures from the library.** ``total_return`` (``cum_returns_final``), ``cagr``, ``sharpe``
@@ -19,7 +19,7 @@ Conventions (docs/strategies.md, "Metrics"):
   trips with ``net_pnl > 0`` / all trips; ``profit_factor`` = sum of the winning trips' net P&L /
   |sum of the losing trips' net P&L| (``net_pnl < 0``); ``avg_win`` = mean net P&L of the winning
   trips (currency, > 0); ``avg_loss`` = mean net P&L of the losing trips (currency, < 0).
-* **Exposure** = the fraction of the equity curve's points (one per bar handled, of any symbol)
+* **Exposure** = the fraction of the equity curve's points (one per timestamp with bars)
   at which the account holds a non-zero position in at least one symbol, positions folded from
   the run's fills (a fill at time t counts for the bar at t: fills happen on the bar that
   matched them). Reconciliation adjustments (live runs only) are not counted.

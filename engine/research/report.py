@@ -7,12 +7,13 @@ its peak), ``monthly-returns`` (a heatmap of compounded monthly returns), ``retu
 :class:`~engine.backtest.BacktestResult` (:func:`report_data_from_result`, the dashboard's
 Backtests tab) and any run's event log (:func:`report_data_from_log`, ``seamless report``).
 
-From a log, the equity is read from its ``pnl_updated`` events, taken at every bar the log
-holds (the equity after that bar, as a backtest's curve has it; the P&L tracker leaves out an
-update that changes nothing) or, without bars, at the updates themselves; the trades are its
-``trade_executed`` events. The metrics are the ones the run recorded (a backtest records them
-before it stops: :func:`engine.research.metrics.record_metrics`) when the log holds one run
-that did, and are otherwise computed from that equity and those fills the same way.
+From a log, the equity is read from its ``pnl_updated`` events, taken at every bar time the log
+holds (the equity after the bars of that time, one point per timestamp, as a backtest's curve
+has it; the P&L tracker leaves out an update that changes nothing) or, without bars, at the
+updates themselves; the trades are its ``trade_executed`` events. The metrics are the ones
+the run recorded (a backtest records them before it stops:
+:func:`engine.research.metrics.record_metrics`) when the log holds one run that did, and are
+otherwise computed from that equity and those fills the same way.
 """
 
 from __future__ import annotations
@@ -142,13 +143,15 @@ def report_data_from_log(db: str | Path, *, use_recorded: bool = True) -> Report
 
 
 def _equity_at(pnl: Sequence[PnlUpdated], bar_times: np.ndarray) -> tuple[tuple[int, float], ...]:
-    """The equity of the last ``pnl_updated`` at or before each bar (or each update, if none)."""
+    """The equity of the last ``pnl_updated`` at or before each distinct bar time (or each
+    update, if there are no bars): several symbols' bars of one time give one point."""
     times = np.array([e.ts_event for e in pnl], dtype=np.int64)
     equity = np.array([e.equity for e in pnl], dtype=float)
     order = np.argsort(times, kind="stable")
     times, equity = times[order], equity[order]
     if bar_times.size == 0:
         return tuple(zip(times.tolist(), equity.tolist(), strict=True))
+    bar_times = np.unique(bar_times)
     at = np.searchsorted(times, bar_times, side="right") - 1
     known = at >= 0
     return tuple(zip(bar_times[known].tolist(), equity[at[known]].tolist(), strict=True))
@@ -333,11 +336,9 @@ def _trades_table(fills: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-_TEMPLATE = """
-{% from macros import embed %}
-{% block postamble %}
-<style>
-  body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1rem; }
+#: The CSS of every HTML report (this tearsheet, the walk-forward report).
+REPORT_STYLE = """
+  body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 1rem; }
   html, body { height: auto; display: block; }
   h1 { margin-bottom: 0.2rem; } .subtitle { color: #555; margin-top: 0; }
   section { margin: 1.5rem 0; }
@@ -346,7 +347,15 @@ _TEMPLATE = """
   table.metrics th { text-align: left; font-weight: normal; color: #333; }
   table.trades td:nth-child(-n+4), table.trades th:nth-child(-n+4) { text-align: left; }
   .scroll { max-height: 480px; overflow-y: auto; }
-</style>
+"""
+
+_TEMPLATE = (
+    """
+{% from macros import embed %}
+{% block postamble %}
+<style>"""
+    + REPORT_STYLE
+    + """</style>
 {% endblock %}
 {% block contents %}
 <header><h1>{{ heading }}</h1><p class="subtitle">{{ subtitle }}</p></header>
@@ -363,3 +372,4 @@ _TEMPLATE = """
 <div class="scroll">{{ trades_table }}</div></section>
 {% endblock %}
 """
+)

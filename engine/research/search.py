@@ -47,23 +47,6 @@ SUMMARY_OBJECTIVES = (
     "fills",
     "round_trips",
 )
-#: The metrics of ``compute_metrics`` (the list it had when this was written; the module's
-#: own ``METRIC_KEYS`` is used when it can be imported).
-FALLBACK_METRIC_KEYS = (
-    "total_return",
-    "cagr",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "max_drawdown",
-    "volatility",
-    "win_rate",
-    "profit_factor",
-    "avg_win",
-    "avg_loss",
-    "exposure",
-    "turnover",
-)
 #: Figures where less is better; every other objective is maximized by default.
 MINIMIZED = frozenset(
     {"max_drawdown", "metrics.max_drawdown", "volatility", "metrics.volatility", "commissions"}
@@ -165,11 +148,10 @@ class Objective:
 
 
 def metric_keys() -> tuple[str, ...]:
-    """The keys of ``compute_metrics`` (from the module when it can be imported)."""
-    try:
-        from engine.research.metrics import METRIC_KEYS
-    except ImportError:
-        return FALLBACK_METRIC_KEYS
+    """The keys of ``compute_metrics`` (imported when asked: the metrics module imports
+    pandas, which a worker or the dashboard may not need yet)."""
+    from engine.research.metrics import METRIC_KEYS
+
     return tuple(METRIC_KEYS)
 
 

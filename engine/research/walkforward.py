@@ -40,6 +40,7 @@ from engine.research.optimize import (
     TrialPool,
     run_search,
 )
+from engine.research.report import REPORT_STYLE
 from engine.research.trials import Task, curve_figures, row_ts, window_objective
 from streams.clock import ns_to_datetime
 from streams.errors import ConfigError
@@ -418,18 +419,13 @@ def _stitched_table(stitched: Mapping[str, Any]) -> str:
     return f'<table id="stitched-table" class="metrics">{body}</table>'
 
 
-_TEMPLATE = """
+_TEMPLATE = (
+    """
 {% from macros import embed %}
 {% block postamble %}
-<style>
-  body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 1200px; padding: 1rem; }
-  html, body { height: auto; display: block; }
-  h1 { margin-bottom: 0.2rem; } .subtitle { color: #555; margin-top: 0; }
-  section { margin: 1.5rem 0; }
-  table { border-collapse: collapse; font-size: 0.9rem; }
-  th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: right; }
-  table.metrics th { text-align: left; font-weight: normal; color: #333; }
-</style>
+<style>"""
+    + REPORT_STYLE
+    + """</style>
 {% endblock %}
 {% block contents %}
 <header><h1>{{ heading }}</h1><p class="subtitle">{{ subtitle }}</p></header>
@@ -443,3 +439,4 @@ counted from the window's first bar.</p>
 {{ stitched_table }}</section>
 {% endblock %}
 """
+)
