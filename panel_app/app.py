@@ -49,7 +49,7 @@ SYSTEM_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", A
 #: Square corners on the template's main card. Rounded corners clip the card's content, and
 #: clipping the charts' canvases (composited layers) to a rounded shape makes the browser draw
 #: the whole card again through a mask on every frame: in software compositing (headless, or
-#: no GPU) that was 3 ms of a page's CPU per update (docs/benchmarks.md, "Ninth round").
+#: no GPU) that was 3 ms of a page's CPU per update (docs/benchmarks.md, "Page cost").
 PAGE_CSS = ".pn-wrapper { border-radius: 0 !important; }"
 
 
@@ -122,6 +122,7 @@ class DashboardSession:
             self.config,
             streams=self.services.streams,
             recent=self.services.recent,
+            history=self.services.history,
             prefs=self.prefs,
             save_prefs=lambda **changes: self.prefs_store.update(user, **changes),
         )
@@ -143,6 +144,7 @@ class DashboardSession:
         self.cluster = ClusterView(cluster) if cluster is not None else None
         if self.cluster is not None:
             tabs.append(("Cluster", self.cluster))
+        tabs.extend((name, plugin_tab(name, kernel)) for name in self.config.panels)
         self.tab_names = [name for name, _ in tabs]
         self.tabs = pn.Tabs(
             *tabs,
@@ -228,6 +230,23 @@ class DashboardSession:
                 self._periodic.stop()
             self._periodic = None
         self.bridge.dispose()
+
+
+def plugin_tab(name: str, kernel: Any) -> Any:
+    """The tab ``dashboard.panels`` names: its ``seamless.panels`` factory called with the
+    engine. A factory that fails, or returns nothing Panel can show, gets a tab naming the
+    plugin and the error instead: one broken tab never takes the dashboard down."""
+    from engine import plugins
+
+    try:
+        view = plugins.load(plugins.PANELS, name)(kernel)
+        if not isinstance(view, pn.viewable.Viewable | pn.viewable.Viewer):
+            raise TypeError(f"returned {type(view).__name__}, not a Panel Viewer")
+        return view
+    except Exception as exc:  # a plugin's factory may raise anything: show it, keep serving
+        where = plugins.describe(plugins.PANELS, name)
+        log.error("dashboard tab %s failed: %s", where, exc)
+        return pn.pane.Alert(f"{where} failed: {type(exc).__name__}: {exc}", alert_type="danger")
 
 
 def create_session(kernel: Any, user: str, role: str) -> DashboardSession:

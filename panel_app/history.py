@@ -19,6 +19,8 @@ from typing import Any, TypeVar, cast
 import pandas as pd
 
 from panel_app.aggregates import TradeAggregator
+from streams import topics
+from streams.events import BarReceived, TickReceived, TradeExecuted
 
 T = TypeVar("T")
 
@@ -159,6 +161,59 @@ class HistoryService:
 
         return self.cache.get_or_compute(key, compute)
 
+    def price_history(
+        self, symbol: str, start_ns: int, end_ns: int, *, points: int, rows: int = 20_000
+    ) -> dict[str, list[Any]]:
+        """One symbol's prices with ``start_ns <= ts_event < end_ns`` (a bar's close, a tick's
+        last or mid) and its fills there, for a chart scrolled back past its first point.
+
+        Reads the newest ``rows`` market events of the range and keeps at most ``points`` of
+        them, evenly spaced (the newest always kept); ``"from"`` is the time the answer
+        covers from: ``start_ns``, or the oldest event read when ``rows`` cut the range.
+        """
+        key = ("price_history", symbol, start_ns, end_ns, points, rows)
+
+        def compute() -> dict[str, list[Any]]:
+            types = [BarReceived.TYPE, TickReceived.TYPE]
+            market = self._log.read_df(
+                topic=topics.market_data(symbol),
+                types=types,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                limit=rows,
+                newest=True,
+            )
+            covered = start_ns
+            if len(market) >= rows:
+                covered = int(market["ts_event"].iloc[0])
+            step = max(1, -(-len(market) // max(points, 1)))  # ceil: at most `points` kept
+            picked = market.iloc[::-1].iloc[::step].iloc[::-1]  # stride from the newest
+            t, price = [], []
+            for ts, payload in zip(picked["ts_event"], picked["payload"], strict=True):
+                value = _quote(json.loads(payload) if isinstance(payload, str) else payload)
+                if value is not None:
+                    t.append(int(ts))
+                    price.append(value)
+            fills = self._log.read_df(
+                topic=topics.ALL_FILLS, types=[TradeExecuted.TYPE], start_ns=covered, end_ns=end_ns
+            )
+            marks = [
+                (int(ts), data)
+                for ts, raw in zip(fills["ts_event"], fills["payload"], strict=True)
+                if (data := json.loads(raw) if isinstance(raw, str) else raw).get("symbol")
+                == symbol
+            ]
+            return {
+                "from": [covered],
+                "t": t,
+                "price": price,
+                "fill_t": [ts for ts, _ in marks],
+                "fill_price": [float(d["price"]) for _, d in marks],
+                "fill_side": [str(d["side"]) for _, d in marks],
+            }
+
+        return self.cache.get_or_compute(key, compute)
+
     def state_at(self, seq: int, restore: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
         """The state as of ``seq``: ``restore(seq)`` (the engine's ``Kernel.state_at``: newest
         snapshot at or before ``seq`` + the events after it), cached for ``ttl_s``.
@@ -183,6 +238,15 @@ class HistoryService:
             if int(result["seq"]) >= int(seq):
                 self.cache.get_or_compute(key, lambda: result)
             return result
+
+
+def _quote(payload: dict[str, Any]) -> float | None:
+    """The price a market event charts: a bar's close; a tick's last, else its mid."""
+    for name in ("close", "last"):
+        if payload.get(name) is not None:
+            return float(payload[name])
+    bid, ask = payload.get("bid"), payload.get("ask")
+    return (float(bid) + float(ask)) / 2 if bid is not None and ask is not None else None
 
 
 def _short(payload: Any, width: int = 160) -> str:

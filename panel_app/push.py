@@ -38,7 +38,8 @@ from typing import Any, TypeVar
 
 from panel.io.document import hold
 from panel.io.state import set_curdoc
-from reactivex import Observable
+from reactivex import Observable, abc
+from reactivex.scheduler.eventloop import IOLoopScheduler
 from tornado.ioloop import IOLoop
 
 log = logging.getLogger(__name__)
@@ -533,3 +534,16 @@ def _panel_notify(kind: str, message: str, duration: int) -> None:
     if area is None:
         return
     getattr(area, kind)(message, duration=duration)
+
+
+def loop_scheduler(bridge: SessionBridge) -> abc.SchedulerBase | None:
+    """Timers on the session's running Tornado loop (None outside a served session: then
+    Rx's default timer threads): a slider's debounce then costs no thread per move, and its
+    value comes out on the loop, like the slider's own changes."""
+    if bridge.doc is None:
+        return None
+    loop = IOLoop.current(instance=False)
+    running = getattr(getattr(loop, "asyncio_loop", None), "is_running", None)
+    if loop is None or running is None or not running():
+        return None
+    return IOLoopScheduler(loop)

@@ -11,13 +11,14 @@ every few ms, and must not force a commit of the pending batch each time).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, ClassVar
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from persistence.codec import row_to_event
 from persistence.queries import Dialect, EventFilter, build_where, non_negative
 from streams.events import Event
+
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only reads as frames need it
+    import pandas as pd
 
 
 class LogReads:
@@ -49,12 +50,16 @@ class LogReads:
     def _where(self, f: EventFilter) -> tuple[str, list[Any]]:
         return build_where(f, self._dialect)
 
-    def _query(self, f: EventFilter, limit: int | None) -> tuple[str, list[Any]]:
+    def _query(
+        self, f: EventFilter, limit: int | None, *, newest: bool = False
+    ) -> tuple[str, list[Any]]:
         where, params = self._where(f)
-        sql = f"{self._select_sql} WHERE {where} ORDER BY seq"
+        sql = f"{self._select_sql} WHERE {where} ORDER BY seq{' DESC' if newest else ''}"
         if limit is not None:
             sql += f" LIMIT {self._dialect.placeholder}"
             params.append(non_negative("limit", limit))
+        if newest:  # the newest `limit` rows, still handed back oldest first
+            sql = f"SELECT * FROM ({sql}) AS newest ORDER BY seq"
         return sql, params
 
     def read(
@@ -87,10 +92,14 @@ class LogReads:
         start_ns: int | None = None,
         end_ns: int | None = None,
         limit: int | None = None,
+        *,
+        newest: bool = False,
     ) -> pd.DataFrame:
-        """Like ``read`` but the raw rows as a DataFrame (``payload`` is JSON text)."""
+        """Like ``read`` but the raw rows as a DataFrame (``payload`` is JSON text). With
+        ``newest`` and a ``limit``, the newest ``limit`` matching rows (still oldest first):
+        what a chart scrolled back from its first point needs."""
         f = EventFilter(since_seq, until_seq, topic, types, start_ns, end_ns)
-        sql, params = self._query(f, limit)
+        sql, params = self._query(f, limit, newest=newest)
         self._flush_for(until_seq)
         return self._frame(sql, params)
 

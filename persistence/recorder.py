@@ -2,8 +2,8 @@
 
 The kernel, restore, the snapshotter, the dashboard's history and the SSE endpoint talk to a
 ``Recorder`` only, so the storage backend is a config switch (``storage.backend``). One
-contract test suite (``tests/persistence/test_recorder_contract.py``) runs against every
-backend, so both keep exactly the same guarantees:
+contract test suite (``RecorderContract`` in ``tests/persistence/recorder_contract.py``, one
+subclass per backend) runs against every backend, so both keep exactly the same guarantees:
 
 - ``seq`` is assigned by ``append`` (synchronously: the returned event carries it); it has no
   gaps, and every commit covers a prefix of it, so a reader never sees seq ``n + 1`` before
@@ -30,14 +30,15 @@ backend, so both keep exactly the same guarantees:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any, Protocol, runtime_checkable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from persistence.chain import ChainReport
 from persistence.records import RunRecord, SkippedSnapshot, Snapshot, SnapshotLookup
 from state.journal import Journal
 from streams.events import Event
+
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only reads as frames need it
+    import pandas as pd
 
 #: Backends selectable with ``storage.backend``.
 BACKENDS = ("duckdb", "postgres")
@@ -107,8 +108,11 @@ class Recorder(Journal, Protocol):
         start_ns: int | None = None,
         end_ns: int | None = None,
         limit: int | None = None,
+        *,
+        newest: bool = False,
     ) -> pd.DataFrame:
-        """The same rows as ``read``, as a DataFrame of the stored columns."""
+        """The same rows as ``read``, as a DataFrame of the stored columns (with ``newest``,
+        the newest ``limit`` of them, oldest first)."""
         ...
 
     def iter_batches(

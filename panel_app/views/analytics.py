@@ -29,14 +29,11 @@ import pandas as pd
 import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
-from reactivex import abc
-from reactivex.scheduler.eventloop import IOLoopScheduler
 from reactivex.subject import Subject
-from tornado.ioloop import IOLoop
 
 from panel_app.history import EVENT_COLUMNS, TRADE_COLUMNS, HistoryService, fmt_ns
 from panel_app.html_tables import TABLE_CSS, Column, html_table, money, quantity
-from panel_app.push import SessionBridge
+from panel_app.push import SessionBridge, loop_scheduler
 from panel_app.services import EngineServices
 from panel_app.views.dashboard import notify
 from streams import topics
@@ -89,19 +86,6 @@ def _ns(value: Any) -> int | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
     return int(value.timestamp() * 1e9)
-
-
-def loop_scheduler(bridge: SessionBridge) -> abc.SchedulerBase | None:
-    """Timers on the session's running Tornado loop (None outside a served session: then
-    Rx's default timer threads): a slider's debounce then costs no thread per move, and its
-    value comes out on the loop, like the slider's own changes."""
-    if bridge.doc is None:
-        return None
-    loop = IOLoop.current(instance=False)
-    running = getattr(getattr(loop, "asyncio_loop", None), "is_running", None)
-    if loop is None or running is None or not running():
-        return None
-    return IOLoopScheduler(loop)
 
 
 def time_travel_rows(result: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:

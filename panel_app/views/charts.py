@@ -41,6 +41,7 @@ def price_chart(prices: ColumnDataSource, fills: ColumnDataSource) -> figure:
         title="Price and fills",
         sizing_mode="stretch_width",
         tools=TOOLS,
+        css_classes=["sl-price-chart"],
     )
     fig.xaxis.formatter = date_ticks()
     fig.line("t", "price", source=prices, line_width=1.5)

@@ -32,10 +32,12 @@ from bokeh.models import ColumnDataSource, DataRange1d
 
 from engine.config import DashboardConfig
 from panel_app.aggregates import TradeAggregator
+from panel_app.history import HistoryService
 from panel_app.html_tables import TABLE_CSS
-from panel_app.push import SessionBridge, once_per_event
+from panel_app.push import SessionBridge, loop_scheduler, once_per_event
 from panel_app.recent_trades import TRADE_FIELDS, RecentTrades
 from panel_app.services import EngineStreams, build_streams
+from panel_app.views.chart_history import ChartHistory, in_thread, prepend
 from panel_app.views.charts import equity_chart, price_chart
 from panel_app.views.live_html import LiveHTML
 from panel_app.views.live_panes import (
@@ -88,6 +90,7 @@ class DashboardView(pn.viewable.Viewer):
         config: DashboardConfig,
         streams: EngineStreams | None = None,
         recent: RecentTrades | None = None,
+        history: HistoryService | None = None,
         prefs: Mapping[str, Any] | None = None,
         save_prefs: Callable[..., Any] | None = None,
         **params: Any,
@@ -119,6 +122,8 @@ class DashboardView(pn.viewable.Viewer):
         self._last_market_at = 0.0
         self._charted_ns = 0  # data time of the newest point on the price chart
         self._chart_start_ns = 0  # and of its first
+        self._rollover = config.chart_points  # points the price chart keeps (more with history)
+        self._history = history
         self._build()
 
     # -- layout -------------------------------------------------------------------------------
@@ -183,6 +188,17 @@ class DashboardView(pn.viewable.Viewer):
             {"t": [], "price": [], "color": [], "side": []}, name="fill-markers"
         )
         price_fig = price_chart(self.price_source, self.marker_source)
+        if self._history is not None:  # scrolling back before the first point loads history
+            self.chart_history = ChartHistory(
+                self._load_history,
+                lambda: self._chart_start_ns,
+                lambda: self.symbol.value,
+                self._extend_chart,
+                scheduler=loop_scheduler(self.bridge),
+                run=in_thread,
+            )
+            self.chart_history.watch(price_fig)
+            self.bridge.own(self.chart_history)
         self.price_fig = price_fig
         self.equity_fig = equity_fig
         symbols = list(self._symbols())
@@ -267,8 +283,8 @@ class DashboardView(pn.viewable.Viewer):
         b.follow_rounds(bus)
         # Immediate tier. Fills are formatted once per engine on the engine thread and
         # collected; one keyed flush per drain streams all of them at once.
-        b.own(bus.subscribe("fills.*", self._collect_trade, name=f"ui:{b.name}"))
-        b.on_bus(bus, "positions.*", self._on_position_event, key="positions")
+        b.own(bus.subscribe(topics.ALL_FILLS, self._collect_trade, name=f"ui:{b.name}"))
+        b.on_bus(bus, topics.ALL_POSITIONS, self._on_position_event, key="positions")
         b.on_bus(bus, topics.RISK, self._on_risk)
         b.on_bus(bus, topics.system("runner"), self._on_runner)
         b.on_bus(bus, topics.ERRORS, self._on_error)
@@ -368,7 +384,7 @@ class DashboardView(pn.viewable.Viewer):
                 "color": ["#2ca02c" if e.side == "buy" else "#d62728" for e in marks],
                 "side": [e.side for e in marks],
             },
-            rollover=self.config.chart_points,
+            rollover=self._rollover,
         )
 
     def _on_position_event(self, event: Event) -> None:
@@ -491,11 +507,32 @@ class DashboardView(pn.viewable.Viewer):
         self._charted_ns = ts
         self.price_source.stream(
             {"t": [pd.Timestamp(ts, unit="ns")], "price": [float(quote["last"])]},
-            rollover=self.config.chart_points,
+            rollover=self._rollover,
         )
+
+    def _load_history(self, symbol: str, start_ns: int, end_ns: int) -> dict[str, list[Any]]:
+        assert self._history is not None
+        return self._history.price_history(
+            symbol, start_ns, end_ns, points=self.config.chart_points
+        )
+
+    def _extend_chart(self, answer: dict[str, list[Any]]) -> None:
+        """A span of history, loaded off the loop, goes in front of the price chart; the chart
+        then keeps up to that many more points (at most twice ``chart_points``)."""
+        symbol = self.symbol.value
+
+        def apply() -> None:
+            if self.symbol.value != symbol or not self._chart_start_ns:
+                return  # the user switched symbols meanwhile
+            held = prepend(self.price_source, self.marker_source, answer)
+            self._chart_start_ns = int(answer["from"][0])
+            self._rollover = min(max(self._rollover, held), 2 * self.config.chart_points)
+
+        self.bridge.post(apply)
 
     def _on_symbol(self, event: param.parameterized.Event) -> None:
         self._charted_ns = self._chart_start_ns = 0
+        self._rollover = self.config.chart_points
         self.price_source.data = {"t": [], "price": []}
         self.marker_source.data = {"t": [], "price": [], "color": [], "side": []}
         self._remember(price_symbol=event.new)

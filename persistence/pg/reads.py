@@ -8,9 +8,8 @@ appended before the call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import psycopg
 
 from persistence.chain import CHAIN_COLUMN, ChainAudit
@@ -19,6 +18,9 @@ from persistence.pg.connect import ConnectionPool
 from persistence.queries import POSTGRES, EventFilter, build_where, non_negative
 from streams.errors import PersistenceError
 from streams.events import Event
+
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only reads as frames need it
+    import pandas as pd
 
 #: The event columns in ``EVENT_COLUMNS`` order (payload as its stored JSON text).
 SELECT_COLUMNS = ", ".join("payload::text" if c == "payload" else c for c in EVENT_COLUMNS)
@@ -44,6 +46,8 @@ class PgReads(ChainAudit):
         return self._pool.run(run)
 
     def _frame(self, sql: str, params: list[Any]) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame(self._fetch(sql, params), columns=list(EVENT_COLUMNS))
 
     def _where(self, f: EventFilter) -> tuple[str, list[Any]]:

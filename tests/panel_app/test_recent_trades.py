@@ -29,7 +29,7 @@ from panel_app.views.live_panes import (
 )
 from panel_app.views.tape import TradeTape
 from streams.events import TradeExecuted
-from tests.panel_app.access_server import make_kernel
+from testkit.access_server import make_kernel
 
 TS = 1_767_625_200_000_000_000  # 2026-01-05 15:00:00 UTC
 

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.panel_app.conftest import ServedDashboard, engine_config
+from testkit.dashboard import engine_config
+from tests.panel_app.conftest import ServedDashboard
 
 pytestmark = pytest.mark.browser
 
@@ -103,3 +104,41 @@ def test_fill_markers_lie_within_the_price_series_on_the_datas_clock(
     year = pd.Timestamp(max(prices), unit="ms").year
     assert year == 2000  # the data's clock, not the wall clock
     assert equity and pd.Timestamp(max(equity), unit="ms").year == 2000
+
+
+def test_dragging_the_price_chart_back_loads_the_earlier_prices_from_the_log(
+    browser: Any, served_replay: ServedDashboard
+) -> None:
+    time.sleep(2.0)  # the replay runs on: bars from before the page opens are in the log
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(served_replay.url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+        chart = page.locator(".sl-price-chart").first
+        chart.wait_for(timeout=TIMEOUT_MS)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(chart_data(page, "price-source", "t")) < 10:
+            page.wait_for_timeout(200)
+        first_before = min(chart_data(page, "price-source", "t"))
+        box = chart.bounding_box()
+        assert box is not None
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        for step in range(1, 11):  # a drag to the right shows earlier times
+            page.mouse.move(x + 40 * step, y)
+            page.wait_for_timeout(30)
+        page.mouse.up()
+        deadline = time.monotonic() + 15
+        prices = chart_data(page, "price-source", "t")
+        while time.monotonic() < deadline and min(prices) >= first_before:
+            page.wait_for_timeout(200)
+            prices = chart_data(page, "price-source", "t")
+        markers = chart_data(page, "fill-markers", "t")
+    finally:
+        context.close()
+
+    assert min(prices) < first_before, "no history loaded before the chart's first point"
+    assert prices == sorted(prices)  # history in front, live points after it
+    assert not markers or min(prices) <= min(markers) <= max(markers) <= max(prices)
+    assert pd.Timestamp(min(prices), unit="ms").year == 2000
