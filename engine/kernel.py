@@ -34,11 +34,12 @@ from typing import Any
 
 from reactivex import abc
 
+from engine import plugins
 from engine.access import make_authorizer
-from engine.broker import PaperBroker
+from engine.brokers import build_broker
 from engine.config import SeamlessConfig
 from engine.core import build_core
-from engine.feeds import REPLAY_KINDS, build_feed, replay_table
+from engine.feeds import build_feed, is_replay, replay_table
 from engine.housekeeping import Housekeeping, health
 from engine.lifecycle import STARTING, STOPPED
 from engine.notify import Notifications, build_notifications
@@ -48,7 +49,7 @@ from engine.reconcile import Reconciler, ReconciliationFailed, ReconciliationRes
 from engine.recorders import Fence, open_recorder
 from engine.risk import RiskEngine
 from engine.runner import LiveStrategyRunner
-from engine.strategy_host import StrategyHost, build_strategy
+from engine.strategy_host import StrategyHost, build_strategy, resolve_strategy_class
 from persistence import CLEAN, RestoreResult, Snapshotter, restore
 from persistence.recorder import Recorder
 from persistence.replica import ReplicaJournal
@@ -78,7 +79,7 @@ class Mode(enum.StrEnum):
 
 def mode_for(config: SeamlessConfig) -> Mode:
     """The mode ``seamless run``/``serve`` use for ``config``: replay for recorded data."""
-    return Mode.REPLAY if config.feed.kind in REPLAY_KINDS else Mode.LIVE
+    return Mode.REPLAY if is_replay(config.feed) else Mode.LIVE
 
 
 class Kernel:
@@ -117,8 +118,15 @@ class Kernel:
         self._subscriptions: list[abc.DisposableBase] = []
         self._started = False
         self._stopped = False
+        self._ready = False  # start() has returned and stop() has not begun
         self._replay: ReplayTable | None = None
 
+        # A broken strategy, broker or tab plugin fails here too, before the log is touched.
+        for spec in config.strategies:
+            resolve_strategy_class(spec.strategy)
+        plugins.load(plugins.BROKERS, config.broker.kind)
+        for name in config.dashboard.panels:
+            plugins.load(plugins.PANELS, name)
         if self.mode is Mode.REPLAY:  # a bad file fails here, before the log is touched
             self._replay = replay_table(config.feed)
         #: Webhooks/Telegram from the committed log (live and replay; a missing token fails here)
@@ -205,13 +213,7 @@ class Kernel:
 
     def _build_trading(self) -> None:
         config, publish, clock = self.config, self.bus.publish, self.clock
-        self.broker = PaperBroker(
-            publish,
-            clock,
-            config.broker,
-            account_path=config.broker.account_path or None,
-            starting_cash=config.state.starting_cash,
-        )
+        self.broker = build_broker(config, publish, clock)
         self.risk = RiskEngine(publish, self.store, clock, self.broker, config.risk)
         self.portfolio = Portfolio(publish, self.store, clock)
         self.pnl = PnlTracker(publish, self.store, clock, config.pnl)
@@ -270,11 +272,14 @@ class Kernel:
             self._subscriptions.extend(component.attach(self.bus))
         if self.mode is Mode.BACKTEST:
             self.host.start()  # its caller drives a backtest: no runner, no commands
+            self._ready = True
             return self
         self._subscriptions.extend(self.runner.attach(self.bus))
         self.housekeeping = Housekeeping(self)
         self._subscriptions.append(
-            self.bus.subscribe("system.*", self.housekeeping.on_system, name="kernel.heartbeats")
+            self.bus.subscribe(
+                topics.ALL_SYSTEM, self.housekeeping.on_system, name="kernel.heartbeats"
+            )
         )
         self._reconcile()
         self.runner.start_heartbeats()
@@ -294,6 +299,7 @@ class Kernel:
             deadline = time.monotonic() + 10.0
             while self.runner.status in (STOPPED, STARTING) and time.monotonic() < deadline:
                 time.sleep(0.01)
+        self._ready = True
         return self
 
     def _follow_data_clock(self) -> None:
@@ -314,6 +320,17 @@ class Kernel:
             )
 
     @property
+    def ready(self) -> bool:
+        """True from the end of :meth:`start` (restored, reconciled, heartbeats and runner
+        started) until :meth:`stop` begins: what ``READY=1`` and ``/readyz`` report."""
+        return self._ready
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` has begun (the stop may still be running)."""
+        return self._stopped
+
+    @property
     def data_finished(self) -> bool:
         """A replay that does not loop has handed in all its data and the engine handled it."""
         feed = self.runner.feed if self.mode is Mode.REPLAY else None
@@ -326,6 +343,7 @@ class Kernel:
         if self._stopped:
             return
         self._stopped = True
+        self._ready = False
         try:
             if self._started and self.mode is Mode.BACKTEST:
                 self.host.stop()

@@ -16,8 +16,8 @@ from pathlib import Path
 import yaml
 
 from persistence import CLEAN, CRASHED, EventLog
+from testkit.engine_process import SEAMLESS, env, write_config
 from tests.engine.notify_receiver import Receiver
-from tests.engine.test_cli_crash import SEAMLESS, env, write_config
 from tests.engine.test_notify import selected
 
 KILLS = 4
@@ -71,8 +71,13 @@ def test_sigkilled_engines_still_deliver_every_committed_selected_event(tmp_path
             backlogs.append(sum(e.event_id not in got for e in selected(db, tuple(TOPICS))))
 
         proc = start(config_path, tmp_path, KILLS)
-        try:
-            time.sleep(2.0)
+        err = tmp_path / f"err{KILLS}.txt"
+        try:  # a clean stop once it runs (a loaded machine may take seconds to start it)
+            deadline = time.monotonic() + 60
+            while "running on" not in err.read_text(encoding="utf-8", errors="replace"):
+                assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+                time.sleep(0.05)
+            time.sleep(1.0)
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(60) == 0, (tmp_path / f"err{KILLS}.txt").read_text()
