@@ -45,6 +45,9 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                if len(raw) < length:  # the sender died mid-request (a SIGKILL): not received
+                    self.close_connection = True
+                    return
                 time.sleep(owner.delay_s)
                 with owner._lock:
                     refuse = owner.fail_remaining > 0
