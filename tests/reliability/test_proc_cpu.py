@@ -26,6 +26,8 @@ sys.stdin.read()
 
 def test_a_labelled_child_is_counted_under_its_label() -> None:
     busy0, idle0 = machine_cpu_s()
+    # other children of the test process (a browser driver left by earlier tests) count too
+    others0 = descendants_cpu_by_kind().get(DRIVER, 0.0)
     child = subprocess.Popen(
         [sys.executable, "-c", BURNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
@@ -38,7 +40,8 @@ def test_a_labelled_child_is_counted_under_its_label() -> None:
     busy1, idle1 = machine_cpu_s()
     after_exit = descendants_cpu_by_kind({child.pid: "burner"})
     assert by_kind["burner"] >= 0.4  # clock ticks of 10 ms: allow for rounding
-    assert DRIVER not in by_kind  # the labelled child is not counted twice
+    # the labelled child is not counted twice (under the default kind as well)
+    assert by_kind.get(DRIVER, 0.0) - others0 < 0.2
     assert total >= by_kind["burner"]
     assert busy1 - busy0 >= 0.4
     assert idle1 >= idle0
