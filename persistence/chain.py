@@ -67,27 +67,31 @@ _TEMPLATE = "[%d,%s,%d,%d,%s,%s,%d,%s,%s,%s,%s]"
 _BOOL = ("false", "true")
 
 
-def canonical(row: Row) -> bytes:
-    """The canonical bytes of ``row`` (its first 11 values in ``EVENT_COLUMNS`` order)."""
+def canonical_text(row: Row) -> str:
+    """The canonical text of ``row`` (its first 11 values in ``EVENT_COLUMNS`` order); TypeError
+    or IndexError for a value of the wrong type. :func:`link_rows` inlines the same format in
+    its loop: it runs on the writer's hot path."""
     seq, event_id, ts_event, ts_init, topic, type_, version, critical, payload, corr, cause = row[
         :11
     ]
-    return (
-        _TEMPLATE
-        % (
-            seq,
-            _esc(event_id),
-            ts_event,
-            ts_init,
-            _esc(topic),
-            _esc(type_),
-            version,
-            _BOOL[critical],
-            _esc(payload),
-            "null" if corr is None else _esc(corr),
-            "null" if cause is None else _esc(cause),
-        )
-    ).encode()
+    return _TEMPLATE % (
+        seq,
+        _esc(event_id),
+        ts_event,
+        ts_init,
+        _esc(topic),
+        _esc(type_),
+        version,
+        _BOOL[critical],
+        _esc(payload),
+        "null" if corr is None else _esc(corr),
+        "null" if cause is None else _esc(cause),
+    )
+
+
+def canonical(row: Row) -> bytes:
+    """The canonical bytes of ``row``: :func:`canonical_text`, ASCII-encoded."""
+    return canonical_text(row).encode()
 
 
 def link(previous: bytes, row: Row) -> bytes:
@@ -184,13 +188,7 @@ class ChainCheck:
         """Check the next rows; False (and ``first_bad_seq`` set) at the first wrong one."""
         if not self.ok:
             return False
-        snapshots, esc, sha, template, boolean = (
-            self._snapshots,
-            _esc,
-            _sha256,
-            _TEMPLATE,
-            _BOOL,
-        )
+        snapshots, sha = self._snapshots, _sha256
         head, last_seq, events = self.head, self.last_seq, self.events
         try:
             for row in rows:
@@ -201,36 +199,11 @@ class ChainCheck:
                     self.head, self.last_seq = head, last_seq
                     if not self._check_snapshot():
                         return False
-                (
-                    _,
-                    event_id,
-                    ts_event,
-                    ts_init,
-                    topic,
-                    type_,
-                    version,
-                    critical,
-                    payload,
-                    corr,
-                    cause,
-                    stored,
-                ) = row
                 try:
-                    text = template % (
-                        seq,
-                        esc(event_id),
-                        ts_event,
-                        ts_init,
-                        esc(topic),
-                        esc(type_),
-                        version,
-                        boolean[critical],
-                        esc(payload),
-                        "null" if corr is None else esc(corr),
-                        "null" if cause is None else esc(cause),
-                    )
+                    text = canonical_text(row)
                 except (TypeError, IndexError):
                     text = ""  # a value of the wrong type (a NULL): cannot match
+                stored = row[11]
                 digest = sha(head + text.encode()).digest()
                 if stored != digest:
                     self._row_failed(seq, last_seq, stored)

@@ -349,17 +349,22 @@ REPORT_STYLE = """
   .scroll { max-height: 480px; overflow-y: auto; }
 """
 
-_TEMPLATE = (
-    """
-{% from macros import embed %}
-{% block postamble %}
-<style>"""
-    + REPORT_STYLE
-    + """</style>
-{% endblock %}
-{% block contents %}
-<header><h1>{{ heading }}</h1><p class="subtitle">{{ subtitle }}</p></header>
-<section id="metrics"><h2>Metrics</h2>
+
+def report_template(contents: str) -> str:
+    """A standalone report page (a Bokeh ``file_html`` template): the shared style, the
+    ``heading`` and ``subtitle`` header, then ``contents`` (Jinja, with ``embed``)."""
+    return (
+        "{% from macros import embed %}\n{% block postamble %}\n<style>"
+        + REPORT_STYLE
+        + "</style>\n{% endblock %}\n{% block contents %}\n"
+        '<header><h1>{{ heading }}</h1><p class="subtitle">{{ subtitle }}</p></header>\n'
+        + contents
+        + "{% endblock %}\n"
+    )
+
+
+_TEMPLATE = report_template(
+    """<section id="metrics"><h2>Metrics</h2>
 <p class="subtitle">Daily returns of end-of-day equity, 252 periods a year, risk-free 0
 (empyrical-reloaded); n/a where a figure is undefined.</p>
 {{ metrics_table }}</section>
@@ -370,6 +375,5 @@ _TEMPLATE = (
 {{ embed(roots["returns-histogram"]) }}</section>
 <section id="trades"><h2>Trades ({{ trade_count }} fills)</h2>
 <div class="scroll">{{ trades_table }}</div></section>
-{% endblock %}
 """
 )

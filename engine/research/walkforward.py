@@ -40,7 +40,7 @@ from engine.research.optimize import (
     TrialPool,
     run_search,
 )
-from engine.research.report import REPORT_STYLE
+from engine.research.report import report_template
 from engine.research.trials import Task, curve_figures, row_ts, window_objective
 from streams.clock import ns_to_datetime
 from streams.errors import ConfigError
@@ -419,17 +419,8 @@ def _stitched_table(stitched: Mapping[str, Any]) -> str:
     return f'<table id="stitched-table" class="metrics">{body}</table>'
 
 
-_TEMPLATE = (
-    """
-{% from macros import embed %}
-{% block postamble %}
-<style>"""
-    + REPORT_STYLE
-    + """</style>
-{% endblock %}
-{% block contents %}
-<header><h1>{{ heading }}</h1><p class="subtitle">{{ subtitle }}</p></header>
-<section id="segments"><h2>Segments: in-sample (IS) against out-of-sample (OOS)</h2>
+_TEMPLATE = report_template(
+    """<section id="segments"><h2>Segments: in-sample (IS) against out-of-sample (OOS)</h2>
 <p class="subtitle">IS: the chosen parameters over the training window they were chosen on.
 OOS: the same parameters over the test window after it, warmed up on the bars before it and
 counted from the window's first bar.</p>
@@ -437,6 +428,5 @@ counted from the window's first bar.</p>
 <section id="compare">{{ embed(roots.compare) }}</section>
 <section id="stitched"><h2>Stitched out-of-sample run</h2>{{ embed(roots.stitched) }}
 {{ stitched_table }}</section>
-{% endblock %}
 """
 )
