@@ -8,6 +8,7 @@ matches ``fills.sma``; ``data.>`` matches ``data.ticks.aapl``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from streams.errors import EventError
@@ -23,49 +24,44 @@ def _segment(value: str, what: str) -> str:
     return seg
 
 
-def ticks(symbol: str) -> str:
-    """Quote/trade ticks for one symbol."""
-    return f"data.ticks.{_segment(symbol, 'symbol')}"
+def _family(prefix: str, what: str, doc: str, name: str) -> Callable[[str], str]:
+    """The builder of one topic family: ``<prefix>.<what>``, the segment checked and normalized.
+
+    Every family is one line of the table below, so they cannot drift apart.
+    """
+
+    def build(value: str) -> str:
+        return f"{prefix}.{_segment(value, what)}"
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = doc
+    return build
 
 
-def bars(symbol: str) -> str:
-    """OHLCV bars for one symbol."""
-    return f"data.bars.{_segment(symbol, 'symbol')}"
-
-
-def market_data(symbol: str) -> str:
-    """The pattern of one symbol's market data, bars and ticks (``data.*.<symbol>``)."""
-    return f"data.*.{_segment(symbol, 'symbol')}"
-
-
-def data_rejected(source: str) -> str:
-    """Market data refused at the edge, per source."""
-    return f"data.rejected.{_segment(source, 'source')}"
-
-
-def data_dropped(source: str) -> str:
-    """Market data a live feed had to drop (the engine fell behind), per source."""
-    return f"data.dropped.{_segment(source, 'source')}"
-
-
-def signals(strategy: str) -> str:
-    """Signals detected by one strategy."""
-    return f"signals.{_segment(strategy, 'strategy')}"
-
-
-def orders(strategy: str) -> str:
-    """Order lifecycle events of one strategy."""
-    return f"orders.{_segment(strategy, 'strategy')}"
-
-
-def fills(strategy: str) -> str:
-    """Executions (trade_executed) of one strategy."""
-    return f"fills.{_segment(strategy, 'strategy')}"
-
-
-def positions(symbol: str) -> str:
-    """Position changes for one symbol."""
-    return f"positions.{_segment(symbol, 'symbol')}"
+ticks = _family("data.ticks", "symbol", "Quote/trade ticks for one symbol.", "ticks")
+bars = _family("data.bars", "symbol", "OHLCV bars for one symbol.", "bars")
+market_data = _family(
+    "data.*",
+    "symbol",
+    "The pattern of one symbol's market data, bars and ticks (``data.*.<symbol>``).",
+    "market_data",
+)
+data_rejected = _family(
+    "data.rejected", "source", "Market data refused at the edge, per source.", "data_rejected"
+)
+data_dropped = _family(
+    "data.dropped",
+    "source",
+    "Market data a live feed had to drop (the engine fell behind), per source.",
+    "data_dropped",
+)
+signals = _family("signals", "strategy", "Signals detected by one strategy.", "signals")
+orders = _family("orders", "strategy", "Order lifecycle events of one strategy.", "orders")
+fills = _family("fills", "strategy", "Executions (trade_executed) of one strategy.", "fills")
+positions = _family("positions", "symbol", "Position changes for one symbol.", "positions")
+system = _family(
+    "system", "component", "Status, heartbeats and errors of one engine component.", "system"
+)
 
 
 #: Every symbol's bars / ticks (patterns).
@@ -87,11 +83,6 @@ RISK = "risk"
 COMMANDS = "commands"
 STATE = "state"
 RECONCILIATION = "reconciliation"
-
-
-def system(component: str) -> str:
-    """Status, heartbeats and errors of one engine component."""
-    return f"system.{_segment(component, 'component')}"
 
 
 ERRORS = "system.errors"

@@ -19,12 +19,10 @@ class CashAdjusted(Event):
 
     TYPE = "cash_adjusted"
     CRITICAL = True
+    TOPIC = topics.PNL
 
     amount: float
     reason: str = ""
-
-    def default_topic(self) -> str:
-        return topics.PNL
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,6 +34,8 @@ class PnlUpdated(Event):
     """
 
     TYPE = "pnl_updated"
+    TOPIC = topics.PNL
+    CONFLATED = True
 
     realized: float
     unrealized: float
@@ -45,12 +45,6 @@ class PnlUpdated(Event):
     max_drawdown: float = 0.0
     session_start: int = 0
 
-    def default_topic(self) -> str:
-        return topics.PNL
-
-    def conflation_key(self) -> str | None:
-        return self.topic
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class DailyLossBreached(Event):
@@ -58,13 +52,11 @@ class DailyLossBreached(Event):
 
     TYPE = "daily_loss_breached"
     CRITICAL = True
+    TOPIC = topics.RISK
 
     daily_pnl: float
     limit: float
     action: str
-
-    def default_topic(self) -> str:
-        return topics.RISK
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,14 +65,12 @@ class TradingStateChanged(Event):
 
     TYPE = "trading_state_changed"
     CRITICAL = True
+    TOPIC = topics.RISK
 
     state: str
     previous: str = ""
     reason: str = ""
     actor: str = ""
-
-    def default_topic(self) -> str:
-        return topics.RISK
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -89,12 +79,10 @@ class ReconciliationAdjusted(Event):
 
     TYPE = "reconciliation_adjusted"
     CRITICAL = True
+    TOPIC = topics.RECONCILIATION
 
     symbol: str
     engine_qty: float
     broker_qty: float
     broker_avg_price: float
     note: str = ""
-
-    def default_topic(self) -> str:
-        return topics.RECONCILIATION

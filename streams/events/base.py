@@ -1,9 +1,10 @@
 """The base of every event: identity, ordering, timing, and lossless dict round-trips.
 
 Events are frozen dataclasses. Each concrete type declares, as class variables, its wire name
-(``TYPE``), whether it is critical (committed to the log before anyone sees it) and its schema
-version. Concrete types register themselves so :func:`event_from_dict` can rebuild any event
-from its stored payload.
+(``TYPE``), whether it is critical (committed to the log before anyone sees it), its schema
+version, and where the default topic is fixed (``TOPIC``) or the latest event per topic is all
+a view needs (``CONFLATED``), those too. Concrete types register themselves so
+:func:`event_from_dict` can rebuild any event from its stored payload.
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ class Event:
     TYPE: ClassVar[str] = "event"
     CRITICAL: ClassVar[bool] = False
     SCHEMA_VERSION: ClassVar[int] = 1
+    #: The topic of every event of this type, when it is fixed (else see ``default_topic``).
+    TOPIC: ClassVar[str] = ""
+    #: True when only the latest event per topic matters (``conflation_key`` is the topic).
+    CONFLATED: ClassVar[bool] = False
 
     event_id: str = dataclasses.field(default_factory=new_event_id)
     seq: int = 0
@@ -126,12 +131,13 @@ class Event:
         return self.CRITICAL
 
     def default_topic(self) -> str:
-        """The topic this event is published on when none is given; overridden per type."""
-        return f"system.{self.TYPE}"
+        """The topic this event is published on when none is given: ``TOPIC`` if the type has
+        a fixed one; types whose topic is built from a field override this."""
+        return self.TOPIC or f"system.{self.TYPE}"
 
     def conflation_key(self) -> str | None:
         """Key under which a full bus may keep only the latest of these events; None = never."""
-        return None
+        return self.topic if self.CONFLATED else None
 
     def with_seq(self: E, seq: int) -> E:
         """A copy of this event with its log sequence number set (a hot path: no re-validation)."""

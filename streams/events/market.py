@@ -16,6 +16,7 @@ class TickReceived(Event):
     """A quote and/or trade tick. ``price`` is last trade, else the mid of bid/ask."""
 
     TYPE = "tick"
+    CONFLATED = True
 
     symbol: str
     bid: float | None = None
@@ -26,9 +27,6 @@ class TickReceived(Event):
 
     def default_topic(self) -> str:
         return topics.ticks(self.symbol)
-
-    def conflation_key(self) -> str | None:
-        return self.topic
 
     @property
     def price(self) -> float:
@@ -48,6 +46,7 @@ class BarReceived(Event):
     """An OHLCV bar; ``ts_event`` is the bar's close time."""
 
     TYPE = "bar"
+    CONFLATED = True
 
     symbol: str
     open: float
@@ -60,9 +59,6 @@ class BarReceived(Event):
 
     def default_topic(self) -> str:
         return topics.bars(self.symbol)
-
-    def conflation_key(self) -> str | None:
-        return self.topic
 
     @property
     def price(self) -> float:

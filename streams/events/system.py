@@ -15,14 +15,12 @@ class StateChanged(Event):
 
     TYPE = "state_changed"
     CRITICAL = True
+    TOPIC = topics.STATE
 
     path: str
     value: Any
     actor: str
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def default_topic(self) -> str:
-        return topics.STATE
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -31,75 +29,73 @@ class WriteRefused(Event):
 
     TYPE = "write_refused"
     CRITICAL = True
+    TOPIC = topics.STATE
 
     path: str
     actor: str
     reason: str
 
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class _ComponentEvent(Event):
+    """The field a component's own events start with; published on ``system.<component>``."""
+
+    component: str
+
     def default_topic(self) -> str:
-        return topics.STATE
+        return topics.system(self.component)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class RunnerStatusChanged(Event):
+class RunnerStatusChanged(_ComponentEvent):
     """A component's lifecycle moved from ``previous`` to ``status``."""
 
     TYPE = "runner_status_changed"
     CRITICAL = True
 
-    component: str
     status: str
     previous: str = ""
     reason: str = ""
 
-    def default_topic(self) -> str:
-        return topics.system(self.component)
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class Heartbeat(Event):
+class Heartbeat(_ComponentEvent):
     """A component is alive; consumers alarm when heartbeats stop."""
 
     TYPE = "heartbeat"
+    CONFLATED = True
 
-    component: str
     count: int = 0
-
-    def default_topic(self) -> str:
-        return topics.system(self.component)
-
-    def conflation_key(self) -> str | None:
-        return self.topic
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class CommandIssued(Event):
+class _CommandEvent(Event):
+    """The fields every command event starts with: what was asked and by whom."""
+
+    TOPIC = topics.COMMANDS
+
+    command: str
+    actor: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class CommandIssued(_CommandEvent):
     """An operator or component asked the engine to do something (start, pause, flatten...)."""
 
     TYPE = "command_issued"
     CRITICAL = True
 
-    command: str
-    actor: str
     args: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def default_topic(self) -> str:
-        return topics.COMMANDS
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class CommandRefused(Event):
+class CommandRefused(_CommandEvent):
     """A command was refused (no right, invalid in the current state); kept for the audit."""
 
     TYPE = "command_refused"
     CRITICAL = True
 
-    command: str
-    actor: str
     reason: str
-
-    def default_topic(self) -> str:
-        return topics.COMMANDS
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -107,11 +103,9 @@ class ErrorRaised(Event):
     """Something failed and was isolated: a subscriber, a strategy, a feed, the storage."""
 
     TYPE = "error_raised"
+    TOPIC = topics.ERRORS
 
     component: str
     message: str
     error_type: str = ""
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def default_topic(self) -> str:
-        return topics.ERRORS

@@ -33,15 +33,24 @@ class SignalDetected(Event):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class OrderSubmitted(Event):
+class _OrderEvent(Event):
+    """The fields every order lifecycle event starts with; published on its strategy's orders."""
+
+    order_id: str
+    strategy: str
+    symbol: str
+
+    def default_topic(self) -> str:
+        return topics.orders(self.strategy)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class OrderSubmitted(_OrderEvent):
     """An order a strategy or operator asked for, before risk checks."""
 
     TYPE = "order_submitted"
     CRITICAL = True
 
-    order_id: str
-    strategy: str
-    symbol: str
     side: str
     qty: float
     order_type: str = "market"
@@ -49,39 +58,23 @@ class OrderSubmitted(Event):
     stop_price: float | None = None
     actor: str = ""
 
-    def default_topic(self) -> str:
-        return topics.orders(self.strategy)
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class OrderAccepted(Event):
+class OrderAccepted(_OrderEvent):
     """Risk checks passed and the broker took the order."""
 
     TYPE = "order_accepted"
     CRITICAL = True
 
-    order_id: str
-    strategy: str
-    symbol: str
-
-    def default_topic(self) -> str:
-        return topics.orders(self.strategy)
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class OrderRejected(Event):
+class OrderRejected(_OrderEvent):
     """The order was refused by risk or by the broker; ``reason`` says which rule and value."""
 
     TYPE = "order_rejected"
     CRITICAL = True
 
-    order_id: str
-    strategy: str
-    symbol: str
     reason: str
-
-    def default_topic(self) -> str:
-        return topics.orders(self.strategy)
 
     @classmethod
     def of(cls, order: OrderSubmitted, reason: str, ts_event: int) -> OrderRejected:
@@ -98,19 +91,13 @@ class OrderRejected(Event):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class OrderCancelled(Event):
+class OrderCancelled(_OrderEvent):
     """An open order was cancelled (by its strategy, an operator, or a halt)."""
 
     TYPE = "order_cancelled"
     CRITICAL = True
 
-    order_id: str
-    strategy: str
-    symbol: str
     reason: str = ""
-
-    def default_topic(self) -> str:
-        return topics.orders(self.strategy)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -140,30 +127,32 @@ class TradeExecuted(Event):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class PositionUpdated(Event):
-    """The position in ``symbol`` after a fill or reconciliation (signed ``qty``)."""
-
-    TYPE = "position_updated"
-    CRITICAL = True
+class _PositionEvent(Event):
+    """The field every position event starts with; published on that symbol's positions."""
 
     symbol: str
-    qty: float
-    avg_price: float
-    realized_pnl: float = 0.0
 
     def default_topic(self) -> str:
         return topics.positions(self.symbol)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
-class PositionClosed(Event):
+class PositionUpdated(_PositionEvent):
+    """The position in ``symbol`` after a fill or reconciliation (signed ``qty``)."""
+
+    TYPE = "position_updated"
+    CRITICAL = True
+
+    qty: float
+    avg_price: float
+    realized_pnl: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class PositionClosed(_PositionEvent):
     """The position in ``symbol`` returned to zero; ``realized_pnl`` is its lifetime total."""
 
     TYPE = "position_closed"
     CRITICAL = True
 
-    symbol: str
     realized_pnl: float = 0.0
-
-    def default_topic(self) -> str:
-        return topics.positions(self.symbol)

@@ -1,10 +1,12 @@
 """Rx operators for consumers: time-based views of fast streams, on an injected clock.
 
-Each operator lives in its own module and is re-exported here. All of them are functions
-that return an operator for ``Observable.pipe`` (``heartbeat``/``heartbeats`` are sources),
-take durations as float seconds or ``timedelta`` (validated when built: a bad value raises
-:class:`~streams.errors.ConfigError`), and take an optional ``scheduler`` that wins over the
-subscriber's (``TestScheduler``/``HistoricalScheduler`` in tests and backtests).
+The operators live in private modules by kind (``_latest``: throttled, sampled, debounced;
+``_staleness``; ``_heartbeat``) and are re-exported here: this is the package's public API.
+All of them are functions that return an operator for ``Observable.pipe`` (``heartbeat`` and
+``heartbeats`` are sources), take durations as float seconds or ``timedelta`` (validated
+when built: a bad value raises :class:`~streams.errors.ConfigError`), and take an optional
+``scheduler`` that wins over the subscriber's (``TestScheduler``/``HistoricalScheduler`` in
+tests and backtests).
 
 Shared rules: an operator never raises into its source; failures of user callbacks go to
 ``on_error``. Emissions are serialized per subscription, so timers on other threads are
@@ -27,11 +29,9 @@ Operators:
 from __future__ import annotations
 
 from streams.operators._common import Interval
-from streams.operators._debounced import debounced
 from streams.operators._heartbeat import heartbeat, heartbeats
-from streams.operators._sampled import sampled
+from streams.operators._latest import debounced, sampled, throttled
 from streams.operators._staleness import Staleness, staleness
-from streams.operators._throttled import throttled
 
 __all__ = [
     "Interval",

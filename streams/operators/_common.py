@@ -1,4 +1,4 @@
-"""Shared plumbing for the view operators: durations, clocks, schedulers, a tick grid and the
+"""Shared plumbing for the view operators: durations, schedulers, a tick grid and the
 one subscribe skeleton (:class:`OperatorRun` + :func:`operator_from`) every operator builds on.
 
 Private to ``streams.operators``; nothing here is re-exported except :data:`Interval`.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
@@ -19,8 +19,6 @@ from streams.errors import ConfigError
 
 #: A duration: float seconds or a ``timedelta``.
 Interval = float | timedelta
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -41,14 +39,6 @@ def to_timedelta(value: Interval, name: str, *, allow_zero: bool = False) -> tim
         expected = "zero or positive" if allow_zero else "positive"
         raise ConfigError(f"{name} must be {expected}, got {value!r}")
     return delta
-
-
-def to_ns(moment: datetime) -> int:
-    """Integer nanoseconds since the Unix epoch for a scheduler's ``now`` (naive = UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 def pick_scheduler(

@@ -10,9 +10,9 @@ from reactivex import Observable, abc
 from reactivex.disposable import SerialDisposable
 
 from streams import topics
-from streams.clock import Clock
+from streams.clock import Clock, datetime_to_ns
 from streams.events import Heartbeat
-from streams.operators._common import Interval, every, pick_scheduler, to_ns, to_timedelta
+from streams.operators._common import Interval, every, pick_scheduler, to_timedelta
 
 _T = TypeVar("_T")
 
@@ -55,7 +55,7 @@ def heartbeat(
                 return
             count += 1
             try:
-                value = make_beat(count, to_ns(clock.now))
+                value = make_beat(count, datetime_to_ns(clock.now))
             except Exception as error:
                 ticker.dispose()
                 observer.on_error(error)

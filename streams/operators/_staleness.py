@@ -9,7 +9,8 @@ from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from streams.operators._common import Interval, OperatorRun, operator_from, to_ns, to_timedelta
+from streams.clock import datetime_to_ns
+from streams.operators._common import Interval, OperatorRun, operator_from, to_timedelta
 
 _T = TypeVar("_T")
 
@@ -37,12 +38,12 @@ class Staleness(Generic[_T]):
     @property
     def at_ns(self) -> int:
         """``at`` in integer nanoseconds since the epoch, like event timestamps."""
-        return to_ns(self.at)
+        return datetime_to_ns(self.at)
 
     @property
     def since_ns(self) -> int:
         """``since`` in integer nanoseconds since the epoch, like event timestamps."""
-        return to_ns(self.since)
+        return datetime_to_ns(self.since)
 
 
 def staleness(

@@ -28,7 +28,6 @@ from streams.sources.validation import (
     FieldRejected,
     MarketDataValidator,
     check_symbol_topic,
-    rejection,
 )
 
 if TYPE_CHECKING:
@@ -98,27 +97,10 @@ class _Table:
                 self.ts.get(row)
                 yield self._event(row, symbol, source, ts_event, now or ts_event)
             except FieldRejected as exc:
-                yield rejection(
-                    source=source,
-                    symbol=str(raw_symbol),
-                    field=exc.field,
-                    value=exc.value,
-                    code=exc.code,
-                    detail=exc.detail,
-                    ts_event=ts_event,
-                    ts_init=now or ts_event,
-                )
+                yield exc.event(source, str(raw_symbol), ts_event, now or ts_event)
             except (EventError, TypeError, ValueError, OverflowError) as exc:
-                yield rejection(
-                    source=source,
-                    symbol=str(raw_symbol),
-                    field="row",
-                    value=row,
-                    code=MALFORMED,
-                    detail=f"row {row} could not be read: {exc}",
-                    ts_event=ts_event,
-                    ts_init=now or ts_event,
-                )
+                unread = FieldRejected("row", row, MALFORMED, f"row {row} could not be read: {exc}")
+                yield unread.event(source, str(raw_symbol), ts_event, now or ts_event)
 
     def _event(self, row: int, symbol: str, source: str, ts_event: int, ts_init: int) -> Event:
         raise NotImplementedError

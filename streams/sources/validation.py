@@ -65,34 +65,24 @@ class FieldRejected(DataRejectedError):
         self.detail = detail
         super().__init__(f"{field}={value!r}: {code}: {detail}")
 
+    def event(self, source: str, symbol: str, ts_event: int = 0, ts_init: int = 0) -> DataRejected:
+        """This rejection as a ``DataRejected`` event of ``source``: ``value`` is stored as its
+        ``repr`` (cut to 200 chars), ``reason`` as ``"<code>: <detail>"``."""
+        text = self.value if isinstance(self.value, str) else repr(self.value)
+        return DataRejected(
+            source=source,
+            symbol=symbol,
+            field=self.field,
+            value=text[:200],
+            reason=f"{self.code}: {self.detail}",
+            ts_event=ts_event,
+            ts_init=ts_init or ts_event,
+        )
+
 
 def reason_code(reason: str) -> str:
     """The code at the start of a ``DataRejected.reason`` (``"crossed"`` for ``"crossed: ..."``)."""
     return reason.split(":", 1)[0].strip()
-
-
-def rejection(
-    *,
-    source: str,
-    symbol: str,
-    field: str,
-    value: Any,
-    code: str,
-    detail: str,
-    ts_event: int = 0,
-    ts_init: int = 0,
-) -> DataRejected:
-    """Build a ``DataRejected`` event; ``value`` is stored as its ``repr`` (cut to 200 chars)."""
-    text = value if isinstance(value, str) else repr(value)
-    return DataRejected(
-        source=source,
-        symbol=symbol,
-        field=field,
-        value=text[:200],
-        reason=f"{code}: {detail}",
-        ts_event=ts_event,
-        ts_init=ts_init or ts_event,
-    )
 
 
 class MarketDataValidator:
@@ -194,16 +184,7 @@ class MarketDataValidator:
         self, symbol: str, error: FieldRejected, ts_event: int, ts_init: int
     ) -> DataRejected:
         self.rejected[error.code] += 1
-        return rejection(
-            source=self.source,
-            symbol=symbol,
-            field=error.field,
-            value=error.value,
-            code=error.code,
-            detail=error.detail,
-            ts_event=ts_event,
-            ts_init=ts_init,
-        )
+        return error.event(self.source, symbol, ts_event, ts_init)
 
     def _check_symbol(self, symbol: str) -> None:
         if self.known_symbols is not None and symbol not in self.known_symbols:

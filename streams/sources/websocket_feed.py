@@ -47,7 +47,6 @@ from streams.sources.validation import (
     FieldRejected,
     MarketDataValidator,
     check_symbol_topic,
-    rejection,
 )
 
 log = logging.getLogger(__name__)
@@ -112,16 +111,7 @@ class TickMessageMapper:
                 ts_init=now,
             )
         except FieldRejected as exc:
-            return rejection(
-                source=self.source,
-                symbol=symbol if isinstance(symbol, str) else "",
-                field=exc.field,
-                value=exc.value,
-                code=exc.code,
-                detail=exc.detail,
-                ts_event=now,
-                ts_init=now,
-            )
+            return exc.event(self.source, symbol if isinstance(symbol, str) else "", now, now)
 
     @staticmethod
     def _timestamp(value: Any, now: int) -> int:
@@ -301,18 +291,7 @@ class WebSocketFeed(FeedBase):
         try:
             produced = self.mapper(decoded)
         except FieldRejected as exc:
-            self._emit(
-                rejection(
-                    source=self.source,
-                    symbol=_symbol_of(decoded),
-                    field=exc.field,
-                    value=exc.value,
-                    code=exc.code,
-                    detail=exc.detail,
-                    ts_event=now,
-                    ts_init=now,
-                )
-            )
+            self._emit(exc.event(self.source, _symbol_of(decoded), now, now))
             return
         except Exception as exc:
             self._emit(self._malformed(text, f"mapper failed: {type(exc).__name__}: {exc}", now))
@@ -327,16 +306,7 @@ class WebSocketFeed(FeedBase):
                 self._emit(self._malformed(text, f"mapper returned {type(event).__name__}", now))
 
     def _malformed(self, value: str, detail: str, now: int) -> DataRejected:
-        return rejection(
-            source=self.source,
-            symbol="",
-            field="message",
-            value=value,
-            code=MALFORMED,
-            detail=detail,
-            ts_event=now,
-            ts_init=now,
-        )
+        return FieldRejected("message", value, MALFORMED, detail).event(self.source, "", now, now)
 
 
 def _symbol_of(decoded: Any) -> str:

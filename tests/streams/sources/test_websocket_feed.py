@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Self
 
 import pytest
@@ -89,6 +90,21 @@ def feed_for(url: str, publish: Callable[[Event], None], **kw: Any) -> WebSocket
     return WebSocketFeed(publish, ManualClock(START + 999), url, **options)
 
 
+@contextlib.contextmanager
+def serving(
+    script: Script, publish: Callable[[Event], None], **kw: Any
+) -> Iterator[tuple[LocalServer, WebSocketFeed]]:
+    """A local server running ``script`` and a started feed on it (``feed_for`` options);
+    the feed is stopped (and must stop in time) when the block ends."""
+    with LocalServer(script) as server:
+        feed = feed_for(server.url, publish, **kw)
+        feed.start()
+        try:
+            yield server, feed
+        finally:
+            assert feed.stop(3)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -106,15 +122,10 @@ def test_messages_become_ticks_and_the_client_reconnects_after_the_server_drops(
         await ws.wait_closed()
 
     rec = Recorder()
-    with LocalServer(script) as server:
-        feed = feed_for(server.url, rec)
-        feed.start()
-        try:
-            assert wait_until(lambda: len(rec.ticks) == 5)
-            assert feed.status == RUNNING
-            assert (server.connections, feed.connects, feed.reconnects) == (2, 2, 1)
-        finally:
-            assert feed.stop(3)
+    with serving(script, rec) as (server, feed):
+        assert wait_until(lambda: len(rec.ticks) == 5)
+        assert feed.status == RUNNING
+        assert (server.connections, feed.connects, feed.reconnects) == (2, 2, 1)
 
     ticks = rec.ticks
     assert [t.bid for t in ticks] == [100.0, 101.0, 102.0, 103.0, 104.0]
@@ -148,14 +159,9 @@ def test_garbage_becomes_data_rejected_and_the_feed_goes_on() -> None:
         await ws.wait_closed()
 
     rec = Recorder()
-    with LocalServer(script) as server:
-        feed = feed_for(server.url, rec)
-        feed.start()
-        try:
-            assert wait_until(lambda: len(rec.ticks) == 2)
-            assert wait_until(lambda: feed.messages == len(garbage))
-        finally:
-            assert feed.stop(3)
+    with serving(script, rec) as (_server, feed):
+        assert wait_until(lambda: len(rec.ticks) == 2)
+        assert wait_until(lambda: feed.messages == len(garbage))
 
     assert [t.last for t in rec.ticks] == [5.0, 110.05]
     rejected = [(r.field, reason_code(r.reason)) for r in rec.rejected]
@@ -211,13 +217,8 @@ def test_a_failing_publish_is_reported_and_the_feed_reconnects() -> None:
                 raise RuntimeError("subscriber exploded")
         rec(event)
 
-    with LocalServer(script) as server:
-        feed = feed_for(server.url, publish)
-        feed.start()
-        try:
-            assert wait_until(lambda: len(rec.ticks) == 1)
-        finally:
-            assert feed.stop(3)
+    with serving(script, publish) as (_server, feed):
+        assert wait_until(lambda: len(rec.ticks) == 1)
 
     assert len(rec.errors) == 1
     assert rec.errors[0].error_type == "RuntimeError"
@@ -237,18 +238,14 @@ def test_subscribe_messages_are_sent_and_a_paused_feed_drops_messages() -> None:
         await ws.wait_closed()
 
     rec = Recorder()
-    with LocalServer(script) as server:
-        feed = feed_for(server.url, rec, subscribe=[{"op": "subscribe", "symbols": ["AAPL"]}])
-        feed.start()
+    subscribe = [{"op": "subscribe", "symbols": ["AAPL"]}]
+    with serving(script, rec, subscribe=subscribe) as (server, feed):
         feed.pause()
         paused.set()
-        try:
-            assert wait_until(lambda: feed.skipped_while_paused == 3)
-            assert feed.status == "paused"
-            feed.resume()
-            assert feed.status == RUNNING
-        finally:
-            assert feed.stop(3)
+        assert wait_until(lambda: feed.skipped_while_paused == 3)
+        assert feed.status == "paused"
+        feed.resume()
+        assert feed.status == RUNNING
 
     assert json.loads(server.received[0]) == {"op": "subscribe", "symbols": ["AAPL"]}
     assert rec.ticks == []
@@ -273,13 +270,8 @@ def test_a_custom_mapper_maps_ignores_and_fails_safely() -> None:
         await ws.wait_closed()
 
     rec = Recorder()
-    with LocalServer(script) as server:
-        feed = feed_for(server.url, rec, mapper=mapper, known_symbols={"MSFT"})
-        feed.start()
-        try:
-            assert wait_until(lambda: feed.messages == 4 and len(rec.ticks) == 2)
-        finally:
-            assert feed.stop(3)
+    with serving(script, rec, mapper=mapper, known_symbols={"MSFT"}) as (_server, feed):
+        assert wait_until(lambda: feed.messages == 4 and len(rec.ticks) == 2)
 
     assert [t.last for t in rec.ticks] == [300.5, 301.0]
     assert len(rec.rejected) == 1
