@@ -3,16 +3,19 @@
 * :mod:`state.model` — the state as an immutable value (:class:`FrozenDict` tree), its shape,
   :data:`SCHEMA_VERSION`, :func:`initial_state`, :func:`state_to_dict` / :func:`state_from_dict`
   and :func:`get_path`.
-* :mod:`state.fold` — :func:`apply` (one event) and :func:`replay` (many), pure; one fold per
-  aggregate in :mod:`state.positions`, :mod:`state.account`, :mod:`state.market`,
-  :mod:`state.trading`, :mod:`state.orders` and :mod:`state.values`.
+* :mod:`state.fold` — :func:`apply` (one event) and :func:`replay` (many), pure, and the rules
+  they follow: one fold per aggregate (market, positions and account, orders, trading and
+  runner, generic values).
 * :mod:`state.migrations` — :func:`migrate` old snapshot dicts to the current schema.
 * :mod:`state.journal` — the :class:`Journal` port the store makes events durable through, and
   :class:`MemoryJournal`.
-* :mod:`state.store` — :class:`StateStore`, the single source of truth the dashboard reads;
-  path subscriptions live in :mod:`state.subscriptions`.
+* :mod:`state.store` — :class:`StateStore`, the single source of truth the dashboard reads: the
+  write path (journal, fold, ``update_state``, restore).
+* :mod:`state.read_model` — the store's base: the current state, its versions and ``param``
+  views (and :func:`~state.read_model.view_changes` to observe one); path subscriptions live in
+  :mod:`state.subscriptions`.
 
-This package imports only the standard library, ``param`` and ``streams``.
+This package imports only the standard library, ``param``, ``reactivex`` and ``streams``.
 """
 
 from state.fold import apply, apply_traced, replay

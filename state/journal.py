@@ -1,15 +1,21 @@
-"""The port through which the state store makes events durable: the ``Journal`` protocol.
+"""The port through which the state store makes events durable: the ``Journal`` protocol,
+and the journals that write nothing.
 
 The store never imports persistence; the kernel hands it a journal (the DuckDB ``EventLog``
-in production, :class:`MemoryJournal` in notebooks and unit tests).
+in production, :class:`MemoryJournal` in notebooks and unit tests, :class:`ReplicaJournal` in
+read-only mirrors).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Protocol, runtime_checkable
 
+from streams.errors import SeamlessError
 from streams.events import Event
+
+log = logging.getLogger(__name__)
 
 
 @runtime_checkable
@@ -42,15 +48,37 @@ class Journal(Protocol):
         ...
 
 
-class MemoryJournal:
+class VolatileJournal:
+    """The bookkeeping of a journal that writes nothing: ``seq`` is final as soon as it is assigned.
+
+    There is nothing to wait for, so ``wait_durable`` returns at once and ``flush`` just reports
+    the last seq. Subclasses decide in ``append`` what they keep and advance ``_seq``:
+    :class:`MemoryJournal` here, and the mirrors' :class:`ReplicaJournal`.
+    """
+
+    def __init__(self, start_seq: int = 0) -> None:
+        self._seq = start_seq
+
+    def wait_durable(self, seq: int) -> None:
+        return None
+
+    def flush(self) -> int:
+        return self._seq
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+
+class MemoryJournal(VolatileJournal):
     """A journal that keeps events in a list: durable only as long as the process lives.
 
     For notebooks, unit tests and quick backtests that do not need a file.
     """
 
     def __init__(self, start_seq: int = 0) -> None:
+        super().__init__(start_seq)
         self._lock = threading.Lock()
-        self._seq = start_seq
         self._ids: set[str] = set()
         self.events: list[Event] = []
 
@@ -64,12 +92,29 @@ class MemoryJournal:
             self.events.append(stored)
             return stored
 
-    def wait_durable(self, seq: int) -> None:
-        return None
 
-    def flush(self) -> int:
-        return self._seq
+class ReplicaJournal(VolatileJournal):
+    """A read-only replica's journal: it takes events another node already sequenced, in order,
+    without writing (used by mirrors, :mod:`engine.mirror`, whose store folds a book's
+    committed events in seq order, exactly once).
 
-    @property
-    def last_seq(self) -> int:
-        return self._seq
+    ``append`` keeps an event whose seq is exactly ``last_seq + 1``; an older seq (a duplicate
+    from a redelivery) or a local event without seq returns None, so it is neither folded nor
+    delivered. A newer seq means events were missed: the mirror backfills them from the log
+    first, so reaching here with a gap is a bug and raises.
+    """
+
+    def __init__(self, last_seq: int) -> None:
+        super().__init__(last_seq)
+        self.dropped = 0
+
+    def append(self, event: Event, *, wait: bool = False) -> Event | None:
+        if event.seq <= self._seq:
+            self.dropped += 1
+            if event.seq == 0:
+                log.warning("mirror: local %s not shown (a mirror records nothing)", event.type)
+            return None
+        if event.seq != self._seq + 1:
+            raise SeamlessError(f"mirror: got seq {event.seq} after {self._seq} (a gap)")
+        self._seq = event.seq
+        return event
