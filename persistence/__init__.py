@@ -10,10 +10,17 @@
 Imports ``streams`` and ``state`` only.
 """
 
-from persistence.event_log import CLEAN, CRASHED, RUNNING, EventLog
-from persistence.records import RunRecord, SkippedSnapshot, Snapshot, SnapshotLookup
-from persistence.restore import RestoreResult, full_replay, restore
-from persistence.snapshots import Snapshotter
+from persistence.event_log import EventLog
+from persistence.recorder import (
+    CLEAN,
+    CRASHED,
+    RUNNING,
+    RunRecord,
+    SkippedSnapshot,
+    Snapshot,
+    SnapshotLookup,
+)
+from persistence.restore import RestoreResult, Snapshotter, full_replay, restore
 
 __all__ = [
     "CLEAN",

@@ -21,8 +21,8 @@ import bisect
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,24 @@ def connect_or_set_wal_aside(
         return connect()
 
 
+@contextmanager
+def _rebuild(cur: duckdb.DuckDBPyConnection, path: str, what: str) -> Iterator[None]:
+    """The body as one DuckDB transaction, then a CHECKPOINT writing it into the main file. On
+    an error it is rolled back (a crash before COMMIT does the same): PersistenceError saying
+    ``what`` failed and the file is unchanged."""
+    try:
+        cur.execute("BEGIN TRANSACTION")
+        yield
+        cur.execute("COMMIT")
+    except (duckdb.Error, PersistenceError) as exc:
+        with suppress(duckdb.Error):
+            cur.execute("ROLLBACK")
+        raise PersistenceError(
+            f"event log {path!r}: {what} failed, the file is unchanged: {exc}"
+        ) from exc
+    cur.execute("CHECKPOINT")
+
+
 def drop_event_id_index(
     cur: duckdb.DuckDBPyConnection,
     path: str,
@@ -94,22 +112,13 @@ def drop_event_id_index(
     if not row[0]:
         return
     started = time.monotonic()
-    try:
-        cur.execute("BEGIN TRANSACTION")
+    with _rebuild(cur, path, "dropping UNIQUE(event_id)"):
         before = cur.execute("SELECT count(*), coalesce(max(seq), 0) FROM events").fetchall()
         for sql in statements:
             cur.execute(sql)
         after = cur.execute("SELECT count(*), coalesce(max(seq), 0) FROM events").fetchall()
         if after != before:
             raise PersistenceError(f"rows (count, max seq) {before} became {after}")
-        cur.execute("COMMIT")
-    except (duckdb.Error, PersistenceError) as exc:
-        with suppress(duckdb.Error):
-            cur.execute("ROLLBACK")
-        raise PersistenceError(
-            f"event log {path!r}: dropping UNIQUE(event_id) failed, the file is unchanged: {exc}"
-        ) from exc
-    cur.execute("CHECKPOINT")
     log.warning(
         "event log %s: migrated the events table to drop UNIQUE(event_id) (%d rows, "
         "last seq %d) in %.2f s; event ids are deduplicated in memory from now on",
@@ -220,8 +229,7 @@ def add_hash_chain(
         return 0
     started = time.monotonic()
     hashed, head = 0, GENESIS
-    try:
-        cur.execute("BEGIN TRANSACTION")
+    with _rebuild(cur, path, "adding the hash chain"):
         snapshots = cur.execute("SELECT id, seq FROM snapshots ORDER BY seq, id").fetchall()
         heads: dict[int, str | None] = {}
         if chain_events:
@@ -249,14 +257,6 @@ def add_hash_chain(
                 )
             finally:
                 cur.unregister("chain_heads__upgrade")
-        cur.execute("COMMIT")
-    except (duckdb.Error, PersistenceError) as exc:
-        with suppress(duckdb.Error):
-            cur.execute("ROLLBACK")
-        raise PersistenceError(
-            f"event log {path!r}: adding the hash chain failed, the file is unchanged: {exc}"
-        ) from exc
-    cur.execute("CHECKPOINT")
     log.warning(
         "event log %s: added the hash chain: %d row(s) hashed in seq order in %.2f s (chain "
         "head %s), %d snapshot(s) given their chain head",

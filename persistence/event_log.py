@@ -4,7 +4,8 @@ One DuckDB file per engine. ``EventLog`` implements :class:`persistence.recorder
 (hence :class:`state.journal.Journal`). What it shares with the PostgreSQL log lives in
 :mod:`persistence.group_commit` (seq assignment on append, in-memory idempotence, the one
 writer thread and its group commit, retries of failed writes, health), :mod:`persistence.reads`
-(filtered reads) and :mod:`persistence.snapshot_store` (checksummed snapshots). Here:
+(filtered reads) and :mod:`persistence.snapshot_store` (checksummed snapshots); its DuckDB
+reads, snapshots and runs are :mod:`persistence.duckdb_stored`. Here:
 
 - **Writes.** The writer takes the whole queue and makes it durable by appending it to the
   :class:`~persistence.event_journal.EventJournal` beside the file (one write and one
@@ -39,17 +40,16 @@ import logging
 import os
 import threading
 import time
-import uuid
-from collections.abc import Hashable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Hashable, Sequence
+from contextlib import suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import duckdb
 import pyarrow as pa
 
 from persistence import duckdb_file
-from persistence.chain import STORED_COLUMNS, ChainAudit, journal_line, link_rows
+from persistence.chain import journal_line, link_rows
 from persistence.duckdb_repair import MIGRATE_EVENTS as _MIGRATE_EVENTS
 from persistence.duckdb_repair import (
     add_hash_chain,
@@ -57,28 +57,20 @@ from persistence.duckdb_repair import (
     drop_event_id_index,
     restore_from_journal,
 )
+from persistence.duckdb_stored import DuckDBStored
 from persistence.event_journal import EventJournal
-from persistence.group_commit import GroupCommitLog, Row
-from persistence.queries import DUCKDB
-from persistence.records import CLEAN, CRASHED, RUNNING, RunRecord
-from persistence.snapshot_store import SnapshotStore
-from streams.errors import PersistenceError
-
-if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only reads as frames need it
-    import pandas as pd
+from persistence.group_commit import GroupCommitLog, LogOptions, Row
 
 log = logging.getLogger(__name__)
 
 
-class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], ChainAudit, SnapshotStore):
+class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], DuckDBStored):
     """The append-only event log of one engine, in one DuckDB file (a ``Journal``).
 
-    ``batch_size``: non-critical rows that trigger a write. ``flush_interval_s``: the longest a
-    non-critical row waits to be written. ``dedup_window``: how many recent non-critical
-    event ids are remembered for idempotent appends (critical ids are all remembered; an
-    older non-critical duplicate is stored again).
-    ``max_pending``: queued rows above which ``append`` blocks (and raises while unhealthy).
-    ``close_timeout_s``: how long ``close`` keeps retrying a failing write before giving up.
+    ``options`` (``batch_size``, ``flush_interval_s``, ``dedup_window``, ``max_pending``,
+    ``max_commit_rows``, ``close_timeout_s``, ``group_commit_wait_s``): the group commit's
+    tuning, as :class:`~persistence.group_commit.GroupCommitLog` describes (critical ids are
+    all remembered; a non-critical duplicate older than ``dedup_window`` is stored again).
     ``journal_max_bytes``: journal size past which a running log checkpoints DuckDB and empties
     it (bounds the journal, hence the work of a restart after a crash).
     ``memory_limit``: DuckDB's ``memory_limit`` for this connection (e.g. ``"256MB"``; caps its
@@ -97,37 +89,17 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], ChainAudit, SnapshotSt
         OSError,
         pa.ArrowException,
     )
-    _dialect = DUCKDB
-    _select_sql = duckdb_file.SELECT
-    _chain_select_sql = f"SELECT {', '.join(STORED_COLUMNS)} FROM events"
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
-        batch_size: int = 10_000,
-        flush_interval_s: float = 0.05,
-        dedup_window: int = 200_000,
-        max_pending: int = 1_000_000,
-        max_commit_rows: int = 100_000,
-        close_timeout_s: float = 10.0,
-        group_commit_wait_s: float = 0.001,
         memory_limit: str = "",
         journal_max_bytes: int = 64 * 2**20,
+        **options: Unpack[LogOptions],
     ) -> None:
         where = os.fspath(path)
-        super().__init__(
-            where,
-            f"event log {where!r}",
-            f"event log file {where!r}",
-            batch_size=batch_size,
-            flush_interval_s=flush_interval_s,
-            dedup_window=dedup_window,
-            max_pending=max_pending,
-            max_commit_rows=max_commit_rows,
-            close_timeout_s=close_timeout_s,
-            group_commit_wait_s=group_commit_wait_s,
-        )
+        super().__init__(where, f"event log {where!r}", f"event log file {where!r}", **options)
         self._memory_limit = memory_limit.strip()
         self._con_lock = threading.Lock()  # guards (re)connecting and cursor creation
         self._snapshot_lock = threading.Lock()
@@ -329,13 +301,7 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], ChainAudit, SnapshotSt
             self._load_wanted = max(self._load_wanted, seq)
             self._wake.notify()
             while self._loaded_seq < seq:
-                if self._error is not None:
-                    raise PersistenceError(
-                        f"{self._label} could not store seq {seq} "
-                        f"(stored up to {self._loaded_seq}): {self._error}"
-                    )
-                if not self._open:
-                    raise PersistenceError(f"{self._label} closed before seq {seq} was stored")
+                self._raise_if_failing(seq, "store", "stored", f"stored up to {self._loaded_seq}")
                 self._durable.wait()
 
     def stats(self) -> dict[str, Any]:
@@ -346,113 +312,5 @@ class EventLog(GroupCommitLog[duckdb.DuckDBPyConnection], ChainAudit, SnapshotSt
         stats["journal_bytes"] = self._journal.size
         return stats
 
-    # -- reads (LogReads' and SnapshotStore's hooks) -----------------------------------------
-    @contextmanager
-    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._con_lock:
-            if self._root is None:
-                raise PersistenceError(f"event log {self.path!r} is not open")
-            cur = self._root.cursor()
-        try:
-            yield cur
-        except duckdb.Error as exc:
-            raise PersistenceError(f"event log {self.path!r}: read failed: {exc}") from exc
-        finally:
-            cur.close()
 
-    def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        with self._reader() as cur:
-            return cur.execute(sql, params).fetchall()
-
-    def _frame(self, sql: str, params: list[Any]) -> pd.DataFrame:
-        with self._reader() as cur:
-            return cur.execute(sql, params).df()
-
-    def _insert_snapshot(
-        self,
-        seq: int,
-        created_at: int,
-        schema_version: int,
-        text: str,
-        digest: str,
-        chain_head: str,
-    ) -> int:
-        with self._snapshot_lock, self._reader() as cur:
-            row = cur.execute("SELECT coalesce(max(id), 0) + 1 FROM snapshots").fetchall()[0]
-            snapshot_id = int(row[0]) if row else 1
-            cur.execute(
-                "INSERT INTO snapshots (id, seq, created_at, schema_version, state, checksum, "
-                "chain_head) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [snapshot_id, seq, created_at, schema_version, text, digest, chain_head],
-            )
-        return snapshot_id
-
-    def _snapshot_heads(self, max_seq: int | None) -> tuple[list[tuple[int, int]], int]:
-        with self._reader() as cur:
-            params: list[Any] = []
-            sql = "SELECT id, seq FROM snapshots"
-            if max_seq is not None:
-                sql += " WHERE seq <= ?"
-                params.append(max_seq)
-            heads = cur.execute(sql + " ORDER BY seq DESC, id DESC", params).fetchall()
-            top = cur.execute("SELECT coalesce(max(seq), 0) FROM events").fetchall()[0]
-        return heads, int(top[0]) if top else 0
-
-    def _snapshot_body(self, snapshot_id: int) -> tuple[Any, ...] | None:
-        with self._reader() as cur:
-            rows = cur.execute(
-                "SELECT created_at, schema_version, state, checksum, chain_head FROM snapshots "
-                "WHERE id = ?",
-                [snapshot_id],
-            ).fetchall()
-        return rows[0] if rows else None
-
-    def _snapshot_chain_heads(self) -> list[tuple[int, int, str | None]]:
-        with self._reader() as cur:
-            return [
-                (int(r[0]), int(r[1]), r[2])
-                for r in cur.execute(
-                    "SELECT id, seq, chain_head FROM snapshots ORDER BY seq, id"
-                ).fetchall()
-            ]
-
-    # -- runs --------------------------------------------------------------------------------
-    def start_run(self, config_hash: str, *, started_at_ns: int | None = None) -> str:
-        """Record the start of an engine run and return its id.
-
-        Any earlier run still marked ``running`` did not end cleanly: it becomes ``crashed``.
-        """
-        run_id = uuid.uuid4().hex
-        started = time.time_ns() if started_at_ns is None else started_at_ns
-        with self._reader() as cur:
-            cur.execute("BEGIN TRANSACTION")
-            cur.execute("UPDATE runs SET how = ? WHERE how = ?", [CRASHED, RUNNING])
-            cur.execute(
-                "INSERT INTO runs VALUES (?, ?, NULL, ?, ?, ?)",
-                [run_id, started, RUNNING, config_hash, os.getpid()],
-            )
-            cur.execute("COMMIT")
-        return run_id
-
-    def end_run(self, run_id: str, how: str = CLEAN, *, ended_at_ns: int | None = None) -> None:
-        """Record how run ``run_id`` ended (e.g. ``clean``, ``halted``, ``crashed``)."""
-        ended = time.time_ns() if ended_at_ns is None else ended_at_ns
-        with self._reader() as cur:
-            row = cur.execute(
-                "UPDATE runs SET how = ?, ended_at = ? WHERE run_id = ? RETURNING run_id",
-                [how, ended, run_id],
-            ).fetchall()
-        if not row:
-            raise PersistenceError(f"run_id {run_id!r} is not a recorded run")
-
-    def runs(self) -> list[RunRecord]:
-        """Every recorded run, oldest first."""
-        with self._reader() as cur:
-            rows = cur.execute(
-                "SELECT run_id, started_at, ended_at, how, config_hash, pid FROM runs "
-                "ORDER BY started_at, run_id"
-            ).fetchall()
-        return [RunRecord(*r) for r in rows]
-
-
-__all__: Sequence[str] = ("CLEAN", "CRASHED", "RUNNING", "EventLog")
+__all__: Sequence[str] = ("EventLog",)

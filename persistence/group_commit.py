@@ -24,7 +24,8 @@ PostgreSQL's ``PostgresEventLog``), implementing :class:`state.journal.Journal`.
   acknowledgement). The engine must halt trading.
 
 A backend supplies the store: ``_open_key``, ``_open_store`` (connect, create or repair, then
-``_loaded``), ``_abort_open`` and ``_release_store`` here, and the writer's hooks
+``_loaded``), ``_abort_open`` and ``_release_store`` (:mod:`persistence.log_lifecycle`: open,
+close and health), and the writer's hooks
 (:mod:`persistence.group_writer`: ``_writer_handle``, ``_store``, ``_reconnect``, ``_drop``,
 optionally ``_salvage`` and ``_on_committed``).
 """
@@ -34,25 +35,31 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Hashable, Iterable
-from typing import Any, ClassVar, Self
+from typing import Any, TypedDict
 
-from persistence.chain import GENESIS, head_bytes
+from persistence.chain import GENESIS
 from persistence.codec import EventCodec
-from persistence.commit_timings import CommitTimings
-from persistence.group_writer import GroupWriter, H, Row
+from persistence.group_writer import CommitTimings, H, Row
+from persistence.log_lifecycle import LogLifecycle
 from streams.errors import PersistenceError
 from streams.events import Event
 
-__all__ = ["GroupCommitLog", "Row"]
-
-# One writer per store per process: a second open of the same file (DuckDB would silently
-# share it) or stream would assign the same seqs.
-_OPEN_KEYS: set[Hashable] = set()
-_OPEN_KEYS_LOCK = threading.Lock()
+__all__ = ["GroupCommitLog", "LogOptions", "Row"]
 
 
-class GroupCommitLog(GroupWriter[H]):
+class LogOptions(TypedDict, total=False):
+    """The tuning both backends take as keyword arguments (see :class:`GroupCommitLog`)."""
+
+    batch_size: int
+    flush_interval_s: float
+    dedup_window: int
+    max_pending: int
+    max_commit_rows: int
+    close_timeout_s: float
+    group_commit_wait_s: float
+
+
+class GroupCommitLog(LogLifecycle[H]):
     """Seqs, dedup, the pending queue, the writer thread and its retries (see the module doc).
 
     ``batch_size``: non-critical rows that trigger a write. ``flush_interval_s``: the longest a
@@ -63,23 +70,19 @@ class GroupCommitLog(GroupWriter[H]):
     ``group_commit_wait_s``: how long an urgent write waits for more producers.
     """
 
-    _writer_name: ClassVar[str]
-    #: How long ``close`` waits for a writer told to stop retrying (None: as long as it takes).
-    _stop_join_s: ClassVar[float | None] = None
-
     def __init__(
         self,
         path: str,
         label: str,
         holder: str,
         *,
-        batch_size: int,
-        flush_interval_s: float,
-        dedup_window: int,
-        max_pending: int,
-        max_commit_rows: int,
-        close_timeout_s: float,
-        group_commit_wait_s: float,
+        batch_size: int = 10_000,
+        flush_interval_s: float = 0.05,
+        dedup_window: int = 200_000,
+        max_pending: int = 1_000_000,
+        max_commit_rows: int = 100_000,
+        close_timeout_s: float = 10.0,
+        group_commit_wait_s: float = 0.001,
     ) -> None:
         if batch_size < 1:
             raise PersistenceError(f"batch_size must be >= 1, got {batch_size!r}")
@@ -107,7 +110,7 @@ class GroupCommitLog(GroupWriter[H]):
         self._durable = threading.Condition(self._lock)  # waiters on a commit wait here
         self._stop_retrying = threading.Event()
         self._writer: threading.Thread | None = None
-        self._claimed: Hashable = None
+        self._claimed = None
         self._pending: list[Row] = []  # queued rows, in seq order
         self._first_pending_at = 0.0
         self._urgent = False  # someone waits in flush/wait_durable: write what is queued now
@@ -128,114 +131,6 @@ class GroupCommitLog(GroupWriter[H]):
         self._recent_order: collections.deque[str] = collections.deque()
         #: The hash of the last row written (the writer thread's: the next rows chain on).
         self._chain_head = GENESIS
-
-    # -- the backend's hooks -----------------------------------------------------------------
-    def _open_key(self) -> Hashable:
-        """What identifies the store (one writer per key per process)."""
-        raise NotImplementedError
-
-    def _open_store(self) -> None:
-        """Connect, create or repair the store, and call ``_loaded`` with what it holds."""
-        raise NotImplementedError
-
-    def _abort_open(self) -> None:
-        """Release what a failed ``_open_store`` acquired."""
-        raise NotImplementedError
-
-    def _release_store(self) -> None:
-        """Disconnect at ``close`` (the writer has stopped)."""
-        raise NotImplementedError
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    def open(self) -> Self:
-        """Open (creating if needed) the store, load seq and dedup ids, start the writer."""
-        if self._open:
-            return self
-        key = self._claimed = self._open_key()
-        with _OPEN_KEYS_LOCK:
-            if key in _OPEN_KEYS:
-                raise PersistenceError(f"{self._holder} is already open in this process")
-            _OPEN_KEYS.add(key)
-        try:
-            self._open_store()
-        except BaseException:
-            self._abort_open()
-            with _OPEN_KEYS_LOCK:
-                _OPEN_KEYS.discard(key)
-            raise
-        self._closing = False
-        self._open = True
-        self._stop_retrying.clear()
-        self._writer = threading.Thread(
-            target=self._run_writer, name=self._writer_name, daemon=True
-        )
-        self._writer.start()
-        return self
-
-    def close(self) -> None:
-        """Write and commit everything queued, stop the writer and release the store.
-
-        Raises PersistenceError if queued events could not be written within
-        ``close_timeout_s`` (they are lost; the store holds a consistent prefix).
-        """
-        if not self._open:
-            return
-        with self._lock:
-            self._closing = True
-            self._wake.notify()
-        writer = self._writer
-        if writer is not None:
-            writer.join(self._close_timeout)
-            if writer.is_alive():
-                self._stop_retrying.set()
-                writer.join(self._stop_join_s)
-        with self._lock:
-            unwritten = self._seq - self._committed
-            self._open = False
-            self._durable.notify_all()
-        self._release_store()
-        with _OPEN_KEYS_LOCK:
-            _OPEN_KEYS.discard(self._claimed)
-        if unwritten:
-            raise PersistenceError(
-                f"{self._label} closed with {unwritten} event(s) not written "
-                f"(last committed seq {self._committed}): {self._error}"
-            )
-
-    def __enter__(self) -> Self:
-        return self.open()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _loaded(
-        self,
-        last_seq: int,
-        critical_ids: Iterable[str],
-        recent: Iterable[str],
-        chain_head: bytes = GENESIS,
-    ) -> None:
-        """Take what the store holds: its max seq, every critical id, the last
-        ``dedup_window`` non-critical ids (``recent``, newest first) and the chain head."""
-        self._chain_head = chain_head
-        self._seq = self._committed = last_seq
-        self._critical_ids = set(critical_ids)
-        self._recent_order = collections.deque(reversed(list(recent)))
-        self._recent_ids = set(self._recent_order)
-
-    def _chain_head_of(self, last_seq: int, stored: bytes | None) -> bytes:
-        """The head the next rows chain on from: the stored hash of the row at ``last_seq``
-        (GENESIS for an empty log). A row without one (written outside the log) cannot be
-        chained on: GENESIS, logged; ``verify_chain`` reports that row."""
-        if last_seq and stored is None:
-            self._logger.error(
-                "event log %s: the last stored row (seq %d) has no chain hash; new rows chain "
-                "on from the genesis hash and verify_chain will report seq %d",
-                self.path,
-                last_seq,
-                last_seq,
-            )
-        return head_bytes(stored)
 
     # -- the Journal protocol ----------------------------------------------------------------
     def append(self, event: Event, *, wait: bool = False) -> Event | None:
@@ -332,13 +227,9 @@ class GroupCommitLog(GroupWriter[H]):
             if seq > self._seq:
                 raise PersistenceError(f"seq {seq} was never assigned (last seq {self._seq})")
             while self._committed < seq:
-                if self._error is not None:
-                    raise PersistenceError(
-                        f"{self._label} could not commit seq {seq} "
-                        f"(last committed {self._committed}): {self._error}"
-                    )
-                if not self._open:
-                    raise PersistenceError(f"{self._label} closed before seq {seq} was committed")
+                self._raise_if_failing(
+                    seq, "commit", "committed", f"last committed {self._committed}"
+                )
                 if not self._urgent_rows:
                     self._urgent = True
                     self._wake.notify()
@@ -367,22 +258,6 @@ class GroupCommitLog(GroupWriter[H]):
     def committed_seq(self) -> int:
         """The highest seq known to be committed (every seq up to it is durable)."""
         return self._committed
-
-    @property
-    def is_open(self) -> bool:
-        """True between ``open()`` and ``close()``."""
-        return self._open
-
-    @property
-    def healthy(self) -> bool:
-        """False while writes are failing or the writer is not running: halt trading."""
-        writer = self._writer
-        return self._error is None and self._open and writer is not None and writer.is_alive()
-
-    @property
-    def last_error(self) -> str | None:
-        """Why the last write failed, while the log is failing; None once a write succeeds."""
-        return self._error
 
     def stats(self) -> dict[str, Any]:
         """Counters for monitoring: seqs, queue length, failures, dropped duplicates.

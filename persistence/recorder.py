@@ -20,6 +20,9 @@ subclass per backend) runs against every backend, so both keep exactly the same 
 - Snapshots are checksummed; ``latest_snapshot`` skips (and reports) unusable ones, so
   restore = newest usable snapshot + the tail of events after it.
 - Runs record how each engine run ended (``clean`` / ``crashed``).
+- What reads of snapshots and runs hand out are the plain records below (:class:`Snapshot`,
+  :class:`SkippedSnapshot`, :class:`SnapshotLookup`, :class:`RunRecord`, and the run
+  statuses ``RUNNING``, ``CLEAN``, ``CRASHED``).
 - Every stored event carries its link in a hash chain (:mod:`persistence.chain`: SHA-256 over
   the previous event's hash and the event's canonical bytes; per stream in PostgreSQL),
   computed on the writer thread; a snapshot records the chain head at its seq; the chain
@@ -30,10 +33,10 @@ subclass per backend) runs against every backend, so both keep exactly the same 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from persistence.chain import ChainReport
-from persistence.records import RunRecord, SkippedSnapshot, Snapshot, SnapshotLookup
 from state.journal import Journal
 from streams.events import Event
 
@@ -42,6 +45,53 @@ if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only reads as frames need it
 
 #: Backends selectable with ``storage.backend``.
 BACKENDS = ("duckdb", "postgres")
+
+# -- the plain records a Recorder hands out --------------------------------------------------
+#: How a run is recorded: still running, ended cleanly, or found unfinished by a later run.
+RUNNING, CLEAN, CRASHED = "running", "clean", "crashed"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A stored state covering every event up to ``seq`` (checksum already verified), and the
+    event log's chain head at ``seq`` (hex; None for a snapshot whose head is unknown)."""
+
+    id: int
+    seq: int
+    created_at: int
+    schema_version: int
+    state: dict[str, Any]
+    checksum: str
+    chain_head: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedSnapshot:
+    """A snapshot that could not be used, and why (checksum, decoding, migration...)."""
+
+    id: int
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotLookup:
+    """The newest usable snapshot (or None) and the newer ones that were skipped."""
+
+    snapshot: Snapshot | None
+    skipped: tuple[SkippedSnapshot, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One engine run: when it started and ended, how it ended, its config hash and pid."""
+
+    run_id: str
+    started_at: int
+    ended_at: int | None
+    how: str
+    config_hash: str | None
+    pid: int | None
 
 
 @runtime_checkable

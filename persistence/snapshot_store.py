@@ -18,8 +18,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from persistence.codec import dumps
-from persistence.records import SkippedSnapshot, Snapshot, SnapshotLookup
+from persistence.recorder import SkippedSnapshot, Snapshot, SnapshotLookup
 from streams.errors import EventError, PersistenceError
+
+#: The columns of a stored snapshot, in the order of :data:`SnapshotValues`.
+SNAPSHOT_COLUMNS = "seq, created_at, schema_version, state, checksum, chain_head"
+#: One snapshot to store: seq, created_at (ns), schema_version, state (JSON text), checksum
+#: and chain_head (hex), in :data:`SNAPSHOT_COLUMNS` order.
+SnapshotValues = tuple[int, int, int, str, str, str]
 
 
 def checksum(text: str) -> str:
@@ -41,16 +47,8 @@ class SnapshotStore:
 
         def chain_head_at(self, seq: int) -> str: ...
 
-    def _insert_snapshot(
-        self,
-        seq: int,
-        created_at: int,
-        schema_version: int,
-        text: str,
-        digest: str,
-        chain_head: str,
-    ) -> int:
-        """Store one snapshot; its new id."""
+    def _insert_snapshot(self, values: SnapshotValues) -> int:
+        """Store one snapshot (``values`` in :data:`SNAPSHOT_COLUMNS` order); its new id."""
         raise NotImplementedError
 
     def _snapshot_heads(self, max_seq: int | None) -> tuple[list[tuple[int, int]], int]:
@@ -92,7 +90,7 @@ class SnapshotStore:
             raise PersistenceError(str(exc)) from exc
         created = time.time_ns() if created_at_ns is None else created_at_ns
         return self._insert_snapshot(
-            seq, created, schema_version, text, checksum(text), self.chain_head_at(seq)
+            (seq, created, schema_version, text, checksum(text), self.chain_head_at(seq))
         )
 
     def iter_snapshots(self, max_seq: int | None = None) -> Iterator[Snapshot | SkippedSnapshot]:

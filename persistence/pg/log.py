@@ -23,13 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from contextlib import suppress
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 
 from persistence.chain import STORED_COLUMNS
+from persistence.group_commit import LogOptions
 from persistence.pg.connect import ConnectionPool, connect_writer, redact
-from persistence.pg.reads import PgReads
 from persistence.pg.schema import GSEQ_LOCK, migrate
 from persistence.pg.stored import Fence, PgStored
 from persistence.pg.writer import PgWriter
@@ -38,12 +38,13 @@ from streams.errors import PersistenceError
 _COPY = f"COPY events (stream, gseq, {', '.join(STORED_COLUMNS)}) FROM STDIN"
 
 
-class PostgresEventLog(PgWriter, PgReads, PgStored):
+class PostgresEventLog(PgWriter, PgStored):
     """The append-only event log of one stream (``stream``, the engine's book) in PostgreSQL.
 
-    ``dsn``: a libpq connection string or URL. ``batch_size``, ``flush_interval_s``,
-    ``dedup_window``, ``max_pending``, ``max_commit_rows``, ``close_timeout_s`` and
-    ``group_commit_wait_s`` mean what they mean for the DuckDB ``EventLog``. ``fence``: called
+    ``dsn``: a libpq connection string or URL. ``options`` (``batch_size``,
+    ``flush_interval_s``, ``dedup_window``, ``max_pending``, ``max_commit_rows``,
+    ``close_timeout_s``, ``group_commit_wait_s``): the group commit's tuning, as
+    :class:`~persistence.group_commit.GroupCommitLog` describes. ``fence``: called
     with the connection inside every write transaction before COMMIT; raising (e.g.
     LeaseLostError) fails the write.
 
@@ -55,31 +56,14 @@ class PostgresEventLog(PgWriter, PgReads, PgStored):
         dsn: str,
         *,
         stream: str = "default",
-        batch_size: int = 10_000,
-        flush_interval_s: float = 0.05,
-        dedup_window: int = 200_000,
-        max_pending: int = 1_000_000,
-        max_commit_rows: int = 100_000,
-        close_timeout_s: float = 10.0,
-        group_commit_wait_s: float = 0.001,
         fence: Fence | None = None,
+        **options: Unpack[LogOptions],
     ) -> None:
         if not isinstance(stream, str) or not stream or len(stream) > 200:
             raise PersistenceError(f"stream must be a non-empty name, got {stream!r}")
         #: Where the log lives, for messages: the DSN without password, and the stream.
         path = f"{redact(dsn)}#{stream}"
-        super().__init__(
-            path,
-            f"event log {path}",
-            f"event log {path}",
-            batch_size=batch_size,
-            flush_interval_s=flush_interval_s,
-            dedup_window=dedup_window,
-            max_pending=max_pending,
-            max_commit_rows=max_commit_rows,
-            close_timeout_s=close_timeout_s,
-            group_commit_wait_s=group_commit_wait_s,
-        )
+        super().__init__(path, f"event log {path}", f"event log {path}", **options)
         self.dsn = dsn
         self.stream = stream
         self._fence = fence

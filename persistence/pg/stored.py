@@ -1,7 +1,16 @@
-"""Snapshots and run records of one stream in PostgreSQL (the same semantics as the DuckDB
-log's): checksummed snapshots, newest usable first (the shared
-:class:`persistence.snapshot_store.SnapshotStore`); runs marked ``crashed`` when a newer run
-starts while they still say ``running``. Writes call the log's fence before COMMIT.
+"""Reads, snapshots and run records of one stream in PostgreSQL (the same semantics as the
+DuckDB log's, :mod:`persistence.duckdb_stored`).
+
+- **Reads.** One stream's events by seq, topic, type and time (the shared
+  :class:`persistence.reads.LogReads` in the PostgreSQL dialect, hence ``verify_chain``), and
+  every stream's events in global commit order (``read_global``, for dashboards). Values are
+  always bound parameters; every read flushes the log first, so it sees everything appended
+  before the call.
+- **Snapshots.** Checksummed, newest usable first (the shared
+  :class:`persistence.snapshot_store.SnapshotStore`).
+- **Runs.** Marked ``crashed`` when a newer run starts while they still say ``running``.
+
+Writes call the log's fence before COMMIT.
 """
 
 from __future__ import annotations
@@ -10,27 +19,83 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from persistence.chain import CHAIN_COLUMN, ChainAudit
+from persistence.codec import EVENT_COLUMNS, row_to_event
 from persistence.pg.connect import ConnectionPool
-from persistence.records import CLEAN, CRASHED, RUNNING, RunRecord
-from persistence.snapshot_store import SnapshotStore, checksum
+from persistence.queries import POSTGRES, EventFilter, build_where, non_negative
+from persistence.recorder import CLEAN, CRASHED, RUNNING, RunRecord
+from persistence.snapshot_store import SNAPSHOT_COLUMNS, SnapshotStore, SnapshotValues
 from streams.errors import PersistenceError
+from streams.events import Event
+
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only reads as frames need it
+    import pandas as pd
 
 Fence = Callable[[psycopg.Connection], None]
 
-__all__ = ["Fence", "PgStored", "checksum"]
+#: The event columns in ``EVENT_COLUMNS`` order (payload as its stored JSON text).
+SELECT_COLUMNS = ", ".join("payload::text" if c == "payload" else c for c in EVENT_COLUMNS)
+
+__all__ = ["SELECT_COLUMNS", "Fence", "PgStored"]
 
 
-class PgStored(SnapshotStore):
-    """Snapshots and runs of :class:`~persistence.pg.log.PostgresEventLog` (a mixin)."""
+class PgStored(ChainAudit, SnapshotStore):
+    """Reads (and ``read_global``), snapshots and runs of
+    :class:`~persistence.pg.log.PostgresEventLog` (a mixin)."""
+
+    _dialect = POSTGRES
+    _select_sql = f"SELECT {SELECT_COLUMNS} FROM events"
+    _chain_select_sql = f"SELECT {SELECT_COLUMNS}, {CHAIN_COLUMN} FROM events"
 
     stream: str
     _pool: ConnectionPool
     _fence: Fence | None
 
+    # -- reads (LogReads' hooks) -------------------------------------------------------------
+    def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        def run(con: psycopg.Connection) -> list[tuple[Any, ...]]:
+            return con.execute(sql, params).fetchall()
+
+        return self._pool.run(run)
+
+    def _frame(self, sql: str, params: list[Any]) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.DataFrame(self._fetch(sql, params), columns=list(EVENT_COLUMNS))
+
+    def _where(self, f: EventFilter) -> tuple[str, list[Any]]:
+        where, params = build_where(f, POSTGRES)
+        return f"stream = %s AND {where}", [self.stream, *params]
+
+    def read_global(
+        self, since_gseq: int = 0, limit: int | None = None, topic: str | None = None
+    ) -> list[tuple[str, int, Event]]:
+        """``(stream, gseq, event)`` of every stream's events with ``gseq > since_gseq``, in
+        global commit order (for dashboards showing every node).
+
+        ``gseq`` is assigned at commit under one lock and commits become visible in gseq
+        order, so a reader polling with the last gseq it saw never skips an event.
+        """
+        if isinstance(since_gseq, bool) or not isinstance(since_gseq, int):
+            raise PersistenceError(f"since_gseq must be an integer, got {since_gseq!r}")
+        sql = f"SELECT stream, gseq, {SELECT_COLUMNS} FROM events WHERE gseq > %s"
+        params: list[Any] = [since_gseq]
+        if topic is not None:
+            where, topic_params = build_where(EventFilter(topic=topic), POSTGRES)  # seq > 0
+            sql += f" AND {where}"
+            params.extend(topic_params)
+        sql += " ORDER BY gseq"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(non_negative("limit", limit))
+        self.flush()
+        return [(r[0], int(r[1]), row_to_event(r[2:])) for r in self._fetch(sql, params)]
+
+    # -- writes -----------------------------------------------------------------------------
     def _write_txn(self, fn: Callable[[psycopg.Connection], Any]) -> Any:
         """``fn`` in one transaction that calls the fence before committing."""
 
@@ -44,20 +109,12 @@ class PgStored(SnapshotStore):
         return self._pool.run(run)
 
     # -- snapshots (SnapshotStore's hooks) ---------------------------------------------------
-    def _insert_snapshot(
-        self,
-        seq: int,
-        created_at: int,
-        schema_version: int,
-        text: str,
-        digest: str,
-        chain_head: str,
-    ) -> int:
+    def _insert_snapshot(self, values: SnapshotValues) -> int:
         def insert(con: psycopg.Connection) -> int:
             row = con.execute(
-                "INSERT INTO snapshots (stream, seq, created_at, schema_version, state, "
-                "checksum, chain_head) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                [self.stream, seq, created_at, schema_version, text, digest, chain_head],
+                f"INSERT INTO snapshots (stream, {SNAPSHOT_COLUMNS}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                [self.stream, *values],
             ).fetchone()
             assert row is not None
             return int(row[0])

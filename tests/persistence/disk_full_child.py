@@ -18,20 +18,7 @@ import time
 
 from persistence import EventLog
 from streams.errors import PersistenceError
-from streams.events import TradeExecuted
-
-
-def _fill(i: int) -> TradeExecuted:
-    return TradeExecuted(
-        fill_id=f"f{i}",
-        order_id="o",
-        strategy="s",
-        symbol="AAPL",
-        side="buy",
-        qty=1.0,
-        price=1.0,
-        event_id=f"e{i}",
-    )
+from tests.persistence.builders import fill
 
 
 def main() -> None:
@@ -39,12 +26,12 @@ def main() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a too-big write then fails with EFBIG
     report: dict[str, object] = {}
     log = EventLog(path).open()
-    log.append(_fill(0), wait=True)
+    log.append(fill(0, event_id="e0"), wait=True)
     resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path), resource.RLIM_INFINITY))
     acked = [1]
     try:
         for i in range(1, 100_000):
-            stored = log.append(_fill(i), wait=True)
+            stored = log.append(fill(i, event_id=f"e{i}"), wait=True)
             assert stored is not None
             acked.append(stored.seq)
     except PersistenceError as exc:
@@ -56,7 +43,7 @@ def main() -> None:
     while not log.healthy and time.monotonic() < deadline:
         time.sleep(0.02)
     report["recovered"] = log.healthy
-    after = log.append(_fill(10**6), wait=True)
+    after = log.append(fill(10**6, event_id="e1000000"), wait=True)
     report["after_seq"] = after.seq if after else None
     log.close()
     with EventLog(path) as again:

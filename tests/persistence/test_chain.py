@@ -8,8 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -35,8 +33,7 @@ from state import model
 from streams.errors import PersistenceError
 from streams.events import Event
 from tests.persistence.builders import every_event_type, fill, tick
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.persistence.crash_parent import run_python
 
 
 # -- the canonical bytes ------------------------------------------------------------------------
@@ -286,13 +283,7 @@ os._exit(0)  # no close: the rows are in the journal only
 
 def test_a_crash_recovery_restores_the_hashes_from_the_journal(db_path: Path) -> None:
     _write(db_path, [tick(-i) for i in range(1, 6)])
-    child = subprocess.run(
-        [sys.executable, "-c", _CRASH, str(db_path), "0"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    child = run_python("-c", _CRASH, str(db_path), "0")
     assert child.returncode == 0, child.stderr
     journaled = {r[0]: r[-1] for r in read_rows(str(db_path) + ".journal")}
     assert len(journaled) == 40 and all(len(h) == 64 for h in journaled.values())

@@ -15,8 +15,7 @@ import pytest
 
 from persistence import EventLog, full_replay, restore
 from state import model
-from tests.persistence.builders import tick
-from tests.persistence.crash_parent import parse_acks, start_crash_child
+from tests.persistence.crash_parent import check_acknowledged_kept, parse_acks, start_crash_child
 
 TRIALS = 20
 
@@ -40,13 +39,7 @@ def test_acknowledged_events_survive_sigkill(tmp_path: Path) -> None:
         all_acked.update(acked)
 
         with EventLog(path) as log:  # opening recovers: it puts back what only the journal has
-            rows = {e.seq: e.event_id for e in log.read()}
-            missing = {s: e for s, e in all_acked.items() if rows.get(s) != e}
-            assert not missing, f"trial {trial}: acknowledged but not stored: {missing}"
-            assert sorted(rows) == list(range(1, len(rows) + 1)), f"trial {trial}: seq has gaps"
-            assert log.last_seq == len(rows)
-            nxt = log.append(tick(trial), wait=True)
-            assert nxt is not None and nxt.seq == len(rows) + 1
+            nxt = check_acknowledged_kept(log, all_acked, trial)
             result = restore(log)
             assert result.seq == nxt.seq
             assert result.state == full_replay(log)

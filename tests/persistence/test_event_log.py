@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,14 +10,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from persistence import EventLog
+from persistence import EventLog, duckdb_file
 from persistence.codec import EVENT_COLUMNS, EventCodec
 from state.journal import Journal
 from streams.errors import EventError, PersistenceError
 from streams.events import Event, TickReceived, event_types
 from tests.persistence.builders import T0, every_event_type, fill, tick
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.persistence.crash_parent import run_python
 
 
 def _stored_seqs(path: Path) -> list[int]:
@@ -156,22 +153,11 @@ def test_a_new_file_has_no_index_on_event_id(event_log: EventLog, db_path: Path)
     assert _event_constraints(db_path) == ["PRIMARY KEY(seq)"]
 
 
-# The events table as files were created before UNIQUE(event_id) was dropped.
-_OLD_EVENTS_DDL = """
-    CREATE TABLE events (
-        seq BIGINT PRIMARY KEY,
-        event_id VARCHAR NOT NULL UNIQUE,
-        ts_event BIGINT NOT NULL,
-        ts_init BIGINT NOT NULL,
-        topic VARCHAR NOT NULL,
-        type VARCHAR NOT NULL,
-        schema_version INTEGER NOT NULL,
-        critical BOOLEAN NOT NULL,
-        payload JSON NOT NULL,
-        correlation_id VARCHAR,
-        causation_id VARCHAR
-    )
-"""
+# The events table as files were created before UNIQUE(event_id) was dropped (and before
+# the hash chain).
+_OLD_EVENTS_DDL = "CREATE TABLE events " + duckdb_file.UNCHAINED_EVENTS_COLUMNS.replace(
+    "event_id VARCHAR NOT NULL", "event_id VARCHAR NOT NULL UNIQUE"
+)
 
 
 def _old_style_file(path: Path, events: list[Event]) -> list[tuple[object, ...]]:
@@ -270,13 +256,7 @@ def test_a_crash_mid_migration_leaves_the_old_table_and_the_next_open_migrates(
     db_path: Path,
 ) -> None:
     rows = _old_style_file(db_path, [fill(0), *(tick(i) for i in range(1, 10))])
-    child = subprocess.run(
-        [sys.executable, "-c", _CRASH_MID_MIGRATION, str(db_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    child = run_python("-c", _CRASH_MID_MIGRATION, str(db_path))
     assert child.returncode == 9, child.stderr  # died inside the migration transaction
     assert _event_constraints(db_path) == ["PRIMARY KEY(seq)", "UNIQUE(event_id)"]
     assert _all_rows(db_path) == rows
@@ -453,9 +433,7 @@ def test_second_process_gets_a_clear_error(event_log: EventLog, db_path: Path) -
         "except PersistenceError as exc:\n"
         "    print(exc); sys.exit(3)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = run_python("-c", code, timeout=60)
     assert result.returncode == 3, result.stderr
     assert "held by another process" in result.stdout
     assert str(db_path) in result.stdout
@@ -490,13 +468,7 @@ def test_runs_left_running_are_marked_crashed(db_path: Path) -> None:
 
 
 def test_a_failing_disk_is_reported_retried_and_recovered(db_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.persistence.disk_full_child", str(db_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_python("-m", "tests.persistence.disk_full_child", str(db_path))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
 

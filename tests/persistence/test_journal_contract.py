@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from persistence.replica import ReplicaJournal
-from state.journal import MemoryJournal
+from state.journal import MemoryJournal, ReplicaJournal
 from streams.errors import SeamlessError
 from streams.events import Event
 from tests.persistence.builders import fill, tick
@@ -59,7 +58,7 @@ class TestMemoryJournal(RecorderContract):
 
 
 class TestReplicaJournal(RecorderContract):
-    """``persistence.replica.ReplicaJournal``: a mirror's journal (engine/mirror.py), fed
+    """``state.journal.ReplicaJournal``: a mirror's journal (engine/mirror.py), fed
     events another node's recorder already sequenced, in seq order, writing nothing.
 
     Off: ``assigns_seq`` (the seq comes from upstream: the :meth:`sequenced` hook stamps the

@@ -9,17 +9,9 @@ import pytest
 
 from persistence import EventLog, Snapshotter, full_replay, restore
 from state import fold, model
-from streams.events import CashAdjusted, Event
+from streams.events import Event
 from tests.persistence.builders import every_event_type, fill, tick
-
-
-def _history(n: int) -> list[Event]:
-    events: list[Event] = [CashAdjusted(amount=100_000.0, reason="deposit")]
-    for i in range(n):
-        events.append(tick(i, symbol="AAPL"))
-        if i % 5 == 0:
-            events.append(fill(i, symbol="AAPL", side="buy" if i % 10 else "sell"))
-    return events
+from tests.persistence.contract import history
 
 
 def _append_all(log: EventLog, events: list[Event]) -> None:
@@ -41,9 +33,9 @@ def test_restore_of_an_empty_log_is_the_initial_state(event_log: EventLog) -> No
 
 
 def test_snapshot_plus_tail_equals_full_replay(event_log: EventLog) -> None:
-    _append_all(event_log, _history(50))
+    _append_all(event_log, history(50))
     snapshot_seq = _snapshot(event_log) and event_log.committed_seq
-    _append_all(event_log, _history(30)[1:] + every_event_type())
+    _append_all(event_log, history(30)[1:] + every_event_type())
 
     result = restore(event_log)
 
@@ -56,7 +48,7 @@ def test_snapshot_plus_tail_equals_full_replay(event_log: EventLog) -> None:
 
 
 def test_restore_upto_seq_uses_only_older_snapshots(event_log: EventLog) -> None:
-    _append_all(event_log, _history(20))
+    _append_all(event_log, history(20))
     _snapshot(event_log)
     _append_all(event_log, [tick(100 + i) for i in range(10)])
     _snapshot(event_log)
@@ -71,7 +63,7 @@ def test_restore_upto_seq_uses_only_older_snapshots(event_log: EventLog) -> None
 
 def test_corrupt_snapshot_is_skipped_for_the_previous_one(db_path: Path) -> None:
     with EventLog(db_path) as log:
-        _append_all(log, _history(20))
+        _append_all(log, history(20))
         _snapshot(log)
         good_seq = log.committed_seq
         _append_all(log, [tick(100 + i) for i in range(10)])
@@ -96,7 +88,7 @@ def test_corrupt_snapshot_is_skipped_for_the_previous_one(db_path: Path) -> None
 
 
 def test_snapshot_that_fails_validation_is_skipped(event_log: EventLog) -> None:
-    _append_all(event_log, _history(10))
+    _append_all(event_log, history(10))
     event_log.save_snapshot(event_log.committed_seq, model.SCHEMA_VERSION, {"not": "a state"})
 
     result = restore(event_log)
@@ -132,7 +124,7 @@ def test_v1_snapshot_is_migrated_on_restore(event_log: EventLog) -> None:
 
 
 def test_snapshotter_snapshots_on_its_interval(event_log: EventLog) -> None:
-    _append_all(event_log, _history(5))
+    _append_all(event_log, history(5))
 
     def source() -> tuple[int, dict[str, object]]:
         seq = event_log.flush()

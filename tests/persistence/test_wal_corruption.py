@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from persistence import EventLog, full_replay, restore
-from streams.events import TradeExecuted
-
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.persistence.builders import fill
+from tests.persistence.crash_parent import run_python
 
 
 def _crashed_log(
     tmp_path: Path, count: int = 60, where: str = "stored"
 ) -> tuple[Path, list[tuple[int, str]]]:
     db = tmp_path / "events.duckdb"
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.persistence.wal_child", str(db), str(count), where],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    out = run_python(
+        "-m", "tests.persistence.wal_child", str(db), str(count), where, check=True
     ).stdout
     acked = [(int(seq), event_id) for seq, event_id in (line.split() for line in out.splitlines())]
     assert len(acked) == count
@@ -52,18 +44,7 @@ def test_every_acknowledged_critical_event_survives_a_flipped_wal_byte(
         assert log.repaired > 0  # they came back from the event journal
         assert log.healthy
         assert restore(log).state == full_replay(log)
-        nxt = log.append(
-            TradeExecuted(
-                fill_id="after",
-                order_id="after",
-                strategy="s",
-                symbol="AAPL",
-                side="sell",
-                qty=1.0,
-                price=1.0,
-            ),
-            wait=True,
-        )
+        nxt = log.append(fill(10**6, side="sell"), wait=True)
         assert nxt is not None and nxt.seq > max(seq for seq, _ in acked)
 
 
