@@ -15,291 +15,39 @@ Reproducible with ``--seed``: results are told in trial-number order with a fixe
 cut short by Ctrl-C do not count). Re-running with the same ``--storage`` and ``--study``
 resumes it; several processes (machines, with a PostgreSQL storage) on one study share the N,
 and Optuna numbers their trials from one sequence, so no number is used twice.
+
+The study, its storage and sampler are :mod:`engine.research.optuna_study`'s; the worker
+processes, Ctrl-C and the progress line :mod:`engine.research.pool`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import json
 import math
 import multiprocessing
-import re
-import signal
-import sys
-import threading
 import time
-import warnings
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from engine.research.search import Dimension, Objective, format_params, grid_size, refusal
-from engine.research.trials import RunSetup, Task, init_worker, worker_run
-from streams.errors import ConfigError, SeamlessError
+from engine.research.optuna_study import (
+    SearchSpec,
+    create_study,
+    describe_storage,
+    jsonable,
+    open_storage,
+    quiet_optuna,
+)
+from engine.research.pool import ProgressBar, StopFlag, TrialPool, sigint_ignored
+from engine.research.search import Objective, format_params, refusal
+from engine.research.trials import Task
+from streams.errors import SeamlessError
 
 if TYPE_CHECKING:
-    from multiprocessing.pool import AsyncResult
-
     import optuna
 
     from engine.strategy import Strategy
-
-SAMPLERS = ("tpe", "random", "grid")
-DEFAULT_TRIALS = 100
-
-
-# -- storage and sampler ---------------------------------------------------------------------------
-def open_storage(url: str | None) -> Any:
-    """The Optuna storage of ``--storage``: None for one in memory; ``postgresql://...`` (or any
-    SQLAlchemy URL such as ``sqlite:///f.db``) for an RDB storage, ``postgresql`` through the
-    psycopg 3 driver; anything else is the path of a journal file (created if missing)."""
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    if not url:
-        return optuna.storages.InMemoryStorage()
-    if "://" not in url:
-        path = Path(url)
-        if path.is_dir():
-            raise ConfigError(f"--storage {url!r} is a folder; give a journal file name")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return JournalStorage(JournalFileBackend(str(path)))
-        except OSError as exc:
-            raise ConfigError(f"--storage {url!r}: {exc.strerror or exc}") from exc
-    return _rdb_storage(url)
-
-
-def _rdb_storage(url: str) -> Any:
-    import optuna
-    import sqlalchemy.exc
-
-    dialect = url.split("://", 1)[0]
-    if dialect in ("postgresql", "postgres"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    last: Exception | None = None
-    for attempt in range(5):  # several processes creating the tables at once: one wins
-        try:
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
-            last = exc
-            if isinstance(exc, ImportError | ValueError | sqlalchemy.exc.ArgumentError):
-                break
-            time.sleep(0.2 * (attempt + 1))
-    first_line = str(last).strip().splitlines()[0] if last is not None else "cannot open"
-    raise ConfigError(f"--storage {describe_storage(url)!r}: {first_line}")
-
-
-def describe_storage(url: str | None) -> str:
-    """``--storage`` for messages and results, without a password."""
-    if not url:
-        return "memory"
-    if "://" not in url:
-        return url
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL: say no more than its scheme
-        return url.split("://", 1)[0] + "://..."
-
-
-def make_sampler(kind: str, seed: int | None, space: Mapping[str, Dimension]) -> Any:
-    """The Optuna sampler for ``--sampler`` (seeded with ``--seed``)."""
-    import optuna
-
-    if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "grid":
-
-        class GridSampler(optuna.samplers.GridSampler):
-            def after_trial(self, *args: Any, **kwargs: Any) -> None:
-                # Optuna's stops the study when the grid is done, which only works inside
-                # study.optimize(); here the search stops itself after the grid's size.
-                return None
-
-        grid = {name: dim.grid() for name, dim in space.items()}
-        return GridSampler(grid, seed=0 if seed is None else seed)
-    raise ConfigError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {kind!r}")
-
-
-def quiet_optuna() -> None:
-    """Optuna logs every trial at INFO and warns about experimental features: keep stderr for
-    the progress bar and real problems."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
-
-# -- worker pool -----------------------------------------------------------------------------------
-class TrialPool:
-    """``jobs`` spawned worker processes, each set up once with ``setup`` (imports, data parsed)
-    and then running trial after trial. Workers ignore Ctrl-C: the parent decides."""
-
-    def __init__(self, setup: RunSetup, jobs: int) -> None:
-        if jobs < 1:
-            raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-        self.jobs = jobs
-        self.setup = setup
-        self.created = time.time()
-        #: From creating the pool to the first trial starting in a worker (set by a search).
-        self.startup_s: float | None = None
-        context = multiprocessing.get_context("spawn")
-        with _sigint_ignored():  # children start with Ctrl-C ignored, even while importing
-            self._pool = context.Pool(jobs, initializer=init_worker, initargs=(setup,))
-        self._closed = False
-
-    def submit(self, task: Task) -> AsyncResult[dict[str, Any]]:
-        """Queue one backtest; its result is ``trials.run_task``'s dict."""
-        return self._pool.apply_async(worker_run, (task,))
-
-    def close(self) -> None:
-        """Let the workers finish and exit."""
-        if not self._closed:
-            self._closed = True
-            self._pool.close()
-            self._pool.join()
-
-    def terminate(self) -> None:
-        """End the workers now (running trials are abandoned)."""
-        if not self._closed:
-            self._closed = True
-            self._pool.terminate()
-            self._pool.join()
-
-    def __enter__(self) -> TrialPool:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.close()
-        else:
-            self.terminate()
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-class StopFlag:
-    """Ctrl-C while a search runs: the first sets :attr:`requested` (the search stops at the
-    next trial boundary and keeps what is done), a second raises KeyboardInterrupt at once.
-    Installed only in the main thread; elsewhere it never fires."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.requested = False
-        self.stream = stream or sys.stderr
-        self._previous: Any = None
-
-    def __enter__(self) -> StopFlag:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-    def _handle(self, *_args: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self.stream.write("\nstopping: keeping the finished trials (Ctrl-C again to quit now)\n")
-        self.stream.flush()
-
-
-# -- progress --------------------------------------------------------------------------------------
-class ProgressBar:
-    """One line on a terminal: done/total, the best so far and the rate. Silent elsewhere."""
-
-    def __init__(self, stream: TextIO, objective: str, *, enabled: bool | None = None) -> None:
-        self.stream = stream
-        self.objective = objective
-        self.enabled = stream.isatty() if enabled is None else enabled
-        self.label = ""
-        self._last = 0.0
-        self._shown = False
-        self._width = 0
-
-    def update(
-        self,
-        done: int,
-        total: int,
-        best: tuple[float, int] | None,
-        rate: float,
-        *,
-        force: bool = False,
-    ) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < 0.1:
-            return
-        self._last = now
-        width = 24
-        filled = int(width * done / total) if total else width
-        bar = f"{self.label}{done}/{total} [{'#' * filled}{'.' * (width - filled)}]"
-        if rate <= 0:
-            text = f"{bar} starting the workers..."
-        else:
-            best_text = (
-                f"best {self.objective} {best[0]:.6g} (#{best[1]})" if best else "no best yet"
-            )
-            eta = (total - done) / rate * 60 if total > done else 0.0
-            text = f"{bar} {best_text}  {rate:.0f} trials/min  ETA {eta:.0f} s"
-        self._width = max(self._width, len(text))
-        self.stream.write("\r" + text.ljust(self._width))
-        self.stream.flush()
-        self._shown = True
-
-    def close(self) -> None:
-        if self.enabled and self._shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._shown = False
-
-
-# -- the search ------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class SearchSpec:
-    """One search: what varies, on which rows of the data, into which study."""
-
-    setup: RunSetup
-    space: dict[str, Dimension]
-    trials: int | None = None
-    sampler: str = "tpe"
-    seed: int | None = None
-    storage: str | None = None
-    study: str = "optimize"
-    start: int = 0
-    stop: int | None = None
-
-    @property
-    def objective(self) -> Objective:
-        return self.setup.objective
-
-    def target(self) -> int:
-        """The study's size (``--trials``; the grid's size by default with the grid sampler)."""
-        if self.sampler == "grid":
-            size = grid_size(self.space)
-            return size if self.trials is None else min(self.trials, size)
-        return DEFAULT_TRIALS if self.trials is None else self.trials
 
 
 @dataclasses.dataclass
@@ -351,56 +99,6 @@ class SearchOutcome:
         )
 
 
-def create_study(spec: SearchSpec, storage: Any) -> optuna.Study:
-    """Create or load ``spec.study`` in ``storage``; ConfigError when a stored study of that
-    name was made for another strategy, symbol, data, rows, objective or direction."""
-    import optuna
-
-    sampler = make_sampler(spec.sampler, spec.seed, spec.space)
-    study = optuna.create_study(
-        storage=storage,
-        sampler=sampler,
-        study_name=spec.study,
-        direction=spec.objective.direction,
-        load_if_exists=True,
-    )
-    where = f"--study {spec.study!r}"
-    stored = study.direction.name.lower()
-    if stored != spec.objective.direction:
-        raise ConfigError(
-            f"{where}: the stored study is to {stored} its objective; --objective "
-            f"{spec.objective.name} --direction {spec.objective.direction} asks otherwise "
-            "(choose another --study name)"
-        )
-    ours = study_attrs(spec)
-    existing = study.user_attrs
-    if not existing:
-        for key, value in ours.items():
-            study.set_user_attr(key, value)
-        return study
-    for key in ("strategy", "symbol", "data", "objective", "rows"):
-        if key in existing and existing[key] != ours[key]:
-            raise ConfigError(
-                f"{where} in {describe_storage(spec.storage)} was made for {key} "
-                f"{existing[key]!r}, not {ours[key]!r}: choose another --study name"
-            )
-    return study
-
-
-def study_attrs(spec: SearchSpec) -> dict[str, Any]:
-    """What a study is about (stored with it, checked when it is resumed)."""
-    setup = spec.setup
-    return {
-        "strategy": setup.strategy,
-        "symbol": setup.symbol,
-        "data": setup.data,
-        "objective": setup.objective.name,
-        "fixed": {k: _jsonable(v) for k, v in setup.fixed.items()},
-        "space": {name: dim.to_dict() for name, dim in spec.space.items()},
-        "rows": [spec.start, spec.stop],
-    }
-
-
 def run_search(
     spec: SearchSpec,
     pool: TrialPool,
@@ -439,6 +137,12 @@ def run_search(
         span = time.time() - min(t["started"] for t in timings)
         return len(timings) / span * 60 if span > 0 else 0.0
 
+    def show(force: bool = False) -> None:
+        if progress is None or not progress.enabled:
+            return
+        done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+        progress.update(min(done, target), target, best, rate(), force=force)
+
     try:
         while True:
             while asking and len(inflight) < lag and not (stop and stop.requested):
@@ -462,8 +166,7 @@ def run_search(
             if not inflight:
                 break
             trial, params, pending = inflight[0]
-            tick = functools.partial(_tick, progress, study, target, best, rate)
-            result = _wait(pending, stop, tick)
+            result = _wait(pending, stop, show)
             if result is None:  # stop requested while waiting
                 break
             inflight.popleft()
@@ -481,13 +184,13 @@ def run_search(
                 best = _better(best, (value, trial.number), spec.objective.direction)
             elif not first_error:
                 first_error = _failure_text(result, params)
-            _show(progress, study, target, best, rate(), force=True)
+            show(force=True)
     except KeyboardInterrupt:
         interrupted = True
     if stop is not None and stop.requested:
         interrupted = True
     if interrupted or broken:
-        with _sigint_ignored():
+        with sigint_ignored():
             pool.terminate()
             for trial, _params, pending in inflight:
                 result = _finished_result(pending)
@@ -613,31 +316,6 @@ def _better(
     return new if new[0] < best[0] or (new[0] == best[0] and new[1] < best[1]) else best
 
 
-def _tick(
-    progress: ProgressBar | None,
-    study: Any,
-    target: int,
-    best: tuple[float, int] | None,
-    rate: Callable[[], float],
-) -> None:
-    _show(progress, study, target, best, rate())
-
-
-def _show(
-    progress: ProgressBar | None,
-    study: Any,
-    target: int,
-    best: tuple[float, int] | None,
-    rate: float,
-    *,
-    force: bool = False,
-) -> None:
-    if progress is None or not progress.enabled:
-        return
-    done = sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
-    progress.update(min(done, target), target, best, rate, force=force)
-
-
 def _outcome(
     spec: SearchSpec,
     study: Any,
@@ -691,7 +369,7 @@ def trial_table(trials: list[Any]) -> list[dict[str, Any]]:
     for t in sorted(trials, key=lambda t: t.number):
         row: dict[str, Any] = {
             "number": t.number,
-            "params": {k: _jsonable(v) for k, v in t.params.items()},
+            "params": {k: jsonable(v) for k, v in t.params.items()},
             "value": t.value,
             "state": t.state.name,
         }
@@ -704,15 +382,3 @@ def trial_table(trials: list[Any]) -> list[dict[str, Any]]:
             row["error"] = "not run: the study already had its trials; not counted"
         rows.append(row)
     return rows
-
-
-def default_study_name(strategy: str, symbol: str, objective: str) -> str:
-    """``sma_crossover-AAPL-net_pnl`` (the strategy's last dotted part)."""
-    name = f"{strategy.rsplit('.', 1)[-1]}-{symbol.upper()}-{objective}"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    return str(value)

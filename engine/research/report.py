@@ -58,7 +58,7 @@ from engine.research.metrics import (
 )
 from persistence import EventLog
 from streams.clock import ns_to_datetime
-from streams.errors import PersistenceError
+from streams.errors import PersistenceError, SeamlessError
 from streams.events import PnlUpdated, TradeExecuted
 
 if TYPE_CHECKING:
@@ -203,36 +203,30 @@ def write_report(db: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of the event log ``db`` to ``out`` (default: ``db`` with ``.html``);
     returns where. PersistenceError naming ``--db``/``--out`` if it cannot."""
     target = Path(out) if out is not None else Path(db).with_suffix(".html")
-    page = render_report(report_data_from_log(db))
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise PersistenceError(f"--out {str(target)!r}: cannot write the report ({exc})") from exc
-    return target
+    return write_page(render_report(report_data_from_log(db)), target, PersistenceError)
+
+
+def time_figure(title: str, height: int, **options: Any) -> Any:
+    """A Bokeh figure over time as wide as the page, with the reports' pan and zoom tools
+    (``options``: more of ``figure``'s, such as a shared ``x_range`` or a ``name``)."""
+    return figure(
+        title=title,
+        x_axis_type="datetime",
+        height=height,
+        sizing_mode="stretch_width",
+        tools="pan,xwheel_zoom,box_zoom,reset,save",
+        **options,
+    )
 
 
 def _equity_and_drawdown(curve: Sequence[tuple[int, float]], returns: pd.Series) -> Any:
     times = pd.to_datetime([ts for ts, _ in curve], unit="ns", utc=True).tz_localize(None)
-    equity = figure(
-        title="Equity",
-        x_axis_type="datetime",
-        height=300,
-        sizing_mode="stretch_width",
-        tools="pan,xwheel_zoom,box_zoom,reset,save",
-    )
+    equity = time_figure("Equity", 300)
     equity.line(times.to_numpy(), [eq for _, eq in curve], line_width=2, color="#2166ac")
     equity.yaxis.axis_label = "equity"
     equity.yaxis.formatter = NumeralTickFormatter(format="0,0")
     under = drawdown(returns)
-    falls = figure(
-        title="Drawdown of end-of-day equity",
-        x_axis_type="datetime",
-        x_range=equity.x_range,
-        height=180,
-        sizing_mode="stretch_width",
-        tools="pan,xwheel_zoom,box_zoom,reset,save",
-    )
+    falls = time_figure("Drawdown of end-of-day equity", 180, x_range=equity.x_range)
     days = pd.DatetimeIndex(under.index).tz_localize(None).to_numpy()
     falls.varea(x=days, y1=np.zeros(len(under)), y2=-100 * under.to_numpy(), color="#d6604d")
     falls.yaxis.axis_label = "drawdown %"
@@ -361,6 +355,18 @@ def report_template(contents: str) -> str:
         + contents
         + "{% endblock %}\n"
     )
+
+
+def write_page(page: str, target: Path, error: type[SeamlessError]) -> Path:
+    """Write a report page to ``target`` (its folder made if missing) and return it; ``error``
+    (the tearsheet's PersistenceError, the walk-forward report's ConfigError) naming ``--out``
+    when it cannot be written."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise error(f"--out {str(target)!r}: cannot write the report ({exc})") from exc
+    return target
 
 
 _TEMPLATE = report_template(

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from engine.backtest import BacktestResult
     from engine.config import SeamlessConfig
     from engine.portfolio import RoundTrip
-    from streams.clock import Clock
     from streams.events import Event
 
 
@@ -95,21 +94,13 @@ class TableWindow(ReplayTable):
     def __getattr__(self, name: str) -> Any:  # interval_s and the like: the base table's
         return getattr(self.base, name)
 
-    def events(
-        self,
-        *,
-        source: str,
-        offset_ns: int = 0,
-        clock: Clock | None = None,
-        start_row: int = 0,
-    ) -> Iterator[Event]:
-        """The window's rows as events (row ``start_row`` of the window first)."""
+    def events(self, *, start_row: int = 0, **options: Any) -> Iterator[Event]:
+        """The window's rows as events (row ``start_row`` of the window first); ``options``
+        (``source``, ``offset_ns``, ``clock``) are handed to the base table's as they are."""
         rows = self.count - start_row
         if rows <= 0:
             return
-        events = self.base.events(
-            source=source, offset_ns=offset_ns, clock=clock, start_row=self.start + start_row
-        )
+        events = self.base.events(start_row=self.start + start_row, **options)
         for done, event in enumerate(events, 1):
             yield event
             if done >= rows:

@@ -1,8 +1,13 @@
-"""``seamless verify``: check the event log's hash chain (see :mod:`persistence.chain`).
+"""``seamless events``, ``seamless state`` and ``seamless verify``: read an event log that no
+engine holds open.
 
-Reads every stored event in seq order, in batches (a log of millions of events is never loaded
-whole), recomputes each hash from the one before and compares it with the stored one, and
-compares the chain head each snapshot recorded. Exit status: 0 and the head hash when the log
+``events`` prints its events (a topic pattern, after a seq, at most a number), ``state`` the
+state restored from it (as of a seq: time travel).
+
+``verify`` checks the event log's hash chain (see :mod:`persistence.chain`): it reads every
+stored event in seq order, in batches (a log of millions of events is never loaded whole),
+recomputes each hash from the one before and compares it with the stored one, and compares
+the chain head each snapshot recorded. Exit status: 0 and the head hash when the log
 is intact; 1 and the first bad seq when a row was changed, deleted, inserted or reordered
 (or a snapshot's head does not match); 1 with a one-line error when the log cannot be read
 (no such file, a file an engine holds open, a database that cannot be reached); 2 for usage.
@@ -21,18 +26,77 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.cli import positive_int
+from persistence import EventLog, restore
 from persistence.chain import ChainReport
 from persistence.recorder import Recorder
+from state import state_to_dict
+from streams.clock import ns_to_datetime
 from streams.errors import PersistenceError
 
 
-def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def show_events(
+    db: str, out: TextIO, *, topic: str | None, since: int, limit: int | None, as_json: bool
+) -> int:
+    """Print events after seq ``since`` matching ``topic``; returns how many were printed."""
+    _require_file(db)
+    with EventLog(db) as log:
+        events = log.read(since_seq=since, topic=topic, limit=limit)
+    for event in events:
+        if as_json:
+            out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+        else:
+            when = ns_to_datetime(event.ts_event).isoformat() if event.ts_event else "-"
+            fields = " ".join(f"{k}={v}" for k, v in event.payload().items())
+            out.write(f"{event.seq:>8} {when:<32} {event.type:<24} {event.topic:<22} {fields}\n")
+    return len(events)
+
+
+def show_state(db: str, out: TextIO, *, at: int | None, as_json: bool) -> int:
+    """Print the state restored as of seq ``at`` (time travel), or the latest; returns its seq."""
+    _require_file(db)
+    with EventLog(db) as log:
+        result = restore(log, upto_seq=at)
+    state = state_to_dict(result.state)
+    if as_json:
+        out.write(json.dumps({"seq": result.seq, "state": state}, sort_keys=True) + "\n")
+        return result.seq
+    out.write(
+        f"state as of seq {result.seq} (snapshot {result.snapshot_seq}, "
+        f"{result.replayed} events replayed)\n"
+    )
+    account = state["account"]
+    out.write(
+        f"cash {account['cash']:.2f}  realized {account['realized_pnl']:.2f}  "
+        f"commissions {account['commissions']:.2f}\n"
+    )
+    pnl = state["pnl"]
+    out.write(
+        f"equity {pnl['equity']:.2f}  daily {pnl['daily']:.2f}  "
+        f"max drawdown {pnl['max_drawdown']:.2f}\n"
+    )
+    out.write(f"trading {state['trading']['state']}  runner {state['runner']}\n")
+    for symbol, pos in sorted(state["positions"].items()):
+        out.write(
+            f"  {symbol:<8} qty {pos['qty']:>12.4f}  avg {pos['avg_price']:>10.4f}  "
+            f"realized {pos['realized_pnl']:>10.2f}\n"
+        )
+    return result.seq
+
+
+def _require_file(db: str) -> None:
+    if not Path(db).is_file():
+        raise PersistenceError(f"no event log file at {db!r}")
+
+
+# -- verify ----------------------------------------------------------------------------------------
+def add_verify_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``verify`` on the ``seamless`` parser."""
     verify = sub.add_parser(
         "verify",
         help="check the event log's hash chain: exit 0 with the head hash if intact, "
         "1 with the first bad seq",
     )
+    verify.set_defaults(handler=verify_log)
     where = verify.add_mutually_exclusive_group(required=True)
     where.add_argument("--db", help="DuckDB event log file (no engine may hold it open)")
     where.add_argument("--dsn", help="PostgreSQL connection string (with --stream)")
@@ -49,7 +113,7 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     verify.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
+def verify_log(args: argparse.Namespace, out: TextIO) -> int:
     """Verify the log the arguments name; print the report; the exit status."""
     if args.stream is not None and args.dsn is None:
         raise PersistenceError("--stream goes with --dsn (a config names its own stream)")
@@ -58,7 +122,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         report = log.verify_chain(batch_size=args.batch_size)
     finally:
         log.close()
-    _print(report, log.path, out, as_json=args.json)
+    _print_report(report, log.path, out, as_json=args.json)
     return 0 if report.ok else 1
 
 
@@ -76,10 +140,7 @@ def _open(args: argparse.Namespace) -> Recorder:
 
 
 def _open_duckdb(db: str) -> Recorder:
-    from persistence import EventLog
-
-    if not Path(db).is_file():
-        raise PersistenceError(f"no event log file at {db!r}")
+    _require_file(db)
     try:
         return EventLog(db).open()
     except PersistenceError as exc:
@@ -102,7 +163,7 @@ def _open_postgres(dsn: str, stream: str) -> Recorder:
     return log
 
 
-def _print(report: ChainReport, where: str, out: TextIO, *, as_json: bool) -> None:
+def _print_report(report: ChainReport, where: str, out: TextIO, *, as_json: bool) -> None:
     if as_json:
         out.write(json.dumps({"log": where, **report.to_dict()}, sort_keys=True) + "\n")
         return

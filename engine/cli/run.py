@@ -24,6 +24,7 @@ from streams.events import Event
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``run`` and ``backtest`` on the ``seamless`` parser."""
     run = sub.add_parser("run", help="run the live engine (no dashboard) until SIGINT/SIGTERM")
+    run.set_defaults(handler=_run)
     run.add_argument("--config", help="YAML config file (default: embedded defaults)")
     run.add_argument("--db", help="DuckDB event log file (overrides storage.db_path)")
     run.add_argument(
@@ -43,6 +44,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "backtest",
         help="backtest at full speed: the same engine, config and event path as 'run'",
     )
+    bt.set_defaults(handler=_backtest)
     bt.add_argument(
         "--config",
         help="YAML config: its broker, risk, pnl and strategies sections, and (without --data) "
@@ -74,15 +76,6 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     bt.add_argument("--db", help="write the run's events to this new DuckDB file")
     bt.add_argument("--cash", type=float, help="starting cash (default: state.starting_cash)")
     bt.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-
-def dispatch(args: argparse.Namespace, out: TextIO) -> int:
-    """Run the engine sub-command named in ``args``."""
-    if args.command == "run":
-        return _run(args, out)
-    if args.command == "backtest":
-        return _backtest(args, out)
-    raise ConfigError(f"unknown command {args.command!r}")
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:

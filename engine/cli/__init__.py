@@ -3,6 +3,12 @@ added by ``panel_app.cli``, the console script, since the engine may not import 
 
 Every sub-command has ``--help``; bad arguments or files give a one-line error naming what is
 wrong and a non-zero exit status (2 for usage, 1 for a failure), never a traceback.
+
+This module builds the parser and runs the small commands itself; the others are in
+:mod:`engine.cli.run` (``run``, ``backtest``), :mod:`engine.cli.eventlog` (``events``,
+``state``, ``verify``), :mod:`engine.cli.optimize` and :mod:`engine.cli.walkforward` (with the
+arguments they share in :mod:`engine.cli.search`). Each registers its parsers with the function
+that runs them (``handler``).
 """
 
 from __future__ import annotations
@@ -64,11 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_engine_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from engine import cli_engine, cli_research, cli_verify
+    from engine.cli import eventlog, optimize, run, walkforward
 
-    cli_engine.add_commands(sub)
-    cli_research.add_commands(sub)
-    cli_verify.add_command(sub)
+    run.add_commands(sub)
+    optimize.add_command(sub)
+    walkforward.add_command(sub)
+    eventlog.add_verify_command(sub)
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -123,14 +130,14 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"hash (put under access.api_tokens):     {token_hash}\n")
         return 0
     if args.command == "events":
-        from engine.cli_inspect import show_events
+        from engine.cli.eventlog import show_events
 
         show_events(
             args.db, out, topic=args.topic, since=args.since, limit=args.limit, as_json=args.json
         )
         return 0
     if args.command == "state":
-        from engine.cli_inspect import show_state
+        from engine.cli.eventlog import show_state
 
         show_state(args.db, out, at=args.at, as_json=args.json)
         return 0
@@ -144,17 +151,9 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
 
         write_plugins(out, as_json=args.json)
         return 0
-    if args.command == "verify":
-        from engine import cli_verify
-
-        return cli_verify.run(args, out)
-    if args.command in ("optimize", "walkforward"):
-        from engine import cli_research
-
-        return cli_research.dispatch(args, out)
-    from engine import cli_engine
-
-    return cli_engine.dispatch(args, out)
+    # the commands of the other modules: the function each registered with its parser
+    handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
+    return handler(args, out)
 
 
 def _hash_password(method: str, out: TextIO) -> int:
@@ -171,7 +170,3 @@ def _hash_password(method: str, out: TextIO) -> int:
         return 1
     out.write(hash_password(first, method=method) + "\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
