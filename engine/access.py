@@ -1,7 +1,7 @@
 """Who may use the dashboard and its API: users, roles, hashed secrets and command rights.
 
 The ``access`` section itself (:class:`~engine.config.AccessConfig`, its users and tokens) is
-in :mod:`engine.config.access`; this module holds the logic. Passwords are stored only as
+in :mod:`engine.config.dashboard`; this module holds the logic. Passwords are stored only as
 salted hashes (``scrypt$...`` from :func:`hash_password`, or ``pbkdf2_sha256$...``); API tokens
 only as SHA-256 digests (:func:`hash_token`; tokens are random, so no salt is needed).
 :class:`AccessDirectory` resolves the configured and file-based users once and answers

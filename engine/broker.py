@@ -19,16 +19,14 @@ event (docs/architecture.md, "Causal order").
 Every fill is booked in the broker's own :class:`~engine.broker_account.BrokerLedger` (and its
 file saved) *before* ``trade_executed`` is published: a real broker fills first and tells you
 afterwards, so a crash in between leaves the broker ahead of the engine, which reconciliation
-repairs on the next start. Each fill has the deterministic id ``{order_id}-f{n}``. An order
-fills completely (``leaves_qty`` 0) unless ``max_volume_fraction`` caps a fill on a bar to that
-share of the bar's volume: the rest stays working for the next bars (``leaves_qty`` > 0 on
-each partial fill). How far an order has got (filled quantity, a triggered stop-limit) is kept
-in the account file with the order, so a restart goes on from there.
+repairs on the next start. How one fill is sized, priced and reported (ids, partial fills
+capped by ``max_volume_fraction``) is :mod:`engine.broker_fills`. How far an order has got
+(filled quantity, a triggered stop-limit) is kept in the account file with the order, so a
+restart goes on from there.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -41,24 +39,24 @@ from engine.broker_account import (
     BrokerFill,
     BrokerLedger,
 )
-from engine.config import BrokerConfig
-from engine.fill_rules import (
-    LIMIT,
-    STOP_LIMIT,
-    bar_fill_price,
-    commission,
-    tick_fill_price,
-    validate_order,
-    with_slippage,
+from engine.broker_fills import (
+    Quote,
+    WorkingOrder,
+    check_external,
+    executed,
+    external_fill,
+    merge_quote,
+    not_booked,
+    plan_fill,
 )
-from state.model import QTY_EPSILON
+from engine.config import BrokerConfig
+from engine.core import only
+from engine.fill_rules import STOP_LIMIT, bar_fill_price, tick_fill_price, validate_order
 from streams import topics
 from streams.bus import EventBus, Stage
 from streams.clock import Clock
 from streams.events import (
-    SIDES,
     BarReceived,
-    ErrorRaised,
     Event,
     OrderAccepted,
     OrderCancelled,
@@ -69,19 +67,6 @@ from streams.events import (
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass(slots=True)
-class _Working:
-    order: OrderSubmitted
-    after_ns: int  # accepted at this clock time: fills only on a bar of a later time
-    triggered: bool = False  # a stop-limit whose stop was reached: a limit order now
-    filled: float = 0.0  # quantity filled so far (partial fills)
-    fills: int = 0
-
-    @property
-    def leaves(self) -> float:
-        return float(self.order.qty) - self.filled
 
 
 class PaperBroker:
@@ -109,8 +94,8 @@ class PaperBroker:
         self._starting_cash = starting_cash
         self._ledger: BrokerLedger | None = None
         self._load_error: BrokerAccountError | None = None
-        self._working: dict[str, dict[str, _Working]] = {}  # symbol -> order_id -> order
-        self._quotes: dict[str, tuple[float | None, float | None, float | None]] = {}
+        self._working: dict[str, dict[str, WorkingOrder]] = {}  # symbol -> order_id -> order
+        self._quotes: dict[str, Quote] = {}
         self._seen_ids: set[str] = set()
         self._load()
 
@@ -120,10 +105,16 @@ class PaperBroker:
         follow cancellations published by others."""
         return [
             bus.subscribe(
-                topics.ALL_BARS, self._on_bar_event, name="broker.bars", stage=Stage.MATCH
+                topics.ALL_BARS,
+                only(BarReceived, self.on_bar),
+                name="broker.bars",
+                stage=Stage.MATCH,
             ),
             bus.subscribe(
-                topics.ALL_TICKS, self._on_tick_event, name="broker.ticks", stage=Stage.MATCH
+                topics.ALL_TICKS,
+                only(TickReceived, self.on_tick),
+                name="broker.ticks",
+                stage=Stage.MATCH,
             ),
             bus.subscribe(topics.ALL_ORDERS, self._on_order_event, name="broker.orders"),
         ]
@@ -231,24 +222,16 @@ class PaperBroker:
 
         Changes only the broker's account: nothing is published; reconciliation finds it.
         """
-        if side not in SIDES:
-            raise ValueError(f"side {side!r} is not one of {', '.join(SIDES)}")
-        if not qty > 0 or not price > 0 or not commission >= 0:
-            raise ValueError(
-                f"external fill needs qty > 0, price > 0, commission >= 0; "
-                f"got qty={qty!r} price={price!r} commission={commission!r}"
-            )
+        check_external(side, qty, price, commission)
         ledger = self._require_ledger()
-        fill = BrokerFill(
-            fill_id=f"ext-{ledger.fill_count + 1}",
-            order_id="",
-            symbol=symbol,
-            side=side,
-            qty=float(qty),
-            price=float(price),
-            commission=float(commission),
-            ts=self._clock.now_ns(),
-            external=True,
+        fill = external_fill(
+            symbol,
+            side,
+            qty,
+            price,
+            commission,
+            number=ledger.fill_count + 1,
+            now=self._clock.now_ns(),
         )
         ledger.book_fill(fill)
         return fill
@@ -271,13 +254,7 @@ class PaperBroker:
 
     def on_tick(self, tick: TickReceived) -> None:
         """Remember the quote and fill the symbol's working orders it crosses."""
-        old = self._quotes.get(tick.symbol)
-        bid, ask, last = tick.bid, tick.ask, tick.last
-        if old is not None:
-            bid = bid if bid is not None else old[0]
-            ask = ask if ask is not None else old[1]
-            last = last if last is not None else old[2]
-        quote = (bid, ask, last)
+        quote = merge_quote(self._quotes.get(tick.symbol), tick.bid, tick.ask, tick.last)
         self._quotes[tick.symbol] = quote
         orders = self._working.get(tick.symbol)
         if not orders:
@@ -286,14 +263,6 @@ class PaperBroker:
             self._try_quote_fill(working, quote, tick)
 
     # -- internals ----------------------------------------------------------------------------
-    def _on_bar_event(self, event: Event) -> None:
-        if isinstance(event, BarReceived):
-            self.on_bar(event)
-
-    def _on_tick_event(self, event: Event) -> None:
-        if isinstance(event, TickReceived):
-            self.on_tick(event)
-
     def _on_order_event(self, event: Event) -> None:
         # A cancel published straight to the bus (e.g. by a strategy's context) must stop the
         # order here too, or it would still fill; our own cancels find nothing left to drop.
@@ -340,18 +309,14 @@ class PaperBroker:
             return f"order_id {order.order_id!r} was already submitted"
         return validate_order(order)
 
-    def _track(self, order: OrderSubmitted, after_ns: int | None = None) -> _Working:
+    def _track(self, order: OrderSubmitted, after_ns: int | None = None) -> WorkingOrder:
         now = self._clock.now_ns() if after_ns is None else after_ns
-        working = _Working(order, now)
-        progress = self._ledger.progress.get(order.order_id) if self._ledger else None
-        if progress:
-            working.filled = float(progress.get("filled", 0.0))
-            working.fills = int(progress.get("fills", 0))
-            working.triggered = bool(progress.get("triggered", False))
+        working = WorkingOrder(order, now)
+        working.resume(self._ledger.progress.get(order.order_id) if self._ledger else None)
         self._working.setdefault(order.symbol, {})[order.order_id] = working
         return working
 
-    def _note_trigger(self, working: _Working, triggered: bool) -> None:
+    def _note_trigger(self, working: WorkingOrder, triggered: bool) -> None:
         """A stop-limit that was just triggered is a limit order from now on (saved)."""
         if not triggered or working.triggered:
             return
@@ -365,8 +330,8 @@ class PaperBroker:
 
     def _try_quote_fill(
         self,
-        working: _Working,
-        quote: tuple[float | None, float | None, float | None],
+        working: WorkingOrder,
+        quote: Quote,
         cause: Event,
     ) -> None:
         price, triggered = tick_fill_price(working.order, *quote, working.triggered)
@@ -375,79 +340,32 @@ class PaperBroker:
             self._fill(working, price, cause)
 
     def _fill(
-        self, working: _Working, raw_price: float, cause: Event, cap: float | None = None
+        self, working: WorkingOrder, raw_price: float, cause: Event, cap: float | None = None
     ) -> None:
         executed = self._book(working, raw_price, cause, cap=cap)
         if executed is not None:
             self._publish(executed)
 
     def _book(
-        self, working: _Working, raw_price: float, cause: Event, *, cap: float | None = None
+        self, working: WorkingOrder, raw_price: float, cause: Event, *, cap: float | None = None
     ) -> TradeExecuted | None:
         """Book a fill of ``working`` at ``raw_price`` (slippage and commission applied), of
         what it leaves or at most ``cap``, and save; the ``trade_executed`` to publish, or None
         if it could not be booked (reported)."""
         order = working.order
-        cfg = self.config
-        qty = working.leaves if cap is None else min(working.leaves, cap)
-        if qty <= QTY_EPSILON:
+        planned = plan_fill(working, raw_price, self.config, self._clock.now_ns(), cap)
+        if planned is None:
             return None
-        leaves = working.leaves - qty
-        done = leaves <= QTY_EPSILON
-        if done:
-            qty, leaves = working.leaves, 0.0
-        limit = order.limit_price if order.order_type in (LIMIT, STOP_LIMIT) else None
-        price = with_slippage(order.side, raw_price, cfg.slippage_bps, limit)
-        fee = commission(
-            qty,
-            price,
-            per_unit=cfg.commission_per_unit,
-            bps=cfg.commission_bps,
-            minimum=cfg.commission_min,
-        )
-        now = self._clock.now_ns()
-        fill = BrokerFill(
-            fill_id=f"{order.order_id}-f{working.fills + 1}",
-            order_id=order.order_id,
-            symbol=order.symbol,
-            side=order.side,
-            qty=float(qty),
-            price=price,
-            commission=fee,
-            ts=now,
-        )
         try:
             # booked and saved before anyone hears of it
-            self._require_ledger().book_fill(fill, done=done)
+            self._require_ledger().book_fill(planned.fill, done=planned.done)
         except BrokerAccountError as exc:
             # Not booked, so not filled: the order stays working and the next price retries.
-            log.error("paper broker could not book fill %s: %s", fill.fill_id, exc)
-            self._publish(
-                ErrorRaised(
-                    component="broker",
-                    message=str(exc),
-                    error_type=type(exc).__name__,
-                    details={"order_id": order.order_id, "fill_id": fill.fill_id},
-                    ts_event=now,
-                    causation_id=cause.event_id,
-                )
-            )
+            log.error("paper broker could not book fill %s: %s", planned.fill.fill_id, exc)
+            self._publish(not_booked(order, planned.fill, exc, cause))
             return None
-        working.filled += qty
+        working.filled += planned.fill.qty
         working.fills += 1
-        if done:
+        if planned.done:
             self._working.get(order.symbol, {}).pop(order.order_id, None)
-        return TradeExecuted(
-            fill_id=fill.fill_id,
-            order_id=order.order_id,
-            strategy=order.strategy,
-            symbol=order.symbol,
-            side=order.side,
-            qty=fill.qty,
-            price=price,
-            commission=fee,
-            leaves_qty=leaves,
-            ts_event=now,
-            correlation_id=order.correlation_id,
-            causation_id=cause.event_id,
-        )
+        return executed(order, planned.fill, planned.leaves, cause)

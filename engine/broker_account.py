@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from state.fold import fill_position
 from state.model import QTY_EPSILON, FrozenDict
-from state.positions import fill_position
 from streams.errors import PersistenceError
 from streams.events import BUY, SIDES, OrderSubmitted, event_from_dict
 

@@ -35,7 +35,7 @@ from engine.broker_account import BrokerAccount
 from engine.config import SeamlessConfig
 from streams.bus import EventBus
 from streams.clock import Clock
-from streams.errors import PluginError, SeamlessError
+from streams.errors import PluginError
 from streams.events import Event, OrderSubmitted
 
 
@@ -99,16 +99,13 @@ def build_broker(config: SeamlessConfig, publish: Callable[[Event], None], clock
     from engine import plugins
 
     kind = config.broker.kind
-    factory = plugins.load(plugins.BROKERS, kind)
-    try:
-        broker = factory(BrokerContext(config, publish, clock))
-    except SeamlessError:
-        raise
-    except Exception as exc:  # a plugin's factory may raise anything: name it
-        raise PluginError(
-            f"broker.kind: {plugins.describe(plugins.BROKERS, kind)} failed to build the broker:"
-            f" {type(exc).__name__}: {exc}"
-        ) from exc
+    broker = plugins.call_factory(
+        plugins.BROKERS,
+        kind,
+        BrokerContext(config, publish, clock),
+        where="broker.kind",
+        what="the broker",
+    )
     if not isinstance(broker, Broker):
         raise PluginError(
             f"broker.kind: {plugins.describe(plugins.BROKERS, kind)} returned"

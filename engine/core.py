@@ -3,19 +3,22 @@
 :func:`build_core` is the small composition used by the kernel, backtests, notebooks and tests:
 a bus whose dispatch hook is the state store, so every published event is committed to the
 journal (critical ones durably), folded into state, and only then delivered to subscribers.
+:func:`only` narrows a subscriber to one event type (a topic carries several).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from state import MemoryJournal, StateStore
 from state.journal import Journal
 from streams.bus import EventBus
 from streams.clock import Clock, LiveClock
 from streams.events import CashAdjusted, ErrorRaised, Event
+
+E = TypeVar("E", bound=Event)
 
 
 @dataclasses.dataclass
@@ -86,6 +89,17 @@ def build_core(
             CashAdjusted(amount=starting_cash, reason="starting cash", ts_event=clock.now_ns())
         )
     return Core(journal=journal, store=store, bus=bus, clock=clock)
+
+
+def only(event_type: type[E], handler: Callable[[E], None]) -> Callable[[Event], None]:
+    """A bus subscriber that passes the events of ``event_type`` to ``handler`` and ignores the
+    rest (a topic carries several event types)."""
+
+    def deliver(event: Event) -> None:
+        if isinstance(event, event_type):
+            handler(event)
+
+    return deliver
 
 
 def _report_to(bus: EventBus, clock: Clock) -> Callable[[BaseException, str, Event | None], None]:

@@ -55,19 +55,18 @@ def validate_order(order: OrderSubmitted) -> str | None:
         return f"qty {qty!r} must be greater than 0"
     if order.order_type not in ORDER_TYPES:
         return f"order_type {order.order_type!r} is not one of {', '.join(ORDER_TYPES)}"
-    if order.order_type in (LIMIT, STOP_LIMIT):
-        limit = order.limit_price
-        if limit is None:
-            return f"{order.order_type} order needs a limit_price, got None"
-        if not _positive(limit):
-            return f"limit_price {limit!r} must be a positive number"
-    if order.order_type in (STOP, STOP_LIMIT):
-        stop = order.stop_price
-        if stop is None:
-            return f"{order.order_type} order needs a stop_price, got None"
-        if not _positive(stop):
-            return f"stop_price {stop!r} must be a positive number"
+    for field, types in _PRICES_NEEDED:
+        if order.order_type in types:
+            price = getattr(order, field)
+            if price is None:
+                return f"{order.order_type} order needs a {field}, got None"
+            if not _positive(price):
+                return f"{field} {price!r} must be a positive number"
     return None
+
+
+#: The prices an order type needs, checked in this order.
+_PRICES_NEEDED = (("limit_price", (LIMIT, STOP_LIMIT)), ("stop_price", (STOP, STOP_LIMIT)))
 
 
 def _positive(value: object) -> bool:

@@ -19,9 +19,10 @@ with the broker (a failure starts the engine halted, never trading on a wrong po
 start heartbeats and housekeeping and, if configured, the runner. ``stop()`` is a clean stop:
 runner stopped, everything dispatched, a final snapshot, the run marked ended, the log closed.
 
-This is the one place that reads config and constructs components; they receive their
-collaborators. The causal order of one market event (docs/architecture.md) comes from the bus
-stages the components subscribe in.
+This is the one place that reads config and constructs components (with its steps in
+:mod:`engine.wiring` and :mod:`engine.storage`); they receive their collaborators. The causal
+order of one market event (docs/architecture.md) comes from the bus stages the components
+subscribe in.
 """
 
 from __future__ import annotations
@@ -34,33 +35,24 @@ from typing import Any
 
 from reactivex import abc
 
-from engine import plugins
 from engine.access import make_authorizer
-from engine.brokers import build_broker
 from engine.config import SeamlessConfig
 from engine.core import build_core
 from engine.feeds import build_feed, is_replay, replay_table
 from engine.housekeeping import Housekeeping, health
-from engine.lifecycle import STARTING, STOPPED
 from engine.notify import Notifications, build_notifications
-from engine.pnl import PnlTracker
-from engine.portfolio import Portfolio
 from engine.reconcile import Reconciler, ReconciliationFailed, ReconciliationResult
-from engine.recorders import Fence, open_recorder
-from engine.risk import RiskEngine
-from engine.runner import LiveStrategyRunner
-from engine.strategy_host import StrategyHost, build_strategy, resolve_strategy_class
-from persistence import CLEAN, RestoreResult, Snapshotter, restore
+from engine.runner import STARTING, STOPPED
+from engine.storage import Fence, newest_market_ns, open_recorder, restore_state, state_at
+from engine.wiring import build_trading, check_plugins, follow_data_clock
+from persistence import CLEAN, Snapshotter
 from persistence.recorder import Recorder
-from persistence.replica import ReplicaJournal
 from state import MemoryJournal
-from state.fold import replay
-from state.journal import Journal
+from state.journal import Journal, ReplicaJournal
 from streams import topics
-from streams.bus import Stage
 from streams.clock import NS_PER_S, Clock, LiveClock, ManualClock
 from streams.errors import ConfigError, SeamlessError
-from streams.events import ACTIVE, CommandIssued, Event
+from streams.events import CommandIssued, Event
 from streams.sources import FeedBase, ReplayTable
 
 log = logging.getLogger(__name__)
@@ -121,12 +113,7 @@ class Kernel:
         self._ready = False  # start() has returned and stop() has not begun
         self._replay: ReplayTable | None = None
 
-        # A broken strategy, broker or tab plugin fails here too, before the log is touched.
-        for spec in config.strategies:
-            resolve_strategy_class(spec.strategy)
-        plugins.load(plugins.BROKERS, config.broker.kind)
-        for name in config.dashboard.panels:
-            plugins.load(plugins.PANELS, name)
+        check_plugins(config)  # a broken plugin fails here too, before the log is touched
         if self.mode is Mode.REPLAY:  # a bad file fails here, before the log is touched
             self._replay = replay_table(config.feed)
         #: Webhooks/Telegram from the committed log (live and replay; a missing token fails here)
@@ -135,7 +122,7 @@ class Kernel:
         )
         self.log: Any = journal if journal is not None else self._open_log(fence)
         try:
-            self.restored = self._restore()
+            self.restored = restore_state(self.log)
             self.clock: Clock = clock if clock is not None else self._default_clock()
             self._build()
         except BaseException:
@@ -153,14 +140,6 @@ class Kernel:
             return MemoryJournal()  # a backtest never writes to the configured (live) log
         return open_recorder(self.config.storage, fence=fence)
 
-    def _restore(self) -> RestoreResult:
-        """The state of the log: snapshot + tail for an event log, a replay for memory."""
-        if isinstance(self.log, Recorder):
-            return restore(self.log)
-        events = list(getattr(self.log, "events", ()))
-        state = replay(events)
-        return RestoreResult(state, int(state["meta"]["seq"]), 0, len(events), ())
-
     def _default_clock(self) -> Clock:
         if self.mode is Mode.REPLAY:
             resume = self.last_market_ns()
@@ -173,8 +152,7 @@ class Kernel:
 
     def last_market_ns(self) -> int:
         """The time of the newest market data in the restored state (0 if none)."""
-        prices = self.restored.state.get("prices", {})
-        return max((int(q.get("ts") or 0) for q in prices.values()), default=0)
+        return newest_market_ns(self.restored.state.get("prices", {}))
 
     def _build(self) -> None:
         config, mode = self.config, self.mode
@@ -212,30 +190,16 @@ class Kernel:
             self._build_trading()
 
     def _build_trading(self) -> None:
-        config, publish, clock = self.config, self.bus.publish, self.clock
-        self.broker = build_broker(config, publish, clock)
-        self.risk = RiskEngine(publish, self.store, clock, self.broker, config.risk)
-        self.portfolio = Portfolio(publish, self.store, clock)
-        self.pnl = PnlTracker(publish, self.store, clock, config.pnl)
-        strategies = [
-            build_strategy(s.strategy, s.name, s.symbols, s.params) for s in config.strategies
-        ]
-        self.host = StrategyHost(publish, self.store, clock, strategies)
-        feed_factory = None if self.mode is Mode.BACKTEST else self._make_feed
-        self.runner = LiveStrategyRunner(
-            publish=publish,
-            clock=clock,
-            host=self.host,
-            risk=self.risk,
-            feed_factory=feed_factory,
+        trading = build_trading(
+            self.config,
+            self.bus,
+            self.store,
+            self.clock,
+            feed_factory=None if self.mode is Mode.BACKTEST else self._make_feed,
             authorize=self.authorize,
-            heartbeat_interval_s=config.runner.heartbeat_interval_s,
-            trading_state=lambda: str(self.store.get_state("trading.state", ACTIVE)),
-            store=self.store,
         )
-        saved_limits = self.store.get_state("risk.limits", None)
-        if saved_limits:
-            self.risk.set_limits(dict(saved_limits))  # what an operator last set wins
+        self.broker, self.risk, self.portfolio = trading.broker, trading.risk, trading.portfolio
+        self.pnl, self.host, self.runner = trading.pnl, trading.host, trading.runner
 
     def _make_feed(self) -> FeedBase | None:
         """A new feed for each runner start: a replay resumes after the last market time."""
@@ -251,8 +215,7 @@ class Kernel:
 
     def last_market_now(self) -> int:
         """The time of the newest market data in the current state (0 if none)."""
-        prices = self.store.get_state("prices")
-        return max((int(q.get("ts") or 0) for q in prices.values()), default=0)
+        return newest_market_ns(self.store.get_state("prices"))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> Kernel:
@@ -267,7 +230,7 @@ class Kernel:
         if isinstance(self.log, Recorder):
             self.run_id = self.log.start_run(self.config.config_hash())
         if self.mode in (Mode.REPLAY, Mode.BACKTEST):
-            self._follow_data_clock()
+            self._subscriptions.extend(follow_data_clock(self.bus, self.clock, self.mode))
         for component in (self.broker, self.risk, self.portfolio, self.pnl, self.host):
             self._subscriptions.extend(component.attach(self.bus))
         if self.mode is Mode.BACKTEST:
@@ -301,23 +264,6 @@ class Kernel:
                 time.sleep(0.01)
         self._ready = True
         return self
-
-    def _follow_data_clock(self) -> None:
-        """Move the engine clock to each market event's time before anyone handles it."""
-        advance_to = getattr(self.clock, "advance_to", None)
-        if advance_to is None:
-            raise ConfigError(
-                f"a {self.mode} kernel runs on the data's clock: its clock must have "
-                f"advance_to(ns), got {type(self.clock).__name__}"
-            )
-
-        def follow(event: Event) -> None:
-            advance_to(event.ts_event)
-
-        for pattern in (topics.ALL_BARS, topics.ALL_TICKS):
-            self._subscriptions.append(
-                self.bus.subscribe(pattern, follow, name="kernel.data-clock", stage=Stage.CLOCK)
-            )
 
     @property
     def ready(self) -> bool:
@@ -431,39 +377,6 @@ class Kernel:
         self.bus.join(10)
 
     def state_at(self, seq: int) -> dict[str, Any]:
-        """Time travel: the state after every event up to ``seq``, as plain dicts.
-
-        For an event log: its newest valid snapshot at or before ``seq`` plus a replay of the
-        events after it (``persistence.restore``), never the whole log; in memory: a replay.
-        Reads only the log, so any thread may call it (it takes as long as the tail is long).
-        Returns ``seq`` (the last event folded in: ``seq``, or the last stored one if ``seq``
-        is beyond it), that event's ``ts`` (``ts_event``, 0 for none) and ``type``, ``state``,
-        and ``snapshot_seq`` and ``replayed`` (where the restore started and how many events
-        it folded).
-        """
-        from state import state_to_dict
-
-        target = max(int(seq), 0)
-        if isinstance(self.log, Recorder):
-            result = restore(self.log, upto_seq=target)
-            state, at, snapshot_seq, replayed = (
-                result.state,
-                result.seq,
-                result.snapshot_seq,
-                result.replayed,
-            )
-            found = self.log.read(since_seq=at - 1, until_seq=at, limit=1) if at > 0 else []
-        else:
-            events = [e for e in getattr(self.log, "events", ()) if e.seq <= target]
-            state = replay(events)
-            at, snapshot_seq, replayed = int(state["meta"]["seq"]), 0, len(events)
-            found = events[-1:]
-        event = found[0] if found and found[0].seq == at else None
-        return {
-            "seq": at,
-            "ts": int(event.ts_event) if event is not None else int(state["meta"]["ts"]),
-            "type": event.type if event is not None else "",
-            "state": state_to_dict(state),
-            "snapshot_seq": snapshot_seq,
-            "replayed": replayed,
-        }
+        """Time travel: the state after every event up to ``seq``, as plain dicts (see
+        :func:`engine.storage.state_at`: snapshot + tail, never the whole log; any thread)."""
+        return state_at(self.log, seq)

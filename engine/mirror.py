@@ -6,7 +6,7 @@ follows the book's committed events live — from NATS JetStream when ``bus.tran
 Every followed event goes through a local bus and state store exactly as on the node, so the
 dashboard, ``/api/events`` and notebook code written against a :class:`~engine.kernel.Kernel`
 read a mirror the same way. A mirror never writes: its journal
-(:class:`~persistence.replica.ReplicaJournal`) only accepts events already sequenced by the
+(:class:`~state.journal.ReplicaJournal`) only accepts events already sequenced by the
 owning node, in order, and commands are refused.
 """
 

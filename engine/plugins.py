@@ -25,7 +25,7 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any, TextIO
 
-from streams.errors import PluginError
+from streams.errors import PluginError, SeamlessError
 
 STRATEGIES = "seamless.strategies"
 FEEDS = "seamless.feeds"
@@ -167,6 +167,30 @@ def load(group: str, name: str) -> Any:
     return _load(group, name)
 
 
+def call_factory(group: str, name: str, *args: Any, where: str, what: str) -> Any:
+    """What the factory entry point ``name`` of ``group`` builds from ``args``. A SeamlessError
+    it raises passes; any other error becomes a PluginError naming the entry point, its
+    distribution and the cause (``{where}: <entry point> failed to build {what}: <error>``)."""
+    factory = load(group, name)
+    try:
+        return factory(*args)
+    except SeamlessError:
+        raise
+    except Exception as exc:  # a plugin's factory may raise anything: name it
+        raise PluginError(
+            f"{where}: {describe(group, name)} failed to build {what}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def not_installed(group: str, name: str, what: str) -> str | None:
+    """Why a config naming ``name`` for ``group`` is wrong (``expected an installed {what} (the
+    installed names), got 'name'``), or None if ``name`` is installed. Imports nothing."""
+    installed = names(group)
+    if name in installed:
+        return None
+    return f"expected an installed {what} ({', '.join(installed)}), got {name!r}"
+
+
 def list_plugins(*, load_each: bool = True) -> list[PluginInfo]:
     """Every installed plugin of every group; with ``load_each``, whether it loads and fits
     its protocol (a broken one is reported with its error, never raised)."""
@@ -218,10 +242,12 @@ __all__ = [
     "PANELS",
     "STRATEGIES",
     "PluginInfo",
+    "call_factory",
     "clear_cache",
     "describe",
     "list_plugins",
     "load",
     "names",
+    "not_installed",
     "write_plugins",
 ]

@@ -1,6 +1,6 @@
 """Positions as the engine reports them: ``position_updated``/``position_closed`` and round trips.
 
-The position math itself is the positions fold (:func:`state.positions.fill_position`, average
+The position math itself is the positions fold (:func:`state.fold.fill_position`, average
 cost, long and short, flips through zero): by the time a subscriber sees a ``trade_executed``
 the store has already folded it. :class:`Portfolio` reads that result and states it on
 ``positions.{symbol}``: a ``position_updated`` after every fill or reconciliation, and a
@@ -18,6 +18,7 @@ from typing import Any
 
 from reactivex import abc
 
+from engine.core import only
 from state.model import QTY_EPSILON
 from streams import topics
 from streams.bus import EventBus
@@ -80,8 +81,14 @@ class Portfolio:
         """Follow fills and reconciliation adjustments (attach after the state is restored)."""
         self.resync()
         return [
-            bus.subscribe(topics.ALL_FILLS, self._on_fill_event, name="portfolio.fills"),
-            bus.subscribe(topics.RECONCILIATION, self._on_reconciled, name="portfolio.recon"),
+            bus.subscribe(
+                topics.ALL_FILLS, only(TradeExecuted, self.on_fill), name="portfolio.fills"
+            ),
+            bus.subscribe(
+                topics.RECONCILIATION,
+                only(ReconciliationAdjusted, self.on_reconciled),
+                name="portfolio.recon",
+            ),
         ]
 
     def resync(self) -> None:
@@ -130,14 +137,6 @@ class Portfolio:
         self._state_position(event.symbol, pos, event)
 
     # -- internals ----------------------------------------------------------------------------
-    def _on_fill_event(self, event: Event) -> None:
-        if isinstance(event, TradeExecuted):
-            self.on_fill(event)
-
-    def _on_reconciled(self, event: Event) -> None:
-        if isinstance(event, ReconciliationAdjusted):
-            self.on_reconciled(event)
-
     def _state_position(self, symbol: str, pos: Any, cause: Event) -> None:
         qty = pos["qty"]
         common: dict[str, Any] = {

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 from reactivex import abc
 
 from engine.config import RiskConfig, build, to_dict
+from engine.core import only
 from engine.fill_rules import LIMIT, STOP, STOP_LIMIT, validate_order
 from state.model import QTY_EPSILON
 from streams import topics
@@ -105,7 +106,7 @@ class RiskEngine:
         """Check every submitted order, watch P&L, and follow our own orders to completion."""
         return [
             bus.subscribe(topics.ALL_ORDERS, self._on_order_event, name="risk.orders"),
-            bus.subscribe(topics.PNL, self._on_pnl_event, name="risk.pnl"),
+            bus.subscribe(topics.PNL, only(PnlUpdated, self.on_pnl), name="risk.pnl"),
             bus.subscribe(topics.fills(RISK), self._on_own_fill, name="risk.fills"),
         ]
 
@@ -285,10 +286,6 @@ class RiskEngine:
             self.on_order_submitted(event)
         elif isinstance(event, OrderRejected | OrderCancelled):
             self._own.pop(event.order_id, None)
-
-    def _on_pnl_event(self, event: Event) -> None:
-        if isinstance(event, PnlUpdated):
-            self.on_pnl(event)
 
     def _on_own_fill(self, event: Event) -> None:
         if isinstance(event, TradeExecuted) and event.leaves_qty <= 0.0:

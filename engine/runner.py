@@ -3,7 +3,10 @@
 Commands arrive as ``command_issued`` events (from the CLI, the dashboard or the kernel) and
 are handled on the engine thread. Each carries the actor; an actor without the right, or a
 command the lifecycle table does not allow now, gets a ``command_refused`` event (audited) and
-nothing changes. Every lifecycle move is a ``runner_status_changed`` event.
+nothing changes. Every lifecycle move is a ``runner_status_changed`` event. The lifecycle is an
+explicit transition table, (state, trigger) -> next state (:data:`RUNNER_TRANSITIONS`): a
+transition it does not list is refused with :class:`~streams.errors.InvalidTransition` naming
+the state and the trigger, so the runner cannot drift into an undefined state.
 
 An Rx heartbeat source on its own scheduler thread publishes a heartbeat every
 ``heartbeat_interval_s`` of wall time so dashboards and monitors can tell a quiet engine from
@@ -21,7 +24,6 @@ from typing import Any, Protocol
 from reactivex import abc
 from reactivex.scheduler import EventLoopScheduler
 
-from engine.lifecycle import FAULTED, HALTED, RUNNER_TRANSITIONS, RUNNING, Lifecycle
 from engine.strategy_host import StrategyHost
 from streams import topics
 from streams.bus import EventBus
@@ -54,6 +56,65 @@ COMMANDS = (
 COMPONENT = "runner"
 
 log = logging.getLogger(__name__)
+
+STOPPED = "stopped"
+STARTING = "starting"
+RUNNING = "running"
+PAUSED = "paused"
+STOPPING = "stopping"
+HALTED = "halted"
+FAULTED = "faulted"
+
+#: The runner's lifecycle. ``halt`` comes from risk (daily loss) or a failed reconciliation;
+#: only ``reset`` (an operator command) leaves ``halted`` or ``faulted``.
+RUNNER_TRANSITIONS: Mapping[tuple[str, str], str] = {
+    (STOPPED, "start"): STARTING,
+    (STARTING, "started"): RUNNING,
+    (STARTING, "fault"): FAULTED,
+    (STARTING, "halt"): HALTED,
+    (RUNNING, "pause"): PAUSED,
+    (PAUSED, "resume"): RUNNING,
+    (RUNNING, "stop"): STOPPING,
+    (PAUSED, "stop"): STOPPING,
+    (HALTED, "stop"): STOPPING,
+    (STOPPING, "stopped"): STOPPED,
+    (RUNNING, "halt"): HALTED,
+    (PAUSED, "halt"): HALTED,
+    (STOPPED, "halt"): HALTED,
+    (HALTED, "halt"): HALTED,
+    (HALTED, "reset"): RUNNING,
+    (RUNNING, "fault"): FAULTED,
+    (PAUSED, "fault"): FAULTED,
+    (HALTED, "fault"): FAULTED,
+    (STOPPING, "fault"): FAULTED,
+    (FAULTED, "reset"): STOPPED,
+    (FAULTED, "stop"): STOPPED,
+}
+
+
+class Lifecycle:
+    """The current state of one component and the table that governs it."""
+
+    def __init__(self, table: Mapping[tuple[str, str], str], initial: str = STOPPED) -> None:
+        self.table = table
+        self.state = initial
+
+    def allowed(self, trigger: str) -> bool:
+        """True if ``trigger`` is valid in the current state."""
+        return (self.state, trigger) in self.table
+
+    def triggers(self) -> list[str]:
+        """The triggers valid in the current state (for enabling buttons)."""
+        return sorted(t for (s, t) in self.table if s == self.state)
+
+    def fire(self, trigger: str) -> tuple[str, str]:
+        """Apply ``trigger``; returns (previous, new). Raises InvalidTransition if not allowed."""
+        nxt = self.table.get((self.state, trigger))
+        if nxt is None:
+            allowed = ", ".join(self.triggers()) or "none"
+            raise InvalidTransition(f"cannot {trigger!r} while {self.state!r} (allowed: {allowed})")
+        previous, self.state = self.state, nxt
+        return previous, nxt
 
 
 class Feed(Protocol):

@@ -1,49 +1,48 @@
 """The engine's configuration: every section's dataclass, the schema and the docs generator.
 
 One frozen dataclass per section, each field carrying its range, choices and help
-(:func:`meta`); :class:`SeamlessConfig` holds one of each and is the only thing the kernel hands
+(:func:`setting`); :class:`SeamlessConfig` holds one of each and is the only thing the kernel hands
 to components. Nothing else reads config.
 
 * :mod:`engine.config.schema` - :func:`build` (validate a parsed mapping against a dataclass
-  tree, naming the key path), :func:`meta` and :func:`to_dict`;
+  tree, naming the key path), :func:`setting` and :func:`to_dict`;
 * :mod:`engine.config.sections` - ``engine``, ``storage``, ``bus``, ``state``, ``feed``,
-  ``strategies`` and ``runner``;
+  ``strategies``, ``runner`` and ``cluster`` (scale-out nodes);
 * :mod:`engine.config.trading` - ``broker``, ``risk`` and ``pnl``;
-* :mod:`engine.config.access` - ``access`` (users, roles, API tokens; the logic using them is
-  :mod:`engine.access`);
-* :mod:`engine.config.cluster` - ``cluster`` (scale-out nodes);
-* :mod:`engine.config.dashboard` - ``dashboard``;
+* :mod:`engine.config.dashboard` - ``dashboard`` and ``access`` (users, roles, API tokens; the
+  logic using them is :mod:`engine.access`);
 * :mod:`engine.config.notify` - ``notify`` (webhooks, Telegram; delivery: :mod:`engine.notify`);
 * :mod:`engine.config.loading` - :class:`SeamlessConfig`, :func:`parse_config` and
   :func:`load_config` with the environment overrides, :data:`DEFAULT_CONFIG_PATH`;
-* :mod:`engine.config.docs` - generates ``docs/configuration.md`` and ``config/config.yaml``
-  (``python -m engine.config.docs [--yaml]``); not imported here.
+* :mod:`engine.config.docs` - describes every key and generates ``docs/configuration.md`` and
+  ``config/config.yaml`` (``python -m engine.config.docs [--yaml]``); not imported here.
 
 Import the names below from :mod:`engine.config`, not from its modules.
 """
 
 from __future__ import annotations
 
-from engine.config.access import (
+from engine.config.dashboard import (
     COOKIE_SECRET_ENV,
     OPERATOR,
     ROLES,
+    THEMES,
     VIEWER,
     AccessConfig,
     ApiTokenConfig,
+    DashboardConfig,
     UserConfig,
     UsersFile,
     parse_password_hash,
 )
-from engine.config.cluster import ClusterConfig
-from engine.config.dashboard import THEMES, DashboardConfig
 from engine.config.loading import DEFAULT_CONFIG_PATH, SeamlessConfig, load_config, parse_config
 from engine.config.notify import ChannelConfig, NotifyConfig, TelegramConfig, WebhookConfig
-from engine.config.schema import build, meta, to_dict
+from engine.config.schema import build, setting, to_dict
 from engine.config.sections import (
     FEED_KINDS,
     LOG_LEVELS,
     BusConfig,
+    ClusterConfig,
     EngineConfig,
     FeedConfig,
     RunnerConfig,
@@ -86,9 +85,9 @@ __all__ = [
     "WebhookConfig",
     "build",
     "load_config",
-    "meta",
     "parse_config",
     "parse_hhmm",
     "parse_password_hash",
+    "setting",
     "to_dict",
 ]

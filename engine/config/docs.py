@@ -1,5 +1,6 @@
-"""Generates docs/configuration.md and config/config.yaml from the config dataclasses, so
-neither the reference nor the default file can drift from the code.
+"""Generates docs/configuration.md and config/config.yaml from the config dataclasses (every
+key's type, default, range and help: :func:`describe`), so neither the reference nor the
+default file can drift from the code.
 
 ``python -m engine.config.docs > docs/configuration.md`` and
 ``python -m engine.config.docs --yaml > config/config.yaml``; tests check both are current.
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 
 from engine.config.loading import SeamlessConfig
-from engine.config.schema import describe, to_dict
+from engine.config.schema import to_dict
 
 HEADER = """# Configuration reference
 
@@ -32,6 +33,31 @@ Generated from the code by `python -m engine.config.docs`; do not edit by hand.
 | key | type | default | meaning |
 |---|---|---|---|
 """
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """Rows ``(key path, type, default, help)`` for the configuration reference."""
+    rows: list[tuple[str, str, Any, str]] = []
+    hints = typing.get_type_hints(cls)
+    instance = cls()
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        hint = hints[f.name]
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            rows.extend(describe(hint, f"{key}."))
+            continue
+        md = f.metadata
+        extra = []
+        if md.get("choices"):
+            extra.append("one of " + ", ".join(map(str, md["choices"])))
+        if md.get("min") is not None:
+            extra.append(f">= {md['min']}")
+        if md.get("max") is not None:
+            extra.append(f"<= {md['max']}")
+        text = md.get("help", "") + (f" ({'; '.join(extra)})" if extra else "")
+        type_name = getattr(hint, "__name__", str(hint))
+        rows.append((key, type_name, to_dict(getattr(instance, f.name)), text.strip()))
+    return rows
 
 
 def render() -> str:

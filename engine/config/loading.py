@@ -18,14 +18,13 @@ from typing import Any
 
 import yaml
 
-from engine.config.access import AccessConfig
-from engine.config.cluster import ClusterConfig
-from engine.config.dashboard import DashboardConfig
+from engine.config.dashboard import AccessConfig, DashboardConfig
 from engine.config.notify import NotifyConfig
-from engine.config.schema import build, meta, to_dict
+from engine.config.schema import build, setting, to_dict
 from engine.config.sections import (
     LOG_LEVELS,
     BusConfig,
+    ClusterConfig,
     EngineConfig,
     FeedConfig,
     RunnerConfig,
@@ -60,12 +59,10 @@ class SeamlessConfig:
     bus: BusConfig = dataclasses.field(default_factory=BusConfig)
     state: StateConfig = dataclasses.field(default_factory=StateConfig)
     feed: FeedConfig = dataclasses.field(default_factory=FeedConfig)
-    strategies: tuple[StrategyConfig, ...] = dataclasses.field(
-        default_factory=_default_strategies,
-        metadata=meta(
-            help="Strategies: name, strategy (an installed entry-point name or a dotted path), "
-            "symbols, params."
-        ),
+    strategies: tuple[StrategyConfig, ...] = setting(
+        factory=_default_strategies,
+        help="Strategies: name, strategy (an installed entry-point name or a dotted path), "
+        "symbols, params.",
     )
     broker: BrokerConfig = dataclasses.field(default_factory=BrokerConfig)
     risk: RiskConfig = dataclasses.field(default_factory=RiskConfig)

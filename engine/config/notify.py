@@ -19,7 +19,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from engine.config.schema import meta
+from engine.config.schema import setting
 from streams import topics
 from streams.errors import EventError
 
@@ -122,12 +122,10 @@ def _check_topics(selectors: tuple[str, ...]) -> None:
 
 
 def _topics_field() -> Any:
-    return dataclasses.field(
-        default=DEFAULT_TOPICS,
-        metadata=meta(
-            help="selectors of what to send: PATTERN[:TYPE,...][[FIELD=VALUE,...]] (a topic"
-            " pattern, optional event types, an optional field test)"
-        ),
+    return setting(
+        DEFAULT_TOPICS,
+        help="selectors of what to send: PATTERN[:TYPE,...][[FIELD=VALUE,...]] (a topic"
+        " pattern, optional event types, an optional field test)",
     )
 
 
@@ -135,19 +133,12 @@ def _topics_field() -> Any:
 class WebhookConfig:
     """One webhook: an http(s) URL that is POSTed each selected event."""
 
-    url: str = dataclasses.field(default="", metadata=meta(help="http:// or https:// URL"))
-    name: str = dataclasses.field(
-        default="", metadata=meta(help="channel name ('' = webhook-<n>, n from 1)")
-    )
+    url: str = setting("", help="http:// or https:// URL")
+    name: str = setting("", help="channel name ('' = webhook-<n>, n from 1)")
     topics: tuple[str, ...] = _topics_field()
-    headers: dict[str, str] = dataclasses.field(
-        default_factory=dict, metadata=meta(help="extra HTTP headers, e.g. Authorization")
-    )
-    format: str = dataclasses.field(
-        default="json",
-        metadata=meta(
-            choices=NOTIFY_FORMATS, help="json = the event plus 'text'; slack = {'text': ...}"
-        ),
+    headers: dict[str, str] = setting(factory=dict, help="extra HTTP headers, e.g. Authorization")
+    format: str = setting(
+        "json", choices=NOTIFY_FORMATS, help="json = the event plus 'text'; slack = {'text': ...}"
     )
 
     def __post_init__(self) -> None:
@@ -166,17 +157,12 @@ class WebhookConfig:
 class TelegramConfig:
     """A Telegram chat told through the Bot API's ``sendMessage`` (off while chat_id is '')."""
 
-    chat_id: str | int = dataclasses.field(
-        default="", metadata=meta(help="chat to send to ('' = no Telegram channel)")
-    )
-    token_env: str = dataclasses.field(
-        default=TELEGRAM_TOKEN_ENV,
-        metadata=meta(help="environment variable holding the bot token (never in the file)"),
+    chat_id: str | int = setting("", help="chat to send to ('' = no Telegram channel)")
+    token_env: str = setting(
+        TELEGRAM_TOKEN_ENV, help="environment variable holding the bot token (never in the file)"
     )
     topics: tuple[str, ...] = _topics_field()
-    api_url: str = dataclasses.field(
-        default="https://api.telegram.org", metadata=meta(help="Bot API base URL (tests: a fake)")
-    )
+    api_url: str = setting("https://api.telegram.org", help="Bot API base URL (tests: a fake)")
 
     @property
     def enabled(self) -> bool:
@@ -197,32 +183,23 @@ class ChannelConfig:
     """A channel of any installed kind: a ``seamless.notifiers`` entry point (built in:
     ``webhook``, ``telegram``) whose factory builds it from ``options``."""
 
-    kind: str = dataclasses.field(
-        default="webhook",
-        metadata=meta(help="webhook, telegram or a plugin's (a seamless.notifiers entry point)"),
+    kind: str = setting(
+        "webhook", help="webhook, telegram or a plugin's (a seamless.notifiers entry point)"
     )
-    name: str = dataclasses.field(
-        default="",
-        metadata=meta(help="channel name ('' = <kind>-<n>, n counting the kind's channels)"),
-    )
+    name: str = setting("", help="channel name ('' = <kind>-<n>, n counting the kind's channels)")
     topics: tuple[str, ...] = _topics_field()
-    options: dict[str, Any] = dataclasses.field(
-        default_factory=dict,
-        metadata=meta(
-            help="the kind's own settings (webhook: url, headers, format; telegram: chat_id,"
-            " token_env, api_url)"
-        ),
+    options: dict[str, Any] = setting(
+        factory=dict,
+        help="the kind's own settings (webhook: url, headers, format; telegram: chat_id,"
+        " token_env, api_url)",
     )
 
     def __post_init__(self) -> None:
         from engine import plugins
 
-        installed = plugins.names(plugins.NOTIFIERS)
-        if self.kind not in installed:
-            raise ValueError(
-                f"kind: expected an installed notifier kind ({', '.join(installed)}), "
-                f"got {self.kind!r}"
-            )
+        problem = plugins.not_installed(plugins.NOTIFIERS, self.kind, "notifier kind")
+        if problem is not None:
+            raise ValueError(f"kind: {problem}")
         if self.name and not _CHANNEL_NAME.match(self.name):
             raise ValueError(
                 f"name: expected lowercase letters, digits, '-', '_', got {self.name!r}"
@@ -234,44 +211,31 @@ class ChannelConfig:
 class NotifyConfig:
     """Notifications delivered from the committed log: at-least-once, keyed by event_id."""
 
-    webhooks: tuple[WebhookConfig, ...] = dataclasses.field(
-        default=(),
-        metadata=meta(help="webhooks: url, name, topics, headers, format (json or slack)"),
+    webhooks: tuple[WebhookConfig, ...] = setting(
+        (), help="webhooks: url, name, topics, headers, format (json or slack)"
     )
     telegram: TelegramConfig = dataclasses.field(default_factory=TelegramConfig)
-    channels: tuple[ChannelConfig, ...] = dataclasses.field(
-        default=(),
-        metadata=meta(help="channels of any kind: kind, name, topics, options (docs/plugins.md)"),
+    channels: tuple[ChannelConfig, ...] = setting(
+        (), help="channels of any kind: kind, name, topics, options (docs/plugins.md)"
     )
-    poll_interval_s: float = dataclasses.field(
-        default=0.25, metadata=meta(min=0.01, max=60.0, help="how often a channel reads the log")
+    poll_interval_s: float = setting(
+        0.25, min=0.01, max=60.0, help="how often a channel reads the log"
     )
-    timeout_s: float = dataclasses.field(
-        default=10.0, metadata=meta(min=0.1, max=300.0, help="timeout of one HTTP request")
+    timeout_s: float = setting(10.0, min=0.1, max=300.0, help="timeout of one HTTP request")
+    retry_initial_s: float = setting(0.5, min=0.01, max=3_600.0, help="first wait after a failure")
+    retry_max_s: float = setting(
+        60.0, min=0.01, max=3_600.0, help="the wait doubles per failure up to this"
     )
-    retry_initial_s: float = dataclasses.field(
-        default=0.5, metadata=meta(min=0.01, max=3_600.0, help="first wait after a failure")
+    lag_warn_s: float = setting(
+        60.0, min=1.0, max=86_400.0, help="a channel whose oldest undelivered event is older lags"
     )
-    retry_max_s: float = dataclasses.field(
-        default=60.0,
-        metadata=meta(min=0.01, max=3_600.0, help="the wait doubles per failure up to this"),
+    stop_drain_s: float = setting(
+        2.0, min=0.0, max=600.0, help="a clean stop waits this long for deliveries"
     )
-    lag_warn_s: float = dataclasses.field(
-        default=60.0,
-        metadata=meta(
-            min=1.0, max=86_400.0, help="a channel whose oldest undelivered event is older lags"
-        ),
-    )
-    stop_drain_s: float = dataclasses.field(
-        default=2.0,
-        metadata=meta(min=0.0, max=600.0, help="a clean stop waits this long for deliveries"),
-    )
-    cursor_dir: str = dataclasses.field(
-        default="",
-        metadata=meta(
-            help="folder of the delivery cursors ('' = beside the DuckDB file:"
-            " <db_path>.notify-<channel>.json)"
-        ),
+    cursor_dir: str = setting(
+        "",
+        help="folder of the delivery cursors ('' = beside the DuckDB file:"
+        " <db_path>.notify-<channel>.json)",
     )
 
     def channel_names(self) -> list[str]:

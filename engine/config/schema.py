@@ -1,9 +1,10 @@
 """A small declarative validator for nested config dataclasses.
 
-Every config section is a frozen dataclass; fields may carry ``meta(min=..., max=...,
-choices=..., help=...)``. :func:`build` walks a parsed YAML mapping against the dataclass tree
-and raises :class:`~streams.errors.ConfigError` naming the full key path, the bad value and
-what was expected, for unknown keys, wrong types and out-of-range values alike.
+Every config section is a frozen dataclass whose fields are declared with :func:`setting`
+(default, ``min``, ``max``, ``choices``, ``help``). :func:`build` walks a parsed YAML mapping
+against the dataclass tree and raises :class:`~streams.errors.ConfigError` naming the full key
+path, the bad value and what was expected, for unknown keys, wrong types and out-of-range
+values alike.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, Union, get_args, get_origin
 
 from streams.errors import ConfigError
@@ -19,15 +20,21 @@ from streams.errors import ConfigError
 T = TypeVar("T")
 
 
-def meta(
+def setting(
+    default: Any = dataclasses.MISSING,
     *,
+    factory: Callable[[], Any] | None = None,
     min: float | None = None,
     max: float | None = None,
     choices: tuple[Any, ...] | None = None,
     help: str = "",
-) -> dict[str, Any]:
-    """Field metadata understood by :func:`build` (and by the configuration reference)."""
-    return {"min": min, "max": max, "choices": choices, "help": help}
+) -> Any:
+    """A config field: its ``default`` (or a ``factory`` for a mutable one) and the metadata
+    :func:`build` checks and the configuration reference shows: range, choices and help."""
+    metadata = {"min": min, "max": max, "choices": choices, "help": help}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def build(cls: type[T], data: Any, path: str = "") -> T:
@@ -133,28 +140,3 @@ def to_dict(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {k: to_dict(v) for k, v in obj.items()}
     return obj
-
-
-def describe(cls: type, prefix: str = "") -> list[tuple[str, str, Any, str]]:
-    """Rows ``(key path, type, default, help)`` for the configuration reference."""
-    rows: list[tuple[str, str, Any, str]] = []
-    hints = typing.get_type_hints(cls)
-    instance = cls()
-    for f in dataclasses.fields(cls):
-        key = f"{prefix}{f.name}"
-        hint = hints[f.name]
-        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-            rows.extend(describe(hint, f"{key}."))
-            continue
-        md = f.metadata
-        extra = []
-        if md.get("choices"):
-            extra.append("one of " + ", ".join(map(str, md["choices"])))
-        if md.get("min") is not None:
-            extra.append(f">= {md['min']}")
-        if md.get("max") is not None:
-            extra.append(f"<= {md['max']}")
-        text = md.get("help", "") + (f" ({'; '.join(extra)})" if extra else "")
-        type_name = getattr(hint, "__name__", str(hint))
-        rows.append((key, type_name, to_dict(getattr(instance, f.name)), text.strip()))
-    return rows

@@ -13,7 +13,7 @@ from datetime import time
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.config.schema import meta
+from engine.config.schema import setting
 from streams.errors import ConfigError
 
 #: What the daily-loss breaker does to trading: ``halt`` everything or only allow ``reduce``.
@@ -24,57 +24,40 @@ BREACH_ACTIONS = ("halt", "reduce")
 class BrokerConfig:
     """Which broker (kind), and the paper broker's costs, account file and fill rules."""
 
-    kind: str = dataclasses.field(
-        default="paper",
-        metadata=meta(help="paper or a venue adapter's (a seamless.brokers entry point)"),
+    kind: str = setting("paper", help="paper or a venue adapter's (a seamless.brokers entry point)")
+    options: dict[str, Any] = setting(
+        factory=dict, help="settings of a plugin broker kind (its own keys, checked by it)"
     )
-    options: dict[str, Any] = dataclasses.field(
-        default_factory=dict,
-        metadata=meta(help="settings of a plugin broker kind (its own keys, checked by it)"),
+    slippage_bps: float = setting(
+        0.0, min=0.0, max=1_000.0, help="price moved against the trader, in bps"
     )
-    slippage_bps: float = dataclasses.field(
-        default=0.0,
-        metadata=meta(min=0.0, max=1_000.0, help="price moved against the trader, in bps"),
+    commission_per_unit: float = setting(0.0, min=0.0, help="commission per unit traded")
+    commission_bps: float = setting(0.0, min=0.0, max=1_000.0, help="commission in bps of notional")
+    commission_min: float = setting(0.0, min=0.0, help="minimum commission per fill")
+    account_path: str = setting(
+        "data/runtime/paper_broker.json",
+        help="the broker's own account file; '' keeps it in memory",
     )
-    commission_per_unit: float = dataclasses.field(
-        default=0.0, metadata=meta(min=0.0, help="commission per unit traded")
+    fill_on_known_quote: bool = setting(
+        True, help="check a new order against the last quote at once (else next tick)"
     )
-    commission_bps: float = dataclasses.field(
-        default=0.0, metadata=meta(min=0.0, max=1_000.0, help="commission in bps of notional")
+    max_volume_fraction: float = setting(
+        0.0,
+        min=0.0,
+        max=1.0,
+        help="largest share of a bar's volume one order fills per bar; the rest waits for "
+        "the next bars (0 = no cap; bars without volume are not capped)",
     )
-    commission_min: float = dataclasses.field(
-        default=0.0, metadata=meta(min=0.0, help="minimum commission per fill")
-    )
-    account_path: str = dataclasses.field(
-        default="data/runtime/paper_broker.json",
-        metadata=meta(help="the broker's own account file; '' keeps it in memory"),
-    )
-    fill_on_known_quote: bool = dataclasses.field(
-        default=True,
-        metadata=meta(help="check a new order against the last quote at once (else next tick)"),
-    )
-    max_volume_fraction: float = dataclasses.field(
-        default=0.0,
-        metadata=meta(
-            min=0.0,
-            max=1.0,
-            help="largest share of a bar's volume one order fills per bar; the rest waits for "
-            "the next bars (0 = no cap; bars without volume are not capped)",
-        ),
-    )
-    max_fills_kept: int = dataclasses.field(
-        default=1_000, metadata=meta(min=1, max=10_000_000, help="recent fills kept in the file")
+    max_fills_kept: int = setting(
+        1_000, min=1, max=10_000_000, help="recent fills kept in the file"
     )
 
     def __post_init__(self) -> None:
         from engine import plugins
 
-        installed = plugins.names(plugins.BROKERS)
-        if self.kind not in installed:
-            raise ConfigError(
-                f"broker.kind: expected an installed broker kind ({', '.join(installed)}), "
-                f"got {self.kind!r}"
-            )
+        problem = plugins.not_installed(plugins.BROKERS, self.kind, "broker kind")
+        if problem is not None:
+            raise ConfigError(f"broker.kind: {problem}")
 
 
 def _no_limits() -> dict[str, float]:
@@ -85,31 +68,20 @@ def _no_limits() -> dict[str, float]:
 class RiskConfig:
     """Pre-trade limits and the daily-loss breaker; 0 switches a limit off."""
 
-    max_position: float = dataclasses.field(
-        default=1_000.0, metadata=meta(min=0.0, help="largest |position| per symbol, in units")
+    max_position: float = setting(1_000.0, min=0.0, help="largest |position| per symbol, in units")
+    position_limits: dict[str, float] = setting(
+        factory=_no_limits, help="symbol -> max |position|, overriding"
     )
-    position_limits: dict[str, float] = dataclasses.field(
-        default_factory=_no_limits, metadata=meta(help="symbol -> max |position|, overriding")
+    max_order_notional: float = setting(250_000.0, min=0.0, help="largest qty * price of one order")
+    max_orders_per_second: int = setting(
+        20, min=0, max=100_000, help="orders sent to the broker per second"
     )
-    max_order_notional: float = dataclasses.field(
-        default=250_000.0, metadata=meta(min=0.0, help="largest qty * price of one order")
+    require_price: bool = setting(True, help="refuse a market order while no price is known")
+    daily_loss_limit: float = setting(5_000.0, min=0.0, help="daily loss that trips the breaker")
+    breach_action: str = setting(
+        "halt", choices=BREACH_ACTIONS, help="trading state after a breach"
     )
-    max_orders_per_second: int = dataclasses.field(
-        default=20, metadata=meta(min=0, max=100_000, help="orders sent to the broker per second")
-    )
-    require_price: bool = dataclasses.field(
-        default=True, metadata=meta(help="refuse a market order while no price is known")
-    )
-    daily_loss_limit: float = dataclasses.field(
-        default=5_000.0, metadata=meta(min=0.0, help="daily loss that trips the breaker")
-    )
-    breach_action: str = dataclasses.field(
-        default="halt",
-        metadata=meta(choices=BREACH_ACTIONS, help="trading state after a breach"),
-    )
-    flatten_on_breach: bool = dataclasses.field(
-        default=False, metadata=meta(help="close every position when the breaker trips")
-    )
+    flatten_on_breach: bool = setting(False, help="close every position when the breaker trips")
 
 
 def parse_hhmm(value: str) -> time:
@@ -126,15 +98,12 @@ def parse_hhmm(value: str) -> time:
 class PnlConfig:
     """The P&L tracker: the trading session and how often tick-driven figures go out."""
 
-    session_start: str = dataclasses.field(
-        default="00:00", metadata=meta(help="daily P&L restarts at this time of day (HH:MM)")
+    session_start: str = setting("00:00", help="daily P&L restarts at this time of day (HH:MM)")
+    session_timezone: str = setting(
+        "UTC", help="IANA time zone of session_start, e.g. America/New_York"
     )
-    session_timezone: str = dataclasses.field(
-        default="UTC", metadata=meta(help="IANA time zone of session_start, e.g. America/New_York")
-    )
-    publish_interval_s: float = dataclasses.field(
-        default=1.0,
-        metadata=meta(min=0.0, max=3_600.0, help="least clock time between tick-driven updates"),
+    publish_interval_s: float = setting(
+        1.0, min=0.0, max=3_600.0, help="least clock time between tick-driven updates"
     )
 
     def __post_init__(self) -> None:

@@ -22,7 +22,7 @@ from engine.config import SeamlessConfig, TelegramConfig, WebhookConfig
 from engine.config.notify import ChannelConfig, parse_selector
 from engine.config.schema import build
 from engine.notify.base import DeliveryFailed, Notifier, post_json
-from streams.errors import ConfigError, PluginError, SeamlessError
+from streams.errors import ConfigError, PluginError
 from streams.events import Event
 
 #: Telegram refuses longer messages.
@@ -194,17 +194,14 @@ def build_notifiers(config: SeamlessConfig, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     notifiers: list[Notifier] = []
     for where, channel in notify.all_channels():
-        factory = plugins.load(plugins.NOTIFIERS, channel.kind)
-        context = NotifierContext(where, config.engine.name, notify.timeout_s, env)
-        try:
-            notifier = factory(channel, context)
-        except SeamlessError:
-            raise
-        except Exception as exc:  # a plugin's factory may raise anything: name it
-            raise PluginError(
-                f"{where}: {plugins.describe(plugins.NOTIFIERS, channel.kind)} failed to build"
-                f" channel {channel.name!r}: {type(exc).__name__}: {exc}"
-            ) from exc
+        notifier = plugins.call_factory(
+            plugins.NOTIFIERS,
+            channel.kind,
+            channel,
+            NotifierContext(where, config.engine.name, notify.timeout_s, env),
+            where=where,
+            what=f"channel {channel.name!r}",
+        )
         if not isinstance(notifier, Notifier):
             raise PluginError(
                 f"{where}: {plugins.describe(plugins.NOTIFIERS, channel.kind)} returned"
