@@ -13,6 +13,7 @@ import datetime as dt
 import threading
 from typing import Any
 
+from panel_app.facade import EventBus, EventLogReader
 from streams import topics
 from streams.events import Event, PnlUpdated, PositionClosed, PositionUpdated, TradeExecuted
 
@@ -46,7 +47,7 @@ class TradeAggregator:
         self._subs: list[Any] = []
 
     # -- wiring -------------------------------------------------------------------------------
-    def attach(self, bus: Any, log: Any | None = None) -> TradeAggregator:
+    def attach(self, bus: EventBus, log: EventLogReader | None = None) -> TradeAggregator:
         """Seed from ``log`` (if given) and subscribe to the bus; call once per engine."""
         if log is not None:
             self.seed(log)
@@ -63,7 +64,7 @@ class TradeAggregator:
             sub.dispose()
         self._subs = []
 
-    def seed(self, log: Any) -> None:
+    def seed(self, log: EventLogReader) -> None:
         """Fold the trading history already in the event log."""
         for batch in log.iter_batches(types=_SEED_TYPES, batch_size=20_000):
             for event in batch:

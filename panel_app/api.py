@@ -33,15 +33,15 @@ import tornado.web
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
-from engine.access import Identity
 from panel_app.auth import AccessGate, issue_command
+from panel_app.facade import EngineFacade, Identity, StateStore
 from panel_app.sse import FORCE_CLOSE_AFTER_S, SseClient, SseHub, dumps, replay
 from streams import topics
 from streams.errors import EventError
 
 log = logging.getLogger(__name__)
 
-KernelProvider = Callable[[], Any]
+KernelProvider = Callable[[], EngineFacade | None]
 _MAX_BODY = 64 * 1024
 
 
@@ -267,7 +267,9 @@ class EventsHandler(ApiHandler):
             raise self.bad_request(f"Last-Event-ID: expected a non-negative seq, got {raw[:40]!r}")
         return int(raw)
 
-    async def _catch_up(self, kernel: Any, pattern: str, last_id: int, client: SseClient) -> int:
+    async def _catch_up(
+        self, kernel: EngineFacade, pattern: str, last_id: int, client: SseClient
+    ) -> int:
         # The log holds everything a full buffer drops, so overflow while replaying only means
         # "read the log again" - the client is not slow, the replay is long.
         last_sent = last_id
@@ -306,7 +308,7 @@ class EventsHandler(ApiHandler):
                 stream.close()
 
 
-def _updated_ns(store: Any) -> int:
+def _updated_ns(store: StateStore) -> int:
     updated_at = getattr(store, "updated_at", None)
     if callable(updated_at):
         return int(updated_at(""))

@@ -27,10 +27,10 @@ from panel.io.resources import CDN_DIST, LOCAL_DIST
 from panel.theme.fast import Fast
 
 from engine.config import DashboardConfig
-from engine.research.studies import studies_dir
-from panel_app.facade import dashboard_config
+from panel_app.facade import EngineFacade, dashboard_config, studies_dir
 from panel_app.prefs import UiPrefsStore
-from panel_app.push import SessionBridge, one_message
+from panel_app.push import SessionBridge
+from panel_app.push_support import one_message
 from panel_app.services import services_for
 from panel_app.toasts import ToastStack
 from panel_app.views.analytics import AnalyticsView
@@ -92,7 +92,7 @@ def _serve_assets_locally(doc: Any) -> None:
 class DashboardSession:
     """Everything one browser session holds; :meth:`dispose` releases its subscriptions."""
 
-    def __init__(self, kernel: Any, user: str, role: str) -> None:
+    def __init__(self, kernel: EngineFacade, user: str, role: str) -> None:
         self.kernel = kernel
         self.user = user
         self.role = role
@@ -232,11 +232,11 @@ class DashboardSession:
         self.bridge.dispose()
 
 
-def plugin_tab(name: str, kernel: Any) -> Any:
+def plugin_tab(name: str, kernel: EngineFacade) -> Any:
     """The tab ``dashboard.panels`` names: its ``seamless.panels`` factory called with the
     engine. A factory that fails, or returns nothing Panel can show, gets a tab naming the
     plugin and the error instead: one broken tab never takes the dashboard down."""
-    from engine import plugins
+    from panel_app.facade import plugins
 
     try:
         view = plugins.load(plugins.PANELS, name)(kernel)
@@ -249,14 +249,14 @@ def plugin_tab(name: str, kernel: Any) -> Any:
         return pn.pane.Alert(f"{where} failed: {type(exc).__name__}: {exc}", alert_type="danger")
 
 
-def create_session(kernel: Any, user: str, role: str) -> DashboardSession:
+def create_session(kernel: EngineFacade, user: str, role: str) -> DashboardSession:
     """Build and start one session's dashboard for ``user`` with ``role`` on ``kernel``."""
     session = DashboardSession(kernel, user, role)
     session.start()
     return session
 
 
-def create_app(kernel: Any, user: str, role: str) -> pn.template.BaseTemplate:
+def create_app(kernel: EngineFacade, user: str, role: str) -> pn.template.BaseTemplate:
     """The servable page of one session (used by ``seamless serve`` and the tests)."""
     return create_session(kernel, user, role).template
 

@@ -28,14 +28,15 @@ import tornado.web
 from bokeh.server.auth_provider import AuthProvider
 from tornado.ioloop import IOLoop
 
-from engine.access import (
+from engine.config import OPERATOR, ROLES, AccessConfig, SeamlessConfig
+from panel_app.facade import (
     DEV_MODE_WARNING,
     AccessDirectory,
+    EngineFacade,
     Identity,
     authorize_command,
     resolve_cookie_secret,
 )
-from engine.config import OPERATOR, ROLES, AccessConfig
 from streams.events import CommandRefused
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ class AccessGate:
 
     @classmethod
     def from_config(
-        cls, config: Any, *, warn: bool = True, access: AccessConfig | None = None
+        cls, config: SeamlessConfig, *, warn: bool = True, access: AccessConfig | None = None
     ) -> AccessGate:
         """Resolve ``access`` or else ``config.access`` (defaults if there is no such section).
 
@@ -252,7 +253,7 @@ def is_operator() -> bool:
     return current_role() == OPERATOR
 
 
-def command_as_current_user(kernel: Any, command: str, **args: Any) -> bool:
+def command_as_current_user(kernel: EngineFacade, command: str, **args: Any) -> bool:
     """Issue ``command`` as the session's user, or audit a ``command_refused`` if it may not.
 
     The engine re-checks the actor too, so a forged message that reaches the kernel is still
@@ -262,7 +263,7 @@ def command_as_current_user(kernel: Any, command: str, **args: Any) -> bool:
     return issue_command(kernel, Identity(user, current_role() or ""), command, **args)
 
 
-def issue_command(kernel: Any, identity: Identity, command: str, **args: Any) -> bool:
+def issue_command(kernel: EngineFacade, identity: Identity, command: str, **args: Any) -> bool:
     """Hand ``command`` to the engine as ``identity``, or publish an audited refusal."""
     if authorize_command(identity.user, identity.role, command):
         kernel.command(command, identity.user, **args)
@@ -280,7 +281,7 @@ def issue_command(kernel: Any, identity: Identity, command: str, **args: Any) ->
     return False
 
 
-def _now_ns(kernel: Any) -> int:
+def _now_ns(kernel: EngineFacade) -> int:
     clock = getattr(kernel, "clock", None)
     if clock is not None and hasattr(clock, "now_ns"):
         return int(clock.now_ns())

@@ -52,7 +52,7 @@ class BacktestResult:
 
 def _default_runner(strategy: str, symbol: str, params: dict[str, Any], progress: Progress) -> Any:
     """Run ``engine.backtest.run_backtest`` on the bundled sample bars of ``symbol``."""
-    from engine.backtest import run_backtest
+    from panel_app.facade import run_backtest
     from streams.sources.sample_data import load_sample_bars
 
     def on_progress(done: int, total: int) -> None:
@@ -140,7 +140,7 @@ class BacktestManager:
 
     @staticmethod
     def _build_report(result: BacktestResult) -> str:
-        from engine.research.report import report_html
+        from panel_app.facade import report_html
 
         result.report = report_html(result.source)
         return result.report

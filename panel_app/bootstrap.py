@@ -12,11 +12,8 @@
 4. the engine: ``Kernel.from_config`` (or a read-only mirror), the gate's authorizer
    installed, and the services every session shares built once.
 
-One engine per server process: it lives in an autoreload-proof holder (:func:`process_holder`),
-a module registered in ``sys.modules`` under a private name that Panel's ``--dev`` reloads never
-touch, so a reload finds the running engine instead of opening the DuckDB file a second time.
-It is stopped once (shared services released, snapshot written, run marked ended) at
-interpreter exit, on SIGTERM, or by :func:`shutdown_engine`.
+One engine per server process, held by :mod:`panel_app.services` (autoreload-proof, stopped
+once at exit or on SIGTERM).
 
 A page is built only for a user the Seamless login signed in (:meth:`~DashboardBootstrap.page`):
 the login must be the one guarding this server (Bokeh consulted it for the request) and the
@@ -28,34 +25,44 @@ serve the dashboard, and no engine is started for them.
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
 import dataclasses
 import ipaddress
 import logging
 import os
-import signal
 import sys
-import threading
-import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import tornado.web
 from tornado.web import decode_signed_value
 
-from engine.access import DEV_MODE_WARNING, Identity, make_authorizer
-from engine.config import VIEWER, AccessConfig, load_config
-from engine.process_tuning import tune_process
+from engine.config import VIEWER, AccessConfig, SeamlessConfig, load_config
 from panel_app.api import api_routes
 from panel_app.auth import USER_COOKIE, AccessGate, SeamlessAuthProvider
+from panel_app.facade import (
+    DEV_MODE_WARNING,
+    EngineFacade,
+    Identity,
+    make_authorizer,
+    start_engine,
+    tune_process,
+)
 from panel_app.probes import probe_routes
+from panel_app.services import (
+    current_engine,
+    get_engine,
+    process_holder,
+    services_for,
+    set_engine,
+)
 from panel_app.sse import SseHub
 from streams.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-HOLDER_NAME = "_seamless_dashboard_engine_holder"
+#: Builds one session's page from the engine, the user and the role (``app.create_app``).
+PageBuilder = Callable[[EngineFacade, str, str], Any]
+
 #: The config file plain ``panel serve`` reads (``seamless serve`` takes ``--config``).
 CONFIG_ENV = "SEAMLESS_CONFIG"
 LOOPBACK_ONLY = (
@@ -82,93 +89,6 @@ SEAMLESS_CONFIG=FILE panel serve panel_app/app.py --address 127.0.0.1 \\
 ```
 """
 NOT_SIGNED_IN_PAGE = "# Seamless\n\nYou are not signed in. [Sign in](/login)"
-
-
-# -- the process's one engine -------------------------------------------------------------------
-def process_holder() -> Any:
-    """The autoreload-proof holder of this process's engine, bootstrap and shared services.
-
-    A module in ``sys.modules`` under a private name, created on first use: ``lock`` (an
-    RLock), ``kernel``, ``bootstrap`` (the installed :class:`DashboardBootstrap`) and whatever
-    per-engine registries the dashboard keeps there (``services``).
-    """
-    holder = sys.modules.get(HOLDER_NAME)
-    if holder is None:
-        fresh: Any = types.ModuleType(HOLDER_NAME)
-        fresh.lock = threading.RLock()
-        fresh.kernel = None
-        fresh.bootstrap = None
-        fresh.hooks_installed = False
-        # setdefault: two threads racing here end up sharing whichever holder won.
-        holder = sys.modules.setdefault(HOLDER_NAME, fresh)
-    return holder
-
-
-def get_engine(factory: Callable[[], Any]) -> Any:
-    """The engine of this process, built and started by ``factory`` on first use.
-
-    Thread-safe; every later call (from any session, after any reload) returns the same object.
-    """
-    holder = process_holder()
-    kernel = holder.kernel
-    if kernel is not None:
-        return kernel
-    with holder.lock:
-        if holder.kernel is None:
-            holder.kernel = factory()
-            _install_stop_hooks(holder)
-            log.info("dashboard engine started")
-        return holder.kernel
-
-
-def set_engine(kernel: Any) -> None:
-    """Use an already built ``kernel`` as this process's engine (tests, notebooks, benches)."""
-    holder = process_holder()
-    with holder.lock:
-        holder.kernel = kernel
-        _install_stop_hooks(holder)
-
-
-def current_engine() -> Any | None:
-    """The engine if one was built, else None (never builds one)."""
-    return process_holder().kernel
-
-
-def shutdown_engine() -> None:
-    """Stop the engine cleanly once (idempotent); a later :func:`get_engine` builds a new one."""
-    holder = process_holder()
-    with holder.lock:
-        kernel, holder.kernel = holder.kernel, None
-    if kernel is None:
-        return
-    try:
-        from panel_app.services import release_services
-
-        release_services(kernel)
-        kernel.stop()
-        log.info("dashboard engine stopped")
-    except Exception:  # at exit there is nobody left to raise to
-        log.exception("stopping the dashboard engine failed")
-
-
-def _install_stop_hooks(holder: Any) -> None:
-    if holder.hooks_installed:
-        return
-    holder.hooks_installed = True
-    atexit.register(shutdown_engine)
-    if threading.current_thread() is not threading.main_thread():
-        return  # signal handlers can only be installed from the main thread
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_sigterm(signum: int, frame: Any) -> None:
-        shutdown_engine()
-        if callable(previous):
-            previous(signum, frame)
-        else:
-            raise SystemExit(128 + signum)
-
-    with contextlib.suppress(ValueError):  # not the main thread of the main interpreter
-        signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def installed() -> DashboardBootstrap | None:
@@ -261,7 +181,7 @@ class DashboardBootstrap:
     """
 
     def __init__(
-        self, config: Any, *, access: AccessConfig | None = None, mirror: bool = False
+        self, config: SeamlessConfig, *, access: AccessConfig | None = None, mirror: bool = False
     ) -> None:
         self.config = config
         self.mirror = mirror
@@ -312,7 +232,7 @@ class DashboardBootstrap:
             *probe_routes(current_engine, self.gate, hub),
         ]
 
-    def start(self, kernel: Any = None, *, tune: bool = False) -> Any:
+    def start(self, kernel: EngineFacade | None = None, *, tune: bool = False) -> EngineFacade:
         """The process engine, started on first call, with the gate's authorizer installed.
 
         ``kernel``: an engine built elsewhere to serve instead (tests, notebooks, benches).
@@ -329,31 +249,21 @@ class DashboardBootstrap:
             tune_process(self.config.engine)
         return kernel
 
-    def engine(self) -> Any:
+    def engine(self) -> EngineFacade:
         """The process engine (built, authorized and equipped with services on first use)."""
         return get_engine(self._build_kernel)
 
-    def _build_kernel(self) -> Any:
-        kernel: Any
-        if self.mirror:
-            from engine.cluster import start_cluster_mirror
-
-            kernel = start_cluster_mirror(self.config)
-        else:
-            from engine.kernel import Kernel
-
-            kernel = Kernel.from_config(self.config).start()
+    def _build_kernel(self) -> EngineFacade:
+        kernel = start_engine(self.config, mirror=self.mirror)
         try:
             self._authorize(kernel)
-            from panel_app.services import services_for
-
             services_for(kernel)  # shared subscriptions made once, before any session
         except BaseException:
             kernel.stop()
             raise
         return kernel
 
-    def _authorize(self, kernel: Any) -> None:
+    def _authorize(self, kernel: EngineFacade) -> None:
         if hasattr(kernel, "set_authorizer"):
             kernel.set_authorizer(make_authorizer(self.gate.access, self.gate.directory))
 
@@ -383,7 +293,7 @@ class DashboardBootstrap:
         account = self.gate.directory.users.get(user)
         return Identity(user, account.role) if account is not None else None
 
-    def page(self, build: Callable[[Any, str, str], Any]) -> Any:
+    def page(self, build: PageBuilder) -> Any:
         """The current session's page: ``build(engine, user, role)`` for a signed-in user,
         else only a message (no engine is built for it)."""
         identity = self.session_identity()
@@ -415,7 +325,7 @@ def for_panel_serve(argv: Sequence[str] | None = None) -> DashboardBootstrap:
         return bootstrap
 
 
-def session_page(build: Callable[[Any, str, str], Any]) -> Any:
+def session_page(build: PageBuilder) -> Any:
     """The page of a session of ``panel serve panel_app/app.py``: the dashboard from
     ``build(engine, user, role)`` for a signed-in user of the installed login, else a message.
 
@@ -446,7 +356,7 @@ def _message(text: str) -> Any:
     )
 
 
-def _check_operator_actors(config: Any, gate: AccessGate) -> None:
+def _check_operator_actors(config: SeamlessConfig, gate: AccessGate) -> None:
     """A viewer must not share a name with an actor the kernel always trusts."""
     runner = getattr(config, "runner", None)
     trusted: tuple[str, ...] = tuple(getattr(runner, "operators", ()) or ())

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from engine import cli as engine_cli
+from panel_app.facade import engine_cli
 from streams.errors import SeamlessError
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar, cast
 import pandas as pd
 
 from panel_app.aggregates import TradeAggregator
+from panel_app.facade import EventLogReader
 from streams import topics
 from streams.events import BarReceived, TickReceived, TradeExecuted
 
@@ -87,7 +88,9 @@ def fmt_ns(ts_ns: int) -> str:
 class HistoryService:
     """Paged trade history and a filtered event-log browser over one engine's log."""
 
-    def __init__(self, log: Any, aggregates: TradeAggregator, *, ttl_s: float = 30.0) -> None:
+    def __init__(
+        self, log: EventLogReader, aggregates: TradeAggregator, *, ttl_s: float = 30.0
+    ) -> None:
         self._log = log
         self._aggregates = aggregates
         self.cache = TtlCache(ttl_s)
@@ -116,6 +119,7 @@ class HistoryService:
                     "commission": e.commission,
                 }
                 for e in reversed(events)
+                if isinstance(e, TradeExecuted)
             ]
             return pd.DataFrame(rows, columns=TRADE_COLUMNS)
 

@@ -1,7 +1,7 @@
 """Small HTML tables for the live tier (recent trades, positions), rendered once per change.
 
 The rows are the same for every session, so the HTML is built once per change of the data
-(and column choice) and every session's :class:`~panel_app.views.live_html.LiveHTML` pane is
+(and column choice) and every session's :class:`~panel_app.views.live_panes.LiveHTML` pane is
 given the same string. Cells are escaped; numbers are formatted here (NaN shows as an empty
 cell, as a price not seen yet). Each table carries ``data-testid``, each header cell
 ``data-field`` and each row ``data-key``, so browser tests, the latency benchmark and the

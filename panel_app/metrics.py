@@ -22,7 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from engine.supervision import engine_status
+from panel_app.facade import EngineFacade, engine_status
 
 #: What ``/metrics`` answers with (Prometheus text exposition format 0.0.4).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -34,7 +34,7 @@ class EngineCollector(Collector):
 
     def __init__(
         self,
-        kernel: Any | None,
+        kernel: EngineFacade | None,
         *,
         sessions: Callable[[], int] = lambda: 0,
         sse_clients: Callable[[], int] = lambda: 0,
@@ -76,7 +76,7 @@ def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
     return CounterMetricFamily(name, doc, value=float(value))
 
 
-def _bus_metrics(kernel: Any) -> Iterator[Metric]:
+def _bus_metrics(kernel: EngineFacade) -> Iterator[Metric]:
     bus = kernel.bus
     stats = bus.stats
     by_topic = CounterMetricFamily(
@@ -109,7 +109,7 @@ def _bus_metrics(kernel: Any) -> Iterator[Metric]:
     )
 
 
-def _commit_metrics(kernel: Any) -> Iterator[Metric]:
+def _commit_metrics(kernel: EngineFacade) -> Iterator[Metric]:
     timings = getattr(kernel.log, "commit_timings", None)
     if timings is None:
         return  # an in-memory journal commits nothing
@@ -130,7 +130,7 @@ def _commit_metrics(kernel: Any) -> Iterator[Metric]:
     )
 
 
-def _notify_metrics(kernel: Any) -> Iterator[Metric]:
+def _notify_metrics(kernel: EngineFacade) -> Iterator[Metric]:
     notifications = getattr(kernel, "notifications", None)
     if notifications is None:
         return

@@ -22,15 +22,15 @@ from typing import Any
 
 import tornado.web
 
-from engine.supervision import ProbeStatus, engine_status
 from panel_app.api import ApiHandler
 from panel_app.auth import AccessGate
+from panel_app.facade import EngineFacade, ProbeStatus, engine_status
 from panel_app.metrics import CONTENT_TYPE, EngineCollector, render
 from panel_app.sse import SseHub
 
 log = logging.getLogger(__name__)
 
-KernelProvider = Callable[[], Any]
+KernelProvider = Callable[[], EngineFacade | None]
 
 
 def probe_routes(

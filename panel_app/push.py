@@ -20,174 +20,30 @@ later) go out together; and updates or toasts that the drain's own updates raise
 toast) are applied in the same drain instead of scheduling another one. Each drain is one
 Bokeh patch message, whose cost grows with the size of the session's document.
 
-Work that is the same for every session (formatting an event into a table row) is done once
-per event with :func:`once_per_event`; every session's bridge receives the same result.
+Toasts are merged and rate limited by the bridge's :class:`~panel_app.push_toasts.ToastGate`;
+work that is the same for every session (formatting an event into a table row) is done once
+per event with :func:`~panel_app.push_support.once_per_event`.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import heapq
-import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
-from panel.io.document import hold
-from panel.io.state import set_curdoc
 from reactivex import Observable, abc
 from reactivex.scheduler.eventloop import IOLoopScheduler
 from tornado.ioloop import IOLoop
 
+from panel_app.facade import EventBus, StateStore
+from panel_app.push_support import DEADLINES, BridgeStats, one_message
+from panel_app.push_toasts import Notifier, Toast, ToastGate, panel_notify
+
 log = logging.getLogger(__name__)
 
 Update = Callable[[], None]
-T = TypeVar("T")
-
-#: Toast kinds, least to most severe (the merged toast of a drain takes the most severe).
-TOAST_SEVERITY = {"info": 0, "success": 1, "warning": 2, "error": 3}
-
-_ONCE_LOCK = threading.Lock()
-_ONCE: collections.OrderedDict[tuple[int, str], tuple[object, Any]] = collections.OrderedDict()
-#: Entries kept: at the feed's full rate (~500 events/s, each SSE client's frame among them)
-#: an entry lives a few seconds, far longer than any session or client takes to use it.
-_ONCE_MAX = 4096
-
-
-@contextlib.contextmanager
-def one_message(doc: Any) -> Iterator[None]:
-    """Session loop: every change made inside goes to ``doc``'s page as one Bokeh message
-    (``doc`` made current, its events held); without a document, changes apply as made."""
-    if doc is None:
-        yield
-        return
-    with set_curdoc(doc), hold(doc):
-        yield
-
-
-def once_per_event(event: object, what: str, compute: Callable[[], T]) -> T:
-    """``compute()`` for ``event``, computed once however many sessions ask (any thread).
-
-    Every session's subscription receives the same event object from the bus, so the first
-    session to ask formats it and the others reuse the result. Entries are keyed by the
-    event's identity (checked, so a recycled ``id`` never returns a stale value) and bounded.
-    """
-    key = (id(event), what)
-    with _ONCE_LOCK:
-        found = _ONCE.get(key)
-        if found is not None and found[0] is event:
-            return found[1]
-    value = compute()
-    with _ONCE_LOCK:
-        _ONCE[key] = (event, value)
-        while len(_ONCE) > _ONCE_MAX:
-            _ONCE.popitem(last=False)
-    return value
-
-
-class Toast:
-    """A queued notification: ``kind`` is info/success/warning/error; duration 0 = sticky."""
-
-    __slots__ = ("duration", "kind", "message")
-
-    def __init__(self, kind: str, message: str, duration: int) -> None:
-        self.kind = kind
-        self.message = message
-        self.duration = duration
-
-
-def merge_toasts(toasts: list[Toast], *, lines: int = 4) -> Toast | None:
-    """One toast for many: the kind of the most severe, its newest message first, then the
-    newest of the others (at most ``lines`` messages in all, then a count of the rest).
-
-    A sticky toast (duration 0) among them keeps the merged toast sticky.
-    """
-    if not toasts:
-        return None
-    if len(toasts) == 1:
-        return toasts[0]
-    top = max(TOAST_SEVERITY.get(t.kind, 0) for t in toasts)
-    chosen = [t for t in toasts if TOAST_SEVERITY.get(t.kind, 0) == top][-1]
-    rest = [t for t in reversed(toasts) if t is not chosen]
-    shown = [chosen.message, *(t.message for t in rest[: max(0, lines - 1)])]
-    hidden = len(toasts) - len(shown)
-    if hidden:
-        shown.append(f"+{hidden} more")
-    sticky = any(t.duration == 0 for t in toasts)
-    durations = [t.duration for t in toasts if t.duration > 0]
-    duration = 0 if sticky else max(durations, default=chosen.duration)
-    return Toast(chosen.kind, " | ".join(shown), duration)
-
-
-class _Deadlines:
-    """One daemon thread that calls ``fn()`` at ``when`` (time.monotonic) for every bridge:
-    caps how long a drain waits for the end of a dispatch round (a round held by a slow
-    commit must not hold the page)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._ids = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def call_at(self, when: float, fn: Callable[[], None]) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (when, next(self._ids), fn))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="ui-round-deadlines", daemon=True
-                )
-                self._thread.start()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap or self._heap[0][0] > time.monotonic():
-                    timeout = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(timeout)
-                _, _, fn = heapq.heappop(self._heap)
-            try:
-                fn()
-            except Exception:
-                log.exception("dashboard: a drain deadline failed")
-
-
-_DEADLINES = _Deadlines()
-
-
-class BridgeStats:
-    """Counters of one bridge (read from any thread; exact enough for benchmarks)."""
-
-    def __init__(self) -> None:
-        self.posted = 0
-        self.coalesced = 0
-        self.drains = 0
-        self.applied = 0
-        self.failed = 0
-        self.drain_ns = 0
-        self.toasts_posted = 0
-        self.toasts_shown = 0
-
-    def as_dict(self) -> dict[str, float]:
-        """The counters, plus the mean server-side cost of one applied update and of one drain
-        in microseconds (a drain's cost includes flushing the held document changes)."""
-        per_update = self.drain_ns / self.applied / 1e3 if self.applied else 0.0
-        per_drain = self.drain_ns / self.drains / 1e3 if self.drains else 0.0
-        return {
-            "posted": self.posted,
-            "coalesced": self.coalesced,
-            "drains": self.drains,
-            "applied": self.applied,
-            "failed": self.failed,
-            "toasts_posted": self.toasts_posted,
-            "toasts_shown": self.toasts_shown,
-            "us_per_update": round(per_update, 1),
-            "us_per_drain": round(per_drain, 1),
-        }
 
 
 class SessionBridge:
@@ -217,7 +73,7 @@ class SessionBridge:
         doc: Any,
         *,
         name: str = "session",
-        notifier: Callable[[str, str, int], None] | None = None,
+        notifier: Notifier | None = None,
         toast_interval_s: float = 0.5,
         max_round_wait_s: float = 0.05,
         held_toast_timer: bool = True,
@@ -230,13 +86,15 @@ class SessionBridge:
         self._loop_thread = threading.get_ident() if loop is not None else None
         self.name = name
         self.stats = BridgeStats()
-        self.notifier = notifier if notifier is not None else _panel_notify
-        self.toast_interval_s = toast_interval_s
         self.max_round_wait_s = max_round_wait_s
-        self.held_toast_timer = held_toast_timer
-        self._held_toasts: list[Toast] = []
-        self._next_toast_at = 0.0
-        self._toast_timer = False
+        self._toast_gate = ToastGate(
+            doc=doc,
+            stats=self.stats,
+            name=name,
+            notifier=notifier if notifier is not None else panel_notify,
+            interval_s=toast_interval_s,
+            timer=held_toast_timer,
+        )
         self._lock = threading.Lock()
         self._queue: dict[object, Update] = {}
         self._toasts: list[Toast] = []
@@ -253,7 +111,7 @@ class SessionBridge:
         return self._closed
 
     # -- subscriptions ------------------------------------------------------------------------
-    def follow_rounds(self, bus: Any) -> None:
+    def follow_rounds(self, bus: EventBus) -> None:
         """Defer the drain of posts made while ``bus`` dispatches to the end of its round
         (see the module docstring). A bus without ``after_round`` is ignored."""
         if callable(getattr(bus, "after_round", None)):
@@ -269,7 +127,7 @@ class SessionBridge:
         return disposable
 
     def on_bus(
-        self, bus: Any, pattern: str, handler: Callable[[Any], None], *, key: str | None = None
+        self, bus: EventBus, pattern: str, handler: Callable[[Any], None], *, key: str | None = None
     ) -> Any:
         """Immediate tier: ``handler(event)`` on the session's loop for every matching event
         (with ``key``, only the newest of those queued since the last drain)."""
@@ -302,7 +160,7 @@ class SessionBridge:
             )
         )
 
-    def on_store(self, store: Any, path: str, handler: Callable[[str, Any], None]) -> Any:
+    def on_store(self, store: StateStore, path: str, handler: Callable[[str, Any], None]) -> Any:
         """``handler(path, value)`` on the session's loop when a store path changes."""
         return self.own(
             store.subscribe(
@@ -329,12 +187,9 @@ class SessionBridge:
                 self.stats.coalesced += 1
                 del self._queue[key]  # re-insert: keep arrival order of the newest
             self._queue[key] = update
-            if self._scheduled:
-                return
-            if self._defer_to_round_end():
-                return
-            self._scheduled = True
-        self._schedule()
+            schedule = self._claim_drain()
+        if schedule:
+            self._schedule()
 
     def toast(self, kind: str, message: str, *, duration: int = 4_000) -> None:
         """Queue a notification (any thread); each drain shows at most one, merged."""
@@ -343,19 +198,24 @@ class SessionBridge:
         toast = Toast(kind, message, duration)
         if self.doc is None:
             self.stats.toasts_posted += 1
-            self._show_toasts([toast])
+            self._toast_gate.show([toast])
             return
         with self._lock:
             if self._closed:
                 return
             self.stats.toasts_posted += 1
             self._toasts.append(toast)
-            if self._scheduled:
-                return
-            if self._defer_to_round_end():
-                return
-            self._scheduled = True
-        self._schedule()
+            schedule = self._claim_drain()
+        if schedule:
+            self._schedule()
+
+    def _claim_drain(self) -> bool:
+        """Under the lock, after queueing: True when the caller is to schedule the drain now
+        (none is scheduled yet, nor deferred to the end of the bus's dispatch round)."""
+        if self._scheduled or self._defer_to_round_end():
+            return False
+        self._scheduled = True
+        return True
 
     def _defer_to_round_end(self) -> bool:
         """Under the lock, nothing scheduled: on the bus's dispatch thread, ask for the drain
@@ -366,7 +226,7 @@ class SessionBridge:
         if not self._deferred:
             self._deferred = True
             bus.after_round(self._round_ended)
-            _DEADLINES.call_at(time.monotonic() + self.max_round_wait_s, self._round_too_long)
+            DEADLINES.call_at(time.monotonic() + self.max_round_wait_s, self._round_too_long)
         return True
 
     def _round_too_long(self) -> None:
@@ -442,7 +302,7 @@ class SessionBridge:
                     self._toasts = []
                     again = bool(self._queue) and not self._closed
                     self._scheduled = again
-            self._show_toasts(toasts)
+            self._toast_gate.show(toasts)
         self.stats.drains += 1
         self.stats.drain_ns += time.perf_counter_ns() - start
         if again:
@@ -463,50 +323,10 @@ class SessionBridge:
                 self.stats.failed += 1
                 log.exception("dashboard update failed in %s", self.name)
 
-    def _show_toasts(self, toasts: list[Toast]) -> None:
-        """Session loop. Adding a toast adds a model to the document, which makes Bokeh walk
-        all of the document's models: so at most one toast per ``toast_interval_s``; the
-        ones in between are held and merged (errors and sticky toasts are never held)."""
-        toasts = [*self._held_toasts, *toasts]
-        self._held_toasts = []
-        if not toasts:
-            return
-        now = time.monotonic()
-        urgent = any(t.kind == "error" or t.duration == 0 for t in toasts)
-        if self.doc is not None and not urgent and now < self._next_toast_at:
-            self._held_toasts = toasts
-            if self.held_toast_timer and not self._toast_timer:
-                self._toast_timer = True
-                delay_ms = max(1, int((self._next_toast_at - now) * 1000))
-                try:
-                    self.doc.add_timeout_callback(self._flush_held_toasts, delay_ms)
-                except Exception as exc:  # the session is going away
-                    log.debug("cannot schedule held toasts for %s: %s", self.name, exc)
-            return
-        self._next_toast_at = now + self.toast_interval_s
-        toast = merge_toasts(toasts)
-        if toast is None:
-            return
-        try:
-            self.notifier(toast.kind, toast.message, toast.duration)
-            self.stats.toasts_shown += 1
-        except Exception:
-            log.exception("notification failed in %s", self.name)
-
-    def _flush_held_toasts(self) -> None:
-        self._toast_timer = False
-        if self._closed or not self._held_toasts:
-            return
-        with one_message(self.doc):
-            self.flush_held_toasts()
-
     def flush_held_toasts(self) -> None:
         """Session loop: show the toasts held back by the rate limit now, merged into one
         (call inside the caller's ``hold``; a no-op when none are held)."""
-        if self._closed or not self._held_toasts:
-            return
-        self._next_toast_at = 0.0
-        self._show_toasts([])
+        self._toast_gate.flush()
 
     # -- teardown -----------------------------------------------------------------------------
     def dispose(self) -> None:
@@ -518,22 +338,12 @@ class SessionBridge:
             disposables, self._disposables = self._disposables, []
             self._queue.clear()
             self._toasts.clear()
-            self._held_toasts = []
+            self._toast_gate.close()
         for disposable in reversed(disposables):
             try:
                 disposable.dispose()
             except Exception:
                 log.exception("disposing a subscription of %s failed", self.name)
-
-
-def _panel_notify(kind: str, message: str, duration: int) -> None:
-    """A toast in the current Panel session (no-op outside a served session)."""
-    import panel as pn
-
-    area = pn.state.notifications
-    if area is None:
-        return
-    getattr(area, kind)(message, duration=duration)
 
 
 def loop_scheduler(bridge: SessionBridge) -> abc.SchedulerBase | None:

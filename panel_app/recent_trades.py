@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from panel_app.facade import EventBus, EventLogReader
 from panel_app.history import fmt_ns
 from panel_app.html_tables import Column, html_table, money, quantity
 from streams import topics
@@ -77,7 +78,9 @@ class RecentTrades:
         self._sub: Any = None
 
     # -- wiring -------------------------------------------------------------------------------
-    def attach(self, bus: Any, log: Any | None = None, bounds: Any = None) -> RecentTrades:
+    def attach(
+        self, bus: EventBus, log: EventLogReader | None = None, bounds: Any = None
+    ) -> RecentTrades:
         """Subscribe to fills on ``bus``, then seed the newest fills already in ``log``.
 
         ``bounds`` is the aggregator's ``trade_page_bounds`` (finds the newest trades' seqs

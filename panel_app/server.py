@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.config import AccessConfig
-from engine.supervision import STARTING, ProbeStatus, Supervisor, engine_status
-from panel_app import bootstrap
+from engine.config import AccessConfig, SeamlessConfig
+from panel_app import services
 from panel_app.bootstrap import DashboardBootstrap, is_loopback
+from panel_app.facade import STARTING, EngineFacade, ProbeStatus, Supervisor, engine_status
 from panel_app.sse import SseHub
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,13 @@ class DashboardServer:
 
     def __init__(
         self,
-        config: Any,
+        config: SeamlessConfig,
         *,
         port: int = DEFAULT_PORT,
         address: str = "127.0.0.1",
         show: bool = False,
         dev: bool = False,
-        kernel: Any = None,
+        kernel: EngineFacade | None = None,
         app: Callable[[], Any] | None = None,
         access: AccessConfig | None = None,
         mirror: bool = False,
@@ -138,7 +138,7 @@ class DashboardServer:
         listening = threading.Event()
 
         def status() -> ProbeStatus:
-            return engine_status(bootstrap.current_engine()) if listening.is_set() else STARTING
+            return engine_status(services.current_engine()) if listening.is_set() else STARTING
 
         supervisor = Supervisor.from_env(status).start()
         try:
@@ -183,11 +183,11 @@ class DashboardServer:
             except Exception:  # already stopped with its loop
                 log.debug("server stop", exc_info=True)
         if engine:
-            bootstrap.shutdown_engine()
+            services.shutdown_engine()
 
 
 def serve(
-    config: Any,
+    config: SeamlessConfig,
     *,
     port: int = DEFAULT_PORT,
     address: str = "127.0.0.1",

@@ -34,7 +34,8 @@ import tornado.web
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
-from panel_app.push import once_per_event
+from panel_app.facade import EventBus
+from panel_app.push_support import once_per_event
 from streams.errors import SeamlessError
 from streams.events import Event
 
@@ -149,7 +150,9 @@ class SseClient:
 class _PatternFeed:
     """The hub's share of one topic pattern: one bus subscription, its clients, a buffer."""
 
-    def __init__(self, hub: SseHub, bus: Any, pattern: str, loop: IOLoop, capacity: int) -> None:
+    def __init__(
+        self, hub: SseHub, bus: EventBus, pattern: str, loop: IOLoop, capacity: int
+    ) -> None:
         self.hub, self.bus, self.pattern, self.loop = hub, bus, pattern, loop
         self.capacity = capacity
         self.clients: list[SseClient] = []
@@ -228,7 +231,7 @@ class SseHub:
         self.capacity = capacity
         self._feeds: dict[tuple[int, str], _PatternFeed] = {}
 
-    def join(self, bus: Any, pattern: str, handler: tornado.web.RequestHandler) -> SseClient:
+    def join(self, bus: EventBus, pattern: str, handler: tornado.web.RequestHandler) -> SseClient:
         """A new client of ``pattern`` on ``bus``; subscribed before this returns."""
         key = (id(bus), pattern)
         feed = self._feeds.get(key)
@@ -241,7 +244,7 @@ class SseHub:
         feed.clients.append(client)
         return client
 
-    def leave(self, bus: Any, pattern: str, client: SseClient) -> None:
+    def leave(self, bus: EventBus, pattern: str, client: SseClient) -> None:
         """``client`` is done; the pattern's bus subscription goes with its last client."""
         client.close()
         feed = self._feeds.get((id(bus), pattern))

@@ -20,7 +20,73 @@ from typing import Any
 
 import panel as pn
 
-from panel_app.views.live_html import LiveHTML
+from panel_app.views.live_panes import LiveHTML
+from streams.events import (
+    CommandRefused,
+    DailyLossBreached,
+    DataDropped,
+    ErrorRaised,
+    Event,
+    PositionClosed,
+    RunnerStatusChanged,
+    TradeExecuted,
+    TradingStateChanged,
+)
+
+#: How long a toast stays (ms); 0 = until dismissed.
+SHORT, LONG, STICKY = 4_000, 10_000, 0
+
+
+def notify(kind: str, message: str, duration: int = SHORT) -> None:
+    """A toast in the current session, for what a user's own action caused (no-op outside a
+    served session)."""
+    area = pn.state.notifications
+    if area is None:
+        return
+    getattr(area, kind)(message, duration=duration)
+
+
+def event_toast(event: Event) -> tuple[str, str, int] | None:
+    """The toast an engine event raises in every session: ``(kind, message, duration_ms)``,
+    or None for an event that raises none."""
+    if isinstance(event, TradeExecuted):
+        trade = f"{event.side.upper()} {event.qty:g} {event.symbol} @ {event.price:,.2f}"
+        return "info", f"Trade {trade} ({event.strategy})", SHORT
+    if isinstance(event, PositionClosed):
+        return (
+            "success",
+            f"Position {event.symbol} closed, realized {event.realized_pnl:,.2f}",
+            SHORT,
+        )
+    if isinstance(event, DailyLossBreached):
+        return (
+            "error",
+            f"Daily loss limit breached: P&L {event.daily_pnl:,.2f} < -{event.limit:,.2f}; "
+            f"action: {event.action}",
+            STICKY,
+        )
+    if isinstance(event, TradingStateChanged):
+        kind = "warning" if event.state != "active" else "success"
+        return kind, f"Trading {event.state}: {event.reason or event.actor}", SHORT
+    if isinstance(event, RunnerStatusChanged):
+        return "info", f"Runner {event.previous} -> {event.status} ({event.reason})", SHORT
+    if isinstance(event, ErrorRaised):
+        return "error", f"Error in {event.component}: {event.message}", LONG
+    if isinstance(event, DataDropped):
+        return (
+            "warning",
+            f"Market data dropped: {event.count:,} events from {event.source} "
+            f"({event.total:,} in all); the engine fell behind the feed",
+            LONG,
+        )
+    if isinstance(event, CommandRefused):
+        return (
+            "warning",
+            f"Command {event.command!r} by {event.actor} refused: {event.reason}",
+            SHORT,
+        )
+    return None
+
 
 TOAST_CSS = """
 .sl-toast { margin: 0 0 8px 0; padding: 10px 14px; border-radius: 4px; color: #fff;

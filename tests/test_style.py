@@ -181,3 +181,104 @@ def test_topic_patterns_are_built_in_the_topics_module() -> None:
                 line = file.read_text().splitlines()[number - 1].strip()
                 bad.append(f"{file.relative_to(ROOT)}:{number}: {line}")
     assert not bad, "topic literals outside streams/topics.py:\n" + "\n".join(bad)
+
+
+#: What a panel_app module other than the facade may import of the packages below it.
+DASHBOARD_ENGINE_IMPORTS = ("engine.config",)
+DASHBOARD_SEAM = ROOT / "panel_app" / "facade.py"
+#: Names in panel_app that hold the engine or one of its parts: typed, never ``Any``.
+ENGINE_NAMES = frozenset({"kernel", "engine", "bus", "store", "log"})
+
+
+def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+            if node.module == "engine":  # ``from engine import cli`` imports engine.cli
+                found += [(node.lineno, f"engine.{alias.name}") for alias in node.names]
+    return found
+
+
+def dashboard_seam_violations(path: Path, source: str) -> list[str]:
+    """Imports of ``source`` (a panel_app module) that bypass the facade.
+
+    Everywhere in panel_app: no ``persistence``. Outside ``panel_app/facade.py``: of ``engine``
+    only ``engine.config``, and nothing of ``state``; ``streams`` (events, topics, operators:
+    the bus's vocabulary) stays open.
+    """
+    bad = []
+    for number, module in _imported_modules(ast.parse(source)):
+        root = module.partition(".")[0]
+        if root == "persistence":
+            bad.append(f"{number}: {module} (panel_app never imports persistence)")
+        elif path == DASHBOARD_SEAM:
+            continue
+        elif root == "state" or (
+            root == "engine"
+            and module != "engine"
+            and not any(
+                module == ok or module.startswith(ok + ".") for ok in DASHBOARD_ENGINE_IMPORTS
+            )
+        ):
+            bad.append(f"{number}: {module} (use panel_app.facade)")
+    return bad
+
+
+def test_dashboard_reaches_the_engine_through_its_facade() -> None:
+    """Issue 25 part 2: panel_app imports of the engine only panel_app.facade and engine.config."""
+    bad = []
+    for file in sorted((ROOT / "panel_app").rglob("*.py")):
+        for problem in dashboard_seam_violations(file, file.read_text()):
+            bad.append(f"{file.relative_to(ROOT)}:{problem}")
+    assert not bad, "panel_app imports past its facade:\n" + "\n".join(bad)
+
+
+def test_dashboard_seam_detector_is_precise() -> None:
+    view = ROOT / "panel_app" / "views" / "x.py"
+    source = (
+        "from engine.config import DashboardConfig\n"
+        "from panel_app.facade import EngineFacade\n"
+        "from streams import topics\n"
+        "import engine.kernel\n"
+        "def f():\n"
+        "    from engine import plugins\n"
+        "    from state.store import StateStore\n"
+        "    import persistence.event_log\n"
+    )
+    assert [line.split(":")[0] for line in dashboard_seam_violations(view, source)] == [
+        "4",
+        "6",
+        "7",
+        "8",
+    ]
+    seam_problems = dashboard_seam_violations(DASHBOARD_SEAM, source)
+    assert seam_problems == ["8: persistence.event_log (panel_app never imports persistence)"]
+
+
+def _untyped_engine_names(tree: ast.AST) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg):
+            name, annotation = node.arg, node.annotation
+        elif isinstance(node, ast.AnnAssign):
+            target = node.target
+            name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+            annotation = node.annotation
+        else:
+            continue
+        if name in ENGINE_NAMES and annotation is not None and "Any" in ast.unparse(annotation):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_dashboard_types_the_engine() -> None:
+    """No ``kernel: Any`` (nor bus, store, log) in panel_app: they are the facade's types."""
+    bad = []
+    for file in sorted((ROOT / "panel_app").rglob("*.py")):
+        for number in _untyped_engine_names(ast.parse(file.read_text())):
+            line = file.read_text().splitlines()[number - 1].strip()
+            bad.append(f"{file.relative_to(ROOT)}:{number}: {line}")
+    assert not bad, "engine parts typed Any in panel_app:\n" + "\n".join(bad)

@@ -1,28 +1,18 @@
 """The Analytics tab (lazy tier): trade history, P&L by symbol/day, drawdown, event browser,
-time travel.
+time travel (:mod:`panel_app.views.time_travel`).
 
 Nothing loads until the tab is opened or a button asks. Queries run on a worker thread (the
 session's event loop stays free), their results come back through the session's bridge, and
 each panel shows Panel's loading indicator meanwhile. Results are cached with a TTL in the
 shared :class:`~panel_app.history.HistoryService`; P&L tables come from the pre-computed
 :class:`~panel_app.aggregates.TradeAggregator`.
-
-Time travel: a seq slider (and a seq box) shows positions, cash, P&L and open orders as of that
-event, with the event's time and type. Slider values go through ``debounced`` (a drag starts
-one restore when it pauses, at most one per ``TIME_TRAVEL_MAX_WAIT_S`` while it goes on), the
-restore (``Kernel.state_at``: newest snapshot at or before the seq + the events after it) runs
-on a worker thread, one at a time per session and per engine, with the newest request winning,
-and its result comes back through the session's bridge.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import html
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -31,53 +21,19 @@ from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 from reactivex.subject import Subject
 
-from panel_app.history import EVENT_COLUMNS, TRADE_COLUMNS, HistoryService, fmt_ns
-from panel_app.html_tables import TABLE_CSS, Column, html_table, money, quantity
+from panel_app.facade import EngineFacade
+from panel_app.history import EVENT_COLUMNS, TRADE_COLUMNS, HistoryService
 from panel_app.push import SessionBridge, loop_scheduler
 from panel_app.services import EngineServices
-from panel_app.views.dashboard import notify
+from panel_app.toasts import notify
+from panel_app.views.time_travel import TimeTravelView
 from streams import topics
 from streams.errors import EventError
 from streams.events import event_types
 from streams.operators import debounced
 
-#: Quiet time after the last slider move before a restore starts, and the longest a drag
-#: waits for one.
-TIME_TRAVEL_DEBOUNCE_S = 0.25
 #: Quiet time after the last keystroke in the topic filter before the event log is searched.
 FILTER_DEBOUNCE_S = 0.4
-TIME_TRAVEL_MAX_WAIT_S = 1.0
-
-StateAt = Callable[[int], dict[str, Any]]
-
-TT_POSITION_COLUMNS = (
-    Column("symbol", "Symbol"),
-    Column("qty", "Qty", quantity, numeric=True),
-    Column("avg_price", "Avg price", money, numeric=True),
-    Column("last", "Last", money, numeric=True),
-    Column("realized_pnl", "Realized", money, numeric=True),
-)
-TT_ORDER_COLUMNS = (
-    Column("order_id", "Order"),
-    Column("strategy", "Strategy"),
-    Column("symbol", "Symbol"),
-    Column("side", "Side"),
-    Column("order_type", "Type"),
-    Column("qty", "Qty", quantity, numeric=True),
-    Column("filled_qty", "Filled", quantity, numeric=True),
-    Column("limit_price", "Limit", money, numeric=True),
-    Column("status", "Status"),
-)
-TT_SUMMARY_COLUMNS = (
-    Column("cash", "Cash", money, numeric=True),
-    Column("equity", "Equity", money, numeric=True),
-    Column("realized", "Realized", money, numeric=True),
-    Column("unrealized", "Unrealized", money, numeric=True),
-    Column("daily", "Daily", money, numeric=True),
-    Column("max_drawdown", "Max drawdown", money, numeric=True),
-    Column("commissions", "Commissions", money, numeric=True),
-    Column("trading", "Trading"),
-)
 
 
 def _ns(value: Any) -> int | None:
@@ -88,25 +44,18 @@ def _ns(value: Any) -> int | None:
     return int(value.timestamp() * 1e9)
 
 
-def time_travel_rows(result: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """The rows the time-travel tables show for one ``Kernel.state_at`` result."""
-    state = result["state"]
-    prices = state.get("prices", {})
-    positions = [
-        {**pos, "symbol": symbol, "last": (prices.get(symbol) or {}).get("last")}
-        for symbol, pos in sorted(state.get("positions", {}).items())
-        if float(pos.get("qty") or 0.0) != 0.0 or float(pos.get("realized_pnl") or 0.0) != 0.0
-    ]
-    orders = sorted(state.get("orders", {}).values(), key=lambda o: (o.get("ts", 0), o["order_id"]))
-    account, pnl = state.get("account", {}), state.get("pnl", {})
-    summary = {
-        "key": "summary",
-        "cash": account.get("cash"),
-        "commissions": account.get("commissions"),
-        **{k: pnl.get(k) for k in ("equity", "realized", "unrealized", "daily", "max_drawdown")},
-        "trading": (state.get("trading") or {}).get("state", ""),
-    }
-    return {"positions": positions, "orders": list(orders), "summary": [summary]}
+def _grid(
+    height: int, columns: list[str] | None = None, css_class: str | None = None
+) -> pn.widgets.Tabulator:
+    """A read-only, full-width table (``css_class`` lets the browser tests find it)."""
+    return pn.widgets.Tabulator(
+        pd.DataFrame(columns=columns),
+        show_index=False,
+        disabled=True,
+        height=height,
+        sizing_mode="stretch_width",
+        css_classes=[css_class] if css_class else [],
+    )
 
 
 class AnalyticsView(pn.viewable.Viewer):
@@ -122,7 +71,7 @@ class AnalyticsView(pn.viewable.Viewer):
         bridge: SessionBridge,
         page_size: int,
         *,
-        kernel: Any = None,
+        kernel: EngineFacade | None = None,
         **params: Any,
     ) -> None:
         super().__init__(**params)
@@ -132,33 +81,14 @@ class AnalyticsView(pn.viewable.Viewer):
         self.page_size = page_size
         self.page = 0
         self.loaded = False
-        self.trades = pn.widgets.Tabulator(
-            pd.DataFrame(columns=TRADE_COLUMNS),
-            show_index=False,
-            disabled=True,
-            height=300,
-            sizing_mode="stretch_width",
-            css_classes=["sl-trade-history"],
-        )
+        self.trades = _grid(300, TRADE_COLUMNS, "sl-trade-history")
         self.page_label = pn.pane.Markdown("")
         prev_b = pn.widgets.Button(label="◀ Newer", width=90)
         next_b = pn.widgets.Button(label="Older ▶", width=90)
         prev_b.on_click(lambda _e: self.load_trades(max(0, self.page - 1)))
         next_b.on_click(lambda _e: self.load_trades(self.page + 1))
-        self.by_symbol = pn.widgets.Tabulator(
-            pd.DataFrame(),
-            show_index=False,
-            disabled=True,
-            height=200,
-            sizing_mode="stretch_width",
-        )
-        self.by_day = pn.widgets.Tabulator(
-            pd.DataFrame(),
-            show_index=False,
-            disabled=True,
-            height=200,
-            sizing_mode="stretch_width",
-        )
+        self.by_symbol = _grid(200)
+        self.by_day = _grid(200)
         self.dd_source = ColumnDataSource({"t": [], "drawdown": []})
         dd_fig = figure(
             height=220,
@@ -189,15 +119,8 @@ class AnalyticsView(pn.viewable.Viewer):
         self.topic.param.watch(lambda event: typed.on_next(event.new or ""), "value_input")
         #: Searches started by typing (for tests).
         self.typed_searches = 0
-        self.events = pn.widgets.Tabulator(
-            pd.DataFrame(columns=EVENT_COLUMNS),
-            show_index=False,
-            disabled=True,
-            height=320,
-            sizing_mode="stretch_width",
-            css_classes=["sl-event-browser"],
-        )
-        self._build_time_travel(kernel)
+        self.events = _grid(320, EVENT_COLUMNS, "sl-event-browser")
+        self.time_travel = TimeTravelView(self.history, bridge, kernel)
         self._layout = pn.Column(
             pn.pane.Markdown("### Trade history"),
             pn.Row(prev_b, next_b, self.page_label),
@@ -227,7 +150,7 @@ class AnalyticsView(pn.viewable.Viewer):
         self.loaded = True
         self.load_trades(0)
         self.load_aggregates()
-        self.refresh_time_range(move=False)
+        self.time_travel.refresh_range(move=False)
 
     # -- loading (session loop starts, worker runs, bridge finishes) ---------------------------
     def _background(
@@ -309,179 +232,3 @@ class AnalyticsView(pn.viewable.Viewer):
             self.events.value = df
 
         self._background(self.events, lambda: self.history.events(**args), done)
-
-    # -- time travel (session loop: slider -> debounce -> worker -> bridge -> tables) ----------
-    def _build_time_travel(self, kernel: Any) -> None:
-        self._kernel = kernel
-        state_at = getattr(kernel, "state_at", None)
-        self._state_at: StateAt | None = state_at if callable(state_at) else None
-        #: Restores this session started (each one a ``Kernel.state_at`` or a cache hit).
-        self.tt_requests = 0
-        #: The newest ``state_at`` result shown.
-        self.tt_result: dict[str, Any] | None = None
-        self.tt_slider = pn.widgets.IntSlider(
-            label="As of seq",
-            start=0,
-            end=1,
-            value=0,
-            sizing_mode="stretch_width",
-            css_classes=["sl-tt-slider"],
-        )
-        self.tt_seq = pn.widgets.IntInput(
-            label="Seq", value=0, start=0, width=140, css_classes=["sl-tt-seq"]
-        )
-        latest = pn.widgets.Button(label="Latest", width=90)
-        latest.on_click(lambda _e: self.refresh_time_range(move=True))
-        self.tt_readout = pn.pane.HTML(
-            self._readout("Pick an event with the slider or the seq box."),
-            sizing_mode="stretch_width",
-        )
-        css = [TABLE_CSS]
-        self.tt_summary = pn.pane.HTML(self._table("summary", []), stylesheets=css)
-        self.tt_positions = pn.pane.HTML(self._table("positions", []), stylesheets=css)
-        self.tt_orders = pn.pane.HTML(self._table("orders", []), stylesheets=css)
-        self.time_travel = pn.Column(
-            pn.Row(self.tt_slider, self.tt_seq, latest, sizing_mode="stretch_width"),
-            self.tt_readout,
-            self.tt_summary,
-            pn.Row(
-                pn.Column("Positions", self.tt_positions, sizing_mode="stretch_width"),
-                pn.Column("Open orders", self.tt_orders, sizing_mode="stretch_width"),
-                sizing_mode="stretch_width",
-            ),
-            sizing_mode="stretch_width",
-            css_classes=["sl-time-travel"],
-        )
-        self._tt_syncing = False
-        self._tt_lock = threading.Lock()
-        self._tt_wanted: int | None = None
-        self._tt_running = False
-        if self._state_at is None:
-            self.tt_slider.disabled = self.tt_seq.disabled = latest.disabled = True
-            self.tt_readout.object = self._readout("Time travel is not available for this engine.")
-            return
-        # Subject.on_next is called from the session loop only (never from two threads).
-        self._tt_subject: Subject[int] = Subject()
-        pause = debounced(
-            TIME_TRAVEL_DEBOUNCE_S, loop_scheduler(self.bridge), max_wait=TIME_TRAVEL_MAX_WAIT_S
-        )
-        self.bridge.own(self._tt_subject.pipe(pause).subscribe(on_next=self._tt_request))
-        self.tt_slider.param.watch(self._on_tt_value, "value")
-        self.tt_seq.param.watch(self._on_tt_value, "value")
-
-    def refresh_time_range(self, *, move: bool) -> None:
-        """Session loop: stretch the slider to the engine's last seq; with ``move``, go there
-        (and restore it); without, a new slider starts at the end and restores nothing."""
-        if self._state_at is None:
-            return
-        last = int(getattr(getattr(self._kernel, "store", None), "last_seq", 0) or 0)
-        self._tt_syncing = True
-        try:
-            self.tt_slider.end = max(last, 1)
-            self.tt_seq.end = max(last, 1)
-            if self.tt_result is None and not move:
-                self.tt_slider.value = self.tt_seq.value = last
-        finally:
-            self._tt_syncing = False
-        if move:
-            if self.tt_slider.value == last:
-                self._tt_subject.on_next(last)  # already there: ask again (the log moved on)
-                self._tt_show_loading()
-            else:
-                self.tt_slider.value = last
-
-    def _on_tt_value(self, event: Any) -> None:
-        """Session loop: a slider or seq-box change; mirror it and hand it to the debounce."""
-        if self._tt_syncing or event.new is None:
-            return
-        seq = max(0, min(int(event.new), int(self.tt_slider.end)))
-        self._tt_syncing = True
-        try:
-            self.tt_slider.value = seq
-            self.tt_seq.value = seq
-        finally:
-            self._tt_syncing = False
-        self._tt_show_loading()
-        self._tt_subject.on_next(seq)
-
-    def _tt_show_loading(self) -> None:
-        for pane in (self.tt_summary, self.tt_positions, self.tt_orders):
-            pane.loading = True
-
-    def _tt_request(self, seq: int) -> None:
-        """Debounce timer (the session loop when served): restore ``seq`` on the worker thread
-        (one per session at a time; the newest request wins)."""
-        with self._tt_lock:
-            self._tt_wanted = seq
-            if self._tt_running:
-                return
-            self._tt_running = True
-        threading.Thread(target=self._tt_work, name="analytics-time-travel", daemon=True).start()
-
-    def _tt_work(self) -> None:
-        """Worker thread: restore the newest wanted seq until none is left."""
-        assert self._state_at is not None
-        while True:
-            with self._tt_lock:
-                seq, self._tt_wanted = self._tt_wanted, None
-                if seq is None or self.bridge.closed:
-                    self._tt_running = False
-                    return
-            self.tt_requests += 1
-            start = time.perf_counter()
-            try:
-                result = self.history.state_at(seq, self._state_at)
-            except Exception as exc:
-                message = f"Time travel to seq {seq} failed: {type(exc).__name__}: {exc}"
-                self.bridge.post(functools.partial(self._tt_failed, message), key="time-travel")
-                self.bridge.toast("error", message)
-                continue
-            took_s = time.perf_counter() - start
-            show = functools.partial(self._tt_show, result, seq, took_s)
-            self.bridge.post(show, key="time-travel")
-
-    def _tt_failed(self, message: str) -> None:
-        for pane in (self.tt_summary, self.tt_positions, self.tt_orders):
-            pane.loading = False
-        self.tt_readout.object = self._readout(message)
-
-    def _tt_show(self, result: dict[str, Any], requested: int, took_s: float) -> None:
-        """Session loop: show one restored state (the newest finished restore)."""
-        self.tt_result = result
-        rows = time_travel_rows(result)
-        self.tt_summary.object = self._table("summary", rows["summary"])
-        self.tt_positions.object = self._table("positions", rows["positions"])
-        self.tt_orders.object = self._table("orders", rows["orders"])
-        seq = int(result["seq"])
-        when = fmt_ns(int(result["ts"])) or "-"
-        where = (
-            f"snapshot at seq {int(result['snapshot_seq']):,} + {int(result['replayed']):,} "
-            f"events replayed"
-            if result["snapshot_seq"]
-            else f"{int(result['replayed']):,} events replayed from the start"
-        )
-        self.tt_readout.object = self._readout(
-            f"As of seq <b>{seq:,}</b> of {int(self.tt_slider.end):,} &middot; {when} UTC "
-            f"&middot; {html.escape(str(result.get('type') or '-'))} &middot; {where} "
-            f"&middot; {took_s * 1e3:,.0f} ms",
-            seq=seq,
-        )
-        # Still loading while the slider has moved on to a seq not restored yet.
-        loading = requested != self.tt_slider.value
-        for pane in (self.tt_summary, self.tt_positions, self.tt_orders):
-            pane.loading = loading
-
-    @staticmethod
-    def _readout(message: str, seq: int | None = None) -> str:
-        at = f' data-seq="{seq}"' if seq is not None else ""
-        return f'<div data-testid="tt-readout"{at}>{message}</div>'
-
-    @staticmethod
-    def _table(kind: str, rows: list[dict[str, Any]]) -> str:
-        if kind == "summary":
-            return html_table("tt-summary", TT_SUMMARY_COLUMNS, rows, key="key", empty="-")
-        if kind == "positions":
-            return html_table(
-                "tt-positions", TT_POSITION_COLUMNS, rows, key="symbol", empty="no positions"
-            )
-        return html_table("tt-orders", TT_ORDER_COLUMNS, rows, key="order_id", empty="none open")

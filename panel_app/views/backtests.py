@@ -19,12 +19,11 @@ import pandas as pd
 import panel as pn
 from bokeh.plotting import figure
 
-from engine.research.metrics import METRIC_KEYS, METRIC_LABELS, format_metric
-from engine.strategy_host import resolve_strategy_class
 from panel_app.backtests import BacktestManager, BacktestResult
+from panel_app.facade import METRIC_KEYS, METRIC_LABELS, format_metric, resolve_strategy_class
 from panel_app.push import SessionBridge
+from panel_app.toasts import notify
 from panel_app.views.controls import _editable
-from panel_app.views.dashboard import notify
 
 STRATEGIES = ("sma_crossover", "zscore")
 SYMBOLS = ("AAPL", "MSFT", "GOOG", "IBM")

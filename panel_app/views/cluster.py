@@ -13,6 +13,8 @@ from typing import Any
 
 import panel as pn
 
+from panel_app.facade import ClusterReader
+
 COLUMNS = (
     ("book", "Book"),
     ("owner", "Node"),
@@ -56,7 +58,7 @@ def render_rows(rows: list[dict[str, Any]]) -> str:
 class ClusterView(pn.viewable.Viewer):
     """A table of the cluster's books, refreshed by :meth:`tick` (the session's timer)."""
 
-    def __init__(self, cluster: Any) -> None:
+    def __init__(self, cluster: ClusterReader) -> None:
         super().__init__()
         self._cluster = cluster
         self._html = ""

@@ -22,8 +22,8 @@ import param
 from reactivex import abc
 from reactivex.subject import Subject
 
-from engine.strategy_host import check_params
-from panel_app.views.dashboard import notify
+from panel_app.facade import EngineFacade, check_params
+from panel_app.toasts import notify
 from streams.errors import ConfigError
 from streams.operators import debounced
 
@@ -53,7 +53,7 @@ class ControlsView(pn.viewable.Viewer):
 
     def __init__(
         self,
-        kernel: Any,
+        kernel: EngineFacade,
         user: str,
         role: str,
         *,
@@ -274,6 +274,6 @@ class _Unwatch:
         self._owner.param.unwatch(self._watcher)
 
 
-def _feed_speed(kernel: Any) -> float:
+def _feed_speed(kernel: EngineFacade) -> float:
     feed = getattr(getattr(kernel, "config", None), "feed", None)
     return float(getattr(feed, "speed", 1.0) or 0.0)

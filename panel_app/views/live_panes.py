@@ -1,18 +1,47 @@
-"""The live panes' content: positions table, status line and badges, as HTML strings.
+"""The live panes: their content as HTML strings, the pane that shows it, the status line.
 
-Pure functions of the values shown, so what is the same for every session can be computed
-once and handed to every session's :class:`~panel_app.views.live_html.LiveHTML` pane (see
-:mod:`panel_app.views.dashboard`). Badges carry ``data-testid`` and ``data-*`` attributes that
-browser tests and the latency benchmark read inside Panel's shadow roots.
+The content (positions table, status line, badges, P&L indicators) comes from pure functions
+of the values shown, so what is the same for every session is computed once and handed to
+every session's :class:`LiveHTML` pane (see :mod:`panel_app.views.dashboard`). Badges carry
+``data-testid`` and ``data-*`` attributes that browser tests and the latency benchmark read
+inside Panel's shadow roots.
+
+Why :class:`LiveHTML`: setting ``object`` on a Panel ``HTML`` pane re-derives every property
+of its model (stylesheets resolved through the design, file paths checked on disk, sizing)
+before sending the one that changed: about half a millisecond of the server's event loop per
+change, for each session. The live tier changes the same few panes on every trade (last-trade
+badge, recent trades, positions, status line, toasts), so :class:`LiveHTML` sends only the
+new text. Everything else about the pane (styles, stylesheets, sizing, visibility) behaves as
+in ``pn.pane.HTML``, whose other parameters still go through Panel's normal path.
+
+Why HTML tables and not Bokeh ``DataTable``s for the live tables: a ``DataTable`` re-lays out
+its whole grid on every stream or patch (SlickGrid measures each column header through
+``getComputedStyle``), which cost each page ~0.2 s of main-thread time per second while a
+strategy traded; ten pages on two cores then starved the server. A small HTML table is
+replaced in well under a millisecond (see docs/benchmarks.md, "Dashboard push latency").
 """
 
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Mapping
 from typing import Any
 
+import panel as pn
+
+from engine.config import DashboardConfig
 from panel_app.html_tables import Column, html_table, money, quantity
+
+
+class LiveHTML(pn.pane.HTML):
+    """``pn.pane.HTML`` whose ``object`` changes update only the model's ``text``."""
+
+    def _update(self, ref: str, model: Any) -> None:
+        text = self._transform_object(self.object)["object"]
+        if model.text != text:
+            model.text = text
+
 
 POSITION_COLUMNS = [
     "symbol",
@@ -93,6 +122,21 @@ def positions_html(rows: list[dict[str, Any]]) -> str:
     )
 
 
+def heading(text: str) -> str:
+    """A section title beside the live panes."""
+    return (
+        '<div style="font-size: 1.1em; font-weight: 600; margin: 4px 0; white-space: nowrap">'
+        f"{text}</div>"
+    )
+
+
+def runner_status_of(runners: Any) -> str:
+    """The live runner's status in the store's ``runner`` view ("" when it has none yet)."""
+    runner = runners.get("runner") if isinstance(runners, Mapping) else None
+    status = runner.get("status") if isinstance(runner, Mapping) else runner
+    return str(status or "")
+
+
 def badge(testid: str, text: str, *, kind: str, **attrs: str) -> str:
     extra = "".join(f' data-{k}="{html.escape(str(v))}"' for k, v in attrs.items())
     return (
@@ -163,6 +207,60 @@ def status_html(
         ),
     ]
     return " ".join(parts)
+
+
+class StatusLine:
+    """One session's status line and what it shows, re-sent only when its text changes.
+
+    The dashboard's handlers set the fields (``runner_status``, ``trading``, ``problem``,
+    ``stale``, ``dropped``) and mark data and heartbeats as they arrive; :meth:`render` ages
+    them. A heartbeat older than ``stale_after_s``, a stale heartbeat stream or a problem
+    reaching the engine makes the line STALE with the reasons. ``notifications``: the engine's
+    notification service, whose failing or lagging channels are shown (a mirror has none).
+    """
+
+    def __init__(self, config: DashboardConfig, notifications: Any = None) -> None:
+        self._config = config
+        self._notifications = notifications
+        self.pane = LiveHTML(
+            "", sizing_mode="stretch_width", css_classes=["sl-status"], stylesheets=[BADGE_CSS]
+        )
+        self.trading: dict[str, Any] = {"state": "active", "reason": "", "actor": ""}
+        self.runner_status = ""
+        self.problem = ""
+        self.stale = False
+        self.dropped = 0  # market data the live feed had to drop, as last reported
+        self.last_data_ns = time.time_ns()
+        self.last_beat_ns = 0
+        self._html = ""
+
+    def data_arrived(self) -> None:
+        self.last_data_ns = time.time_ns()
+
+    def beat(self) -> None:
+        self.last_beat_ns = time.time_ns()
+
+    def render(self) -> None:
+        now = time.time_ns()
+        beat_age = (now - self.last_beat_ns) / 1e9 if self.last_beat_ns else None
+        reasons = []
+        if self.problem:
+            reasons.append(self.problem)
+        if self.stale or (beat_age is not None and beat_age > self._config.stale_after_s):
+            reasons.append(f"no heartbeat for {beat_age or 0:.0f} s")
+        alerts = self._notifications.alerts() if self._notifications is not None else None
+        text = status_html(
+            runner_status=self.runner_status,
+            trading=self.trading,
+            beat_age=beat_age,
+            data_age=(now - self.last_data_ns) / 1e9,
+            reasons=reasons,
+            dropped=self.dropped,
+            notify=alerts,
+        )
+        if text != self._html:
+            self._html = text
+            self.pane.object = text
 
 
 #: The P&L indicators, in the order shown.

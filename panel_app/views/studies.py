@@ -21,7 +21,7 @@ from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 from bokeh.transform import transform
 
-from engine.research.studies import heatmap, list_studies, read_json, searched_params
+from panel_app.facade import heatmap, list_studies, read_json, searched_params
 
 
 class StudiesView(pn.viewable.Viewer):

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import panel as pn
 import param
 from bokeh.models import ColumnDataSource, CustomJS, Spacer
 
 from panel_app.html_tables import TABLE_CSS
-from panel_app.push import once_per_event
+from panel_app.push_support import once_per_event
 from panel_app.recent_trades import TRADE_FIELDS, RecentTrades, row_cells, trade_cells
-from panel_app.views.live_html import LiveHTML
+from panel_app.views.live_panes import LiveHTML
 from streams.events import TradeExecuted
 
 _IDS = itertools.count(1)
@@ -79,15 +79,23 @@ table.setAttribute('data-rows', String(body.rows.length));
 class TradeTape:
     """The recent-trades table of one session (session loop only, except construction).
 
-    ``recent`` is the engine's shared :class:`RecentTrades`; ``columns`` the fields shown.
-    Lay out :attr:`view`; call :meth:`add` once per drain with that drain's fills.
+    ``recent`` is the engine's shared :class:`RecentTrades`; ``columns`` the fields shown
+    (unknown ones are dropped; none left means all). Lay out :attr:`view`, and the column
+    chooser :attr:`chooser` behind its :attr:`settings` toggle; call :meth:`add` once per drain
+    with that drain's fills. ``on_columns(columns)`` is told of the user's choice.
     """
 
     def __init__(
-        self, recent: RecentTrades, columns: Sequence[str], *, height_px: int | None = None
+        self,
+        recent: RecentTrades,
+        columns: Sequence[str],
+        *,
+        height_px: int | None = None,
+        on_columns: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.recent = recent
-        self.columns = list(columns)
+        self.columns = [c for c in columns if c in TRADE_FIELDS] or list(TRADE_FIELDS)
+        self._on_columns = on_columns
         self.tape_id = f"tape{next(_IDS)}"
         rows = list(reversed(recent.rows()))  # oldest first: the stream appends the newest
         self.source = ColumnDataSource({f: [row_cells(r)[f] for r in rows] for f in TRADE_FIELDS})
@@ -110,6 +118,33 @@ class TradeTape:
         )
         #: What the dashboard lays out.
         self.view = pn.Column(self.pane, anchor, sizing_mode="stretch_width", margin=0)
+        # The column chooser waits behind a settings toggle (a plain checkbox group: no
+        # Choices.js, whose deprecation warnings filled the console).
+        self.chooser = pn.widgets.CheckBoxGroup(
+            name="Trade columns",
+            options=list(TRADE_FIELDS),
+            value=list(self.columns),
+            inline=True,
+            visible=False,
+            css_classes=["sl-trade-columns"],
+        )
+        self.settings = pn.widgets.Toggle(
+            name="⚙",
+            value=False,
+            width=36,
+            height=30,
+            margin=(0, 0, 0, 8),
+            css_classes=["sl-trade-settings"],
+        )
+        self.settings.param.watch(
+            lambda event: setattr(self.chooser, "visible", bool(event.new)), "value"
+        )
+        self.chooser.param.watch(self._chosen, "value")
+
+    def _chosen(self, event: param.parameterized.Event) -> None:
+        self.show_columns(event.new)
+        if self._on_columns is not None:
+            self._on_columns(list(event.new))
 
     def add(self, fills: Sequence[TradeExecuted]) -> None:
         """Stream ``fills`` (oldest first) to the page; keep the pane's table current here."""

@@ -107,11 +107,15 @@ def test_a_server_whose_login_was_never_consulted_builds_no_dashboard() -> None:
     assert boot.session_identity() is None
 
 
-def test_the_holder_survives_a_reload_of_the_bootstrap_module() -> None:
-    holder = bootstrap.process_holder()
+def test_the_holder_survives_a_reload_of_the_dashboard_modules() -> None:
+    from panel_app import services
+
+    holder = services.process_holder()
     kernel = holder.kernel
 
-    reloaded = importlib.reload(bootstrap)
+    reloaded = importlib.reload(services)
+    importlib.reload(bootstrap)
 
     assert reloaded.process_holder() is holder
     assert reloaded.current_engine() is kernel
+    assert bootstrap.current_engine is reloaded.current_engine

@@ -15,28 +15,20 @@ from panel_app.history import HistoryService
 from panel_app.views.chart_history import ChartHistory, prepend
 from persistence import EventLog
 from streams.events import BarReceived, TickReceived, TradeExecuted
+from tests import factories
 
 NS = 1_000_000_000
 T0 = 946_000_000 * NS  # 1999-12-24
 
 
 def bar(symbol: str, i: int, close: float) -> BarReceived:
-    return BarReceived(
-        symbol=symbol, open=close, high=close, low=close, close=close, ts_event=T0 + i * 60 * NS
-    )
+    """A flat bar in minute ``i``."""
+    return factories.bar(symbol, close, ts_event=T0 + i * 60 * NS)
 
 
 def fill(symbol: str, i: int, price: float, side: str) -> TradeExecuted:
-    return TradeExecuted(
-        fill_id=f"f{symbol}{i}",
-        order_id=f"o{i}",
-        strategy="s",
-        symbol=symbol,
-        side=side,
-        qty=1.0,
-        price=price,
-        ts_event=T0 + i * 60 * NS,
-    )
+    """A fill of one unit in minute ``i``."""
+    return factories.fill(symbol, side, 1.0, price, ts_event=T0 + i * 60 * NS)
 
 
 def fill_log(log: EventLog) -> None:
@@ -143,3 +135,25 @@ def test_prepend_puts_the_span_in_front_of_the_live_points() -> None:
     assert held == 3
     assert prices.data["price"] == [1.0, 2.0, 5.0]
     assert marks.data["price"] == [2.0, 5.0] and marks.data["color"][0] == "#d62728"
+
+
+def test_price_charts_of_two_sessions_share_no_columns() -> None:
+    """Bokeh extends a source's lists in place: one session's fills must never reach another
+    session's chart (each chart starts, and restarts on a symbol change, with lists of its own)."""
+    from engine.config import DashboardConfig
+    from panel_app.push import SessionBridge
+    from panel_app.views.charts import PriceChart
+
+    def chart() -> PriceChart:
+        return PriceChart(SessionBridge(None), DashboardConfig(), ["AAPL"], {}, lambda **_: None)
+
+    first, second = chart(), chart()
+    fill = factories.buy(1.0, 100.0, symbol="AAPL", ts_event=5)
+    first.quote({"AAPL": {"last": 100.0, "ts": 1}})
+    first.queue_fill(fill)
+    first.flush_marks()
+
+    assert first.markers.data["t"] and not second.markers.data["t"]
+    second.symbol.options = ["AAPL", "MSFT"]
+    second.symbol.value = "MSFT"  # the restart: new empty columns, not the first chart's
+    assert not second.markers.data["t"] and first.markers.data["price"] == [100.0]

@@ -65,14 +65,14 @@ def test_session_preferences_never_reach_the_event_log(kernel: Any) -> None:
 def test_a_users_chart_range_trade_columns_and_symbol_come_back_next_visit(kernel: Any) -> None:
     """Changed in one session, restored in the next; another user keeps the defaults."""
     from panel_app.app import create_session
-    from panel_app.views.dashboard import TRADE_FIELDS
+    from panel_app.recent_trades import TRADE_FIELDS
 
     first = create_session(kernel, "carol", "viewer")
     try:
-        first.dashboard.trade_columns.value = ["time", "symbol", "price"]
-        first.dashboard.chart_window.value = 300
-        first.dashboard.symbol.value = first.dashboard.symbol.options[-1]
-        chosen_symbol = first.dashboard.symbol.value
+        first.dashboard.tape.chooser.value = ["time", "symbol", "price"]
+        first.dashboard.chart.window.value = 300
+        first.dashboard.chart.symbol.value = first.dashboard.chart.symbol.options[-1]
+        chosen_symbol = first.dashboard.chart.symbol.value
     finally:
         first.dispose()
 
@@ -80,18 +80,18 @@ def test_a_users_chart_range_trade_columns_and_symbol_come_back_next_visit(kerne
     other = create_session(kernel, "dave", "viewer")
     try:
         view = again.dashboard
-        assert view.trade_columns.value == ["time", "symbol", "price"]
+        assert view.tape.chooser.value == ["time", "symbol", "price"]
         assert re.findall(r"<th(?: [^>]*)?>(.*?)</th>", view.trades.object) == [
             "time",
             "symbol",
             "price",
         ]
-        assert view.chart_window.value == 300
+        assert view.chart.window.value == 300
         assert view.price_fig.x_range.follow == "end"
         assert view.price_fig.x_range.follow_interval == 300_000
-        assert view.symbol.value == chosen_symbol
-        assert other.dashboard.trade_columns.value == list(TRADE_FIELDS)
-        assert other.dashboard.chart_window.value == 0
+        assert view.chart.symbol.value == chosen_symbol
+        assert other.dashboard.tape.chooser.value == list(TRADE_FIELDS)
+        assert other.dashboard.chart.window.value == 0
     finally:
         again.dispose()
         other.dispose()

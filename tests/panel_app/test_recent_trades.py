@@ -19,9 +19,9 @@ from engine.kernel import Kernel
 from panel_app.aggregates import TradeAggregator
 from panel_app.html_tables import Column, html_table, money, quantity
 from panel_app.recent_trades import TRADE_FIELDS, RecentTrades, trade_row
-from panel_app.views.live_html import LiveHTML
 from panel_app.views.live_panes import (
     POSITION_TITLES,
+    LiveHTML,
     indicator_values,
     indicators_html,
     position_rows,

@@ -17,12 +17,8 @@ from engine.kernel import Kernel, Mode
 from panel_app.history import MISSING, fmt_ns
 from panel_app.push import SessionBridge
 from panel_app.services import release_services, services_for
-from panel_app.views.analytics import (
-    FILTER_DEBOUNCE_S,
-    TIME_TRAVEL_DEBOUNCE_S,
-    AnalyticsView,
-    time_travel_rows,
-)
+from panel_app.views.analytics import FILTER_DEBOUNCE_S, AnalyticsView
+from panel_app.views.time_travel import TIME_TRAVEL_DEBOUNCE_S, time_travel_rows
 from streams.events import BUY, SELL, TradeExecuted
 from tests.panel_app.test_push import CapturingDoc, RecordingLoop
 
@@ -83,12 +79,13 @@ def run_loop(loop: RecordingLoop, doc: CapturingDoc) -> None:
 def settle(view: AnalyticsView, loop: RecordingLoop, doc: CapturingDoc, seq: int) -> None:
     """Play the session's loop until the view shows the state as of ``seq``; between loop
     runs (other threads at work) the view must not change."""
+    tt = view.time_travel
     deadline = time.monotonic() + 20.0
-    while view.tt_result is None or view.tt_result["seq"] != seq:
+    while tt.result is None or tt.result["seq"] != seq:
         assert time.monotonic() < deadline, f"timed out waiting for seq {seq} to be shown"
-        shown = (view.tt_result, view.tt_positions.object)
+        shown = (tt.result, tt.positions.object)
         time.sleep(0.01)
-        assert (view.tt_result, view.tt_positions.object) == shown, (
+        assert (tt.result, tt.positions.object) == shown, (
             "the worker must not touch the session's widgets; only the loop applies results"
         )
         run_loop(loop, doc)
@@ -111,69 +108,70 @@ def test_the_slider_shows_the_state_as_of_a_seq_restored_off_the_loop(kernel: Ke
     doc, loop = CapturingDoc(), RecordingLoop()
     bridge = SessionBridge(doc, name="tt", notifier=lambda *a: None, loop=loop)
     view = AnalyticsView(services, bridge, 20, kernel=kernel)
+    tt = view.time_travel
     view.activate()
-    assert (view.tt_slider.end, view.tt_slider.value, view.tt_seq.value) == (last, last, last)
+    assert (tt.slider.end, tt.slider.value, tt.seq_input.value) == (last, last, last)
     time.sleep(0.5)  # longer than the debounce: opening the tab restores nothing
-    assert view.tt_requests == 0 and view.tt_result is None
-    empty_positions = view.tt_positions.object
+    assert tt.requests == 0 and tt.result is None
+    empty_positions = tt.positions.object
 
     # A drag: many values within the debounce window start one restore, of the last value.
     started = time.monotonic()
     for value in range(last, seq_msft - 1, -1):
-        view.tt_slider.value = value
+        tt.slider.value = value
     drag_s = time.monotonic() - started
-    assert view.tt_seq.value == seq_msft  # the seq box follows the slider
-    assert view.tt_positions.loading
+    assert tt.seq_input.value == seq_msft  # the seq box follows the slider
+    assert tt.positions.loading
     wait_for(
         lambda: services.history.cache.get(("state_at", seq_msft)) is not MISSING,
         "the restore on the worker",
     )
     time.sleep(0.1)
-    assert view.tt_result is None and view.tt_positions.object == empty_positions, (
+    assert tt.result is None and tt.positions.object == empty_positions, (
         "the worker must not touch the session's widgets; only the loop applies the result"
     )
     settle(view, loop, doc, seq_msft)
     if drag_s < TIME_TRAVEL_DEBOUNCE_S:  # (a machine too busy to drag that fast: no count)
-        assert view.tt_requests == 1
+        assert tt.requests == 1
     expected = kernel.state_at(seq_msft)
-    assert view.tt_result == expected
-    assert not view.tt_positions.loading
-    assert qty_cell(view.tt_positions.object, "AAPL") == "10"
-    assert qty_cell(view.tt_positions.object, "MSFT") == "5"
+    assert tt.result == expected
+    assert not tt.positions.loading
+    assert qty_cell(tt.positions.object, "AAPL") == "10"
+    assert qty_cell(tt.positions.object, "MSFT") == "5"
     cash = expected["state"]["account"]["cash"]
     assert cash == pytest.approx(10_000.0 - 10 * 100.0 - 5 * 300.0)
-    assert f"{cash:,.2f}" in view.tt_summary.object
-    assert f'data-seq="{seq_msft}"' in view.tt_readout.object
-    assert fmt_ns(expected["ts"]) in view.tt_readout.object  # the event's time and type
-    assert expected["type"] in view.tt_readout.object
+    assert f"{cash:,.2f}" in tt.summary.object
+    assert f'data-seq="{seq_msft}"' in tt.readout.object
+    assert fmt_ns(expected["ts"]) in tt.readout.object  # the event's time and type
+    assert expected["type"] in tt.readout.object
 
     # The seq box: as of the first fill (restored from the snapshot taken right after it).
-    requests = view.tt_requests
-    view.tt_seq.value = seq_buy
-    assert view.tt_slider.value == seq_buy
+    requests = tt.requests
+    tt.seq_input.value = seq_buy
+    assert tt.slider.value == seq_buy
     settle(view, loop, doc, seq_buy)
-    assert view.tt_requests == requests + 1
-    assert qty_cell(view.tt_positions.object, "AAPL") == "10"
-    assert "MSFT" not in view.tt_positions.object
-    assert "snapshot at seq" in view.tt_readout.object
+    assert tt.requests == requests + 1
+    assert qty_cell(tt.positions.object, "AAPL") == "10"
+    assert "MSFT" not in tt.positions.object
+    assert "snapshot at seq" in tt.readout.object
 
     # "Latest" after the engine moved on: the range grows and the newest state is shown.
     seq_more = trade(kernel, 4, "MSFT", SELL, 5, 310.0)
-    view.refresh_time_range(move=True)
-    assert view.tt_slider.end == seq_more >= seq_sell
+    tt.refresh_range(move=True)
+    assert tt.slider.end == seq_more >= seq_sell
     settle(view, loop, doc, seq_more)
-    assert view.tt_result is not None
-    assert view.tt_result["state"] == kernel.state_at(seq_more)["state"]
-    assert qty_cell(view.tt_positions.object, "AAPL") == "6"
-    assert "MSFT" in view.tt_positions.object  # flat now, but with a realized P&L
+    assert tt.result is not None
+    assert tt.result["state"] == kernel.state_at(seq_more)["state"]
+    assert qty_cell(tt.positions.object, "AAPL") == "6"
+    assert "MSFT" in tt.positions.object  # flat now, but with a realized P&L
 
     # Another session at a seq already restored gets it from the shared cache.
     restores = services.history.restores
     other = AnalyticsView(services, SessionBridge(None, name="tt2"), 20, kernel=kernel)
     other.activate()
-    other.tt_slider.value = seq_buy
-    wait_for(lambda: other.tt_result is not None, "the other session's result")
-    assert other.tt_result == kernel.state_at(seq_buy)
+    other.time_travel.slider.value = seq_buy
+    wait_for(lambda: other.time_travel.result is not None, "the other session's result")
+    assert other.time_travel.result == kernel.state_at(seq_buy)
     assert services.history.restores == restores
     bridge.dispose()
 
@@ -206,7 +204,8 @@ def test_a_view_without_an_engine_that_can_time_travel_says_so(kernel: Kernel) -
 
     view = AnalyticsView(services, SessionBridge(None, name="t"), 20, kernel=NoTimeTravel())
     view.activate()
-    assert view.tt_slider.disabled and "not available" in view.tt_readout.object
+    tt = view.time_travel
+    assert tt.slider.disabled and "not available" in tt.readout.object
 
 
 def test_history_state_at_restores_each_seq_once_and_one_at_a_time() -> None:
