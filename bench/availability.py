@@ -27,6 +27,7 @@ Availability at one fault every 30 minutes: ``1 - mean(time to ready) / 1800 s``
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import json
@@ -43,10 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.report import bench_parser, report
+from bench import bench_parser, report
 from testkit.crash_loop import RunTarget, ServeTarget, Tally, check_kill
 from testkit.engine_process import write_config
-from testkit.stats import percentile
+from testkit.measure import percentile
 
 RESTART_SEC = 0.1  # systemd's default RestartSec
 PROBE_EVERY_S = 0.1
@@ -319,10 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
     parser.add_argument("--hang-share", type=float, default=0.3, help="share of hangs (0.3)")
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
     tally = Tally()
 
-    def measure() -> dict[str, Any]:
+    def measure(args: argparse.Namespace) -> dict[str, Any]:
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="seamless-availability-") as tmp:
             folder = Path(tmp)
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             print(failure)
         return summary
 
-    report(args.json, measure)
+    report(parser.parse_args(argv), measure)
     return 1 if tally.failures or tally.lost else 0
 
 

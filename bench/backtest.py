@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import random
 import tempfile
 import time
 from collections import deque
@@ -27,44 +26,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench.report import bench_parser, report
+from bench import bench_parser, report
 from engine.backtest import BacktestResult, run_backtest
+from testkit.workload import make_bars
 
 SYMBOL = "BENCH"
-START = pd.Timestamp("2024-01-02 09:30", tz="UTC")
-
-
-def make_bars(n: int, seed: int = 42, start_price: float = 100.0) -> pd.DataFrame:
-    """A seeded random walk of ``n`` one-minute bars with consistent OHLC and volume."""
-    rng = random.Random(seed)
-    gauss, uniform = rng.gauss, rng.uniform
-    opens, highs, lows, closes, volumes = [], [], [], [], []
-    price = start_price
-    vol = 0.0008  # per-minute volatility
-    for _ in range(n):
-        open_ = price * math.exp(gauss(0.0, vol * 0.2))  # small gap from the previous close
-        close = open_ * math.exp(gauss(0.0, vol))
-        high = max(open_, close) * (1.0 + abs(gauss(0.0, vol * 0.5)))
-        low = min(open_, close) * (1.0 - abs(gauss(0.0, vol * 0.5)))
-        opens.append(round(open_, 4))
-        highs.append(round(high, 4))
-        lows.append(round(low, 4))
-        closes.append(round(close, 4))
-        volumes.append(float(int(uniform(100, 5_000))))
-        price = close
-    # round() can break the OHLC order by a hair: repair it
-    highs = [max(h, o, c) for h, o, c in zip(highs, opens, closes, strict=True)]
-    lows = [min(lo, o, c) for lo, o, c in zip(lows, opens, closes, strict=True)]
-    return pd.DataFrame(
-        {
-            "timestamp": pd.date_range(START, periods=n, freq="1min"),
-            "open": opens,
-            "high": highs,
-            "low": lows,
-            "close": closes,
-            "volume": volumes,
-        }
-    )
 
 
 def plain_loop(frame: pd.DataFrame, fast: int, slow: int, qty: float) -> dict[str, Any]:
@@ -156,18 +122,12 @@ def _engine(
 
 def main(argv: list[str] | None = None) -> None:
     """Print the figures (no pass/fail)."""
-    parser = bench_parser("backtest", __doc__)
-    parser.add_argument("--bars", type=int, default=200_000)
-    parser.add_argument("--fast", type=int, default=10)
-    parser.add_argument("--slow", type=int, default=30)
-    parser.add_argument("--qty", type=float, default=100.0)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = bench_parser("backtest", __doc__, bars=200_000, fast=10, slow=30, qty=100.0, seed=42)
     parser.add_argument("--no-memory", action="store_true", help="skip the in-memory run")
     parser.add_argument(
         "--backtrader", action="store_true", help="also time backtrader on the same bars"
     )
-    args = parser.parse_args(argv)
-    report(args.json, lambda: run(args))
+    report(parser.parse_args(argv), run)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.report import bench_parser, report
+from bench import bench_parser, report
 from streams.bus import EventBus
 from streams.events import Event, TickReceived
 
@@ -41,10 +41,8 @@ def _through_bus(events: list[Event], subscribers: int, threaded: bool) -> float
 
 def main(argv: list[str] | None = None) -> None:
     """Print the figures (no pass/fail)."""
-    parser = bench_parser("bus", __doc__)
-    parser.add_argument("--events", type=int, default=500_000)
-    args = parser.parse_args(argv)
-    report(args.json, lambda: run(args))
+    parser = bench_parser("bus", __doc__, events=500_000)
+    report(parser.parse_args(argv), run)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

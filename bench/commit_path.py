@@ -28,12 +28,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.load import remove_run_files, start_kernel
-from bench.report import bench_parser, report
+from bench import bench_parser, report
 from persistence import duckdb_file
 from persistence.event_journal import EventJournal
 from persistence.group_commit import GroupCommitLog
-from testkit.stats import percentile
+from testkit.dashboard import remove_run_files, start_kernel
+from testkit.measure import percentile
 
 
 def timed(fn: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    args = parser.parse_args(argv)
-    report(args.json, lambda: run(args))
+    report(parser.parse_args(argv), run)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

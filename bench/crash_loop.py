@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import bench_parser, report
+from bench import bench_parser, report
 from testkit.crash_loop import RunTarget, ServeTarget, Tally, Target, crash_loop
 from testkit.engine_process import write_config
 
@@ -58,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-s", type=float, help="shortest run before a kill (0.2; serve 1)")
     parser.add_argument("--max-s", type=float, help="longest run before a kill (2.5; serve 3)")
     parser.add_argument("--keep", help="work in this folder (kept) instead of a temporary one")
-    args = parser.parse_args(argv)
-    summary = report(args.json, lambda: run(args))
+    summary = report(parser.parse_args(argv), run)
     return 1 if summary["failures"] else 0
 
 

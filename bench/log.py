@@ -14,50 +14,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import bench_parser, report
+from bench import bench_parser, report
 from persistence import EventLog, full_replay, restore
 from state import model
-from streams.events import CashAdjusted, TickReceived, TradeExecuted
-from testkit.stats import percentile
-
-T0 = 1_700_000_000_000_000_000
-
-
-def _fill(i: int) -> TradeExecuted:
-    return TradeExecuted(
-        fill_id=f"f{i}",
-        order_id=f"o{i}",
-        strategy="bench",
-        symbol="AAPL",
-        side="buy" if i % 2 else "sell",
-        qty=1.0,
-        price=100.0 + i % 7,
-        ts_event=T0 + i,
-    )
-
-
-def _ticks(n: int, start: int = 0) -> list[TickReceived]:
-    return [
-        TickReceived(
-            symbol="AAPL" if i % 2 else "MSFT",
-            bid=100.0 + (i % 100) * 0.01,
-            ask=100.02 + (i % 100) * 0.01,
-            size=1.0,
-            ts_event=T0 + i * 1000,
-        )
-        for i in range(start, start + n)
-    ]
+from streams.events import CashAdjusted
+from testkit.measure import percentile
+from testkit.workload import T0, numbered_fill, numbered_tick
 
 
 def bench_latency(folder: Path, n: int = 2000) -> dict[str, float]:
     """Critical appends of one producer, each waited for: p50, p99 and max in ms."""
     with EventLog(folder / "latency.duckdb") as log:
         for i in range(50):  # warm up
-            log.append(_fill(-i - 1), wait=True)
+            log.append(numbered_fill(-i - 1), wait=True)
         lat = []
         for i in range(n):
             t0 = time.perf_counter()
-            log.append(_fill(i), wait=True)
+            log.append(numbered_fill(i), wait=True)
             lat.append(time.perf_counter() - t0)
     figures = {
         "n": n,
@@ -81,7 +54,7 @@ def bench_producers(folder: Path, threads: int = 16, per_thread: int = 500) -> d
         def produce(k: int) -> None:
             start.wait()
             for i in range(per_thread):
-                log.append(_fill(k * 1_000_000 + i), wait=True)
+                log.append(numbered_fill(k * 1_000_000 + i), wait=True)
 
         pool = [threading.Thread(target=produce, args=(k,)) for k in range(threads)]
         for t in pool:
@@ -101,7 +74,7 @@ def bench_producers(folder: Path, threads: int = 16, per_thread: int = 500) -> d
 
 def bench_batched(folder: Path, n: int = 500_000) -> dict[str, float]:
     """Non-critical (batched) appends: append calls and committed events per second."""
-    ticks = _ticks(n)
+    ticks = [numbered_tick(i) for i in range(n)]
     with EventLog(folder / "batched.duckdb", batch_size=20_000) as log:
         t0 = time.perf_counter()
         for e in ticks:
@@ -124,7 +97,7 @@ def bench_restore(folder: Path, n: int, tail: int = 10_000) -> dict[str, float]:
         log.append(CashAdjusted(amount=1e6, reason="deposit", ts_event=T0))
         chunk = 100_000
         for start in range(0, n - tail - 1, chunk):
-            for e in _ticks(min(chunk, n - tail - 1 - start), start):
+            for e in map(numbered_tick, range(start, min(start + chunk, n - tail - 1))):
                 log.append(e)
         seq = log.flush()
         print(f"built {seq:,} events in {time.perf_counter() - t0:.1f} s")
@@ -135,8 +108,8 @@ def bench_restore(folder: Path, n: int, tail: int = 10_000) -> dict[str, float]:
         print(f"full replay of {seq:,} events (no snapshot): {full_s:.2f} s")
 
         log.save_snapshot(seq, model.SCHEMA_VERSION, model.state_to_dict(state))
-        for i, e in enumerate(_ticks(tail, n)):
-            log.append(e if i % 10 else _fill(i))
+        for i, e in enumerate(map(numbered_tick, range(n, n + tail))):
+            log.append(e if i % 10 else numbered_fill(i))
         log.flush()
     with EventLog(path) as log:
         t0 = time.perf_counter()
@@ -159,8 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     """Print the figures (no pass/fail)."""
     parser = bench_parser("log", __doc__)
     parser.add_argument("--events", type=int, default=1_000_000, help="size of the restore log")
-    args = parser.parse_args(argv)
-    report(args.json, lambda: run(args))
+    report(parser.parse_args(argv), run)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

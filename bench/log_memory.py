@@ -23,29 +23,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import bench_parser, plain, report
+from bench import bench_parser, plain, report
 from persistence import EventLog
 from streams.errors import PersistenceError
 from streams.events import TickReceived
-
-
-def rss_mib() -> float:
-    """This process's resident memory in MiB (from /proc)."""
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
+from testkit.measure import rss_kib
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the figures; exit status 1 if a write failed."""
-    parser = bench_parser("log_memory", __doc__)
-    parser.add_argument("--events", type=int, default=5_000_000)
-    parser.add_argument("--every", type=int, default=500_000)
+    parser = bench_parser("log_memory", __doc__, events=5_000_000, every=500_000)
     parser.add_argument("--memory-limit", default="256MB")
-    args = parser.parse_args(argv)
-    report(args.json, lambda: run(args))
+    report(parser.parse_args(argv), run)
     return 0
 
 
@@ -79,7 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     sample = {
                         "events": i,
                         "s": round(time.monotonic() - started, 1),
-                        "rss_mib": rss_mib(),
+                        "rss_mib": round(rss_kib() / 1024, 1),
                         "duckdb_mib": dict(tags),
                     }
                     figures["samples"].append(sample)

@@ -28,8 +28,10 @@ import random
 import time
 from typing import Any
 
-from bench.report import bench_parser, report
-from engine.research.optimize import SearchSpec, TrialPool, run_search
+from bench import bench_parser, report
+from engine.research.optimize import run_search
+from engine.research.optuna_study import SearchSpec
+from engine.research.pool import TrialPool
 from engine.research.search import parse_space, resolve_objective
 from engine.research.trials import RunSetup, Task, load_table, run_task
 from engine.strategies import SmaCrossover
@@ -96,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--baseline", type=int, default=20, help="backtests in the plain loop")
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
-    report(args.json, lambda: run(args))
+    report(parser.parse_args(argv), run)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

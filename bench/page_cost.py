@@ -25,12 +25,12 @@ import argparse
 import time
 from typing import Any
 
-from bench.load import open_pages, remove_run_files, start_kernel
-from bench.report import bench_parser, report
-from bench.ui_latency import launch_browser
+from bench import bench_parser, report
+from bench.pages import open_pages
+from testkit import free_port
 from testkit.access_server import make_access
-from testkit.net import free_port
-from testkit.proc_cpu import descendants_cpu_s
+from testkit.dashboard import launch_browser, remove_run_files, start_kernel
+from testkit.measure import descendants_cpu_s
 
 METRICS = (
     "TaskDuration",
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = bench_parser("page_cost", __doc__)
     parser.add_argument("--rate", type=float, default=500.0, help="synthetic ticks per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement")
-    args = parser.parse_args(argv)
-    report(args.json, lambda: run(args))
+    report(parser.parse_args(argv), run)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -24,15 +24,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import scale_bridge
-from bench.log import _fill
-from bench.report import bench_parser, report
-from bench.scale_bridge import _tick
+from bench import bench_parser, report, scale_bridge
 from persistence import EventLog
 from persistence.pg import PostgresEventLog
+from testkit.measure import percentile
 from testkit.services.nats import NatsServer
 from testkit.services.postgres import PostgresServer
-from testkit.stats import percentile
+from testkit.workload import numbered_fill, numbered_tick
 
 #: The two event-log backends compared (both context managers).
 Log = EventLog | PostgresEventLog
@@ -43,7 +41,7 @@ def critical_latency(log: Log, n: int) -> tuple[float, float]:
     times: list[float] = []
     for i in range(n):
         start = time.perf_counter()
-        log.append(_fill(i), wait=True)
+        log.append(numbered_fill(i), wait=True)
         times.append((time.perf_counter() - start) * 1000)
     return percentile(times, 50), percentile(times, 99)
 
@@ -53,7 +51,7 @@ def critical_throughput(log: Log, producers: int, per_producer: int, base: int) 
 
     def produce(k: int) -> None:
         for i in range(per_producer):
-            log.append(_fill(base + k * per_producer + i), wait=True)
+            log.append(numbered_fill(base + k * per_producer + i), wait=True)
 
     threads = [threading.Thread(target=produce, args=(k,)) for k in range(producers)]
     start = time.perf_counter()
@@ -66,7 +64,7 @@ def critical_throughput(log: Log, producers: int, per_producer: int, base: int) 
 
 def batched(log: Log, n: int) -> float:
     """Non-critical appends/s including the final flush (the commit)."""
-    ticks = [_tick(i) for i in range(n)]
+    ticks = [numbered_tick(i) for i in range(n)]
     start = time.perf_counter()
     for tick in ticks:
         log.append(tick)
@@ -105,8 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bridge", type=int, default=20_000, help="events through the bridge")
     parser.add_argument("--seconds", type=float, default=5.0, help="latency run length")
     parser.add_argument("--rate", type=float, default=1_000.0, help="latency run events/s")
-    args = parser.parse_args(argv)
-    report(args.json, lambda: run(args))
+    report(parser.parse_args(argv), run)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -28,26 +28,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.report import bench_parser, report
+from bench import bench_parser, report
 from engine.jetstream import OutboxRelay, RemoteEventSource
 from persistence import EventLog
-from streams.events import Event, TickReceived
+from streams.events import Event
+from testkit.measure import percentile
 from testkit.services.nats import NatsServer
-from testkit.stats import percentile
+from testkit.workload import numbered_tick
 
 ROOT = Path(__file__).resolve().parents[1]
-
-T0 = 1_700_000_000_000_000_000
-
-
-def _tick(i: int) -> TickReceived:
-    return TickReceived(
-        symbol="AAPL" if i % 2 else "MSFT",
-        bid=100.0 + (i % 100) * 0.01,
-        ask=100.02 + (i % 100) * 0.01,
-        size=1.0,
-        ts_event=T0 + i * 1000,
-    )
 
 
 def consume(url: str, source: str, count: int, out: str) -> None:
@@ -101,7 +90,7 @@ def backlog(url: str, folder: Path, n: int) -> dict[str, float]:
     """Relay and remote-consumer events/s from a committed backlog of ``n`` events."""
     with EventLog(folder / "backlog.duckdb") as log:
         for i in range(n):
-            log.append(_tick(i))
+            log.append(numbered_tick(i))
         log.flush()
         t = time.monotonic()
         relay = _relay(log, url, "backlog")
@@ -121,7 +110,7 @@ def live(url: str, folder: Path, n: int) -> dict[str, float]:
         remote = _Remote(url, "live", n, folder)
         t = time.monotonic()
         for i in range(n):
-            log.append(_tick(i))
+            log.append(numbered_tick(i))
         append_s = time.monotonic() - t
         log.flush()
         at = remote.arrivals()
@@ -143,7 +132,7 @@ def latency(url: str, folder: Path, seconds: float, rate: float) -> dict[str, fl
         committed: dict[int, float] = {}
         start = time.monotonic()
         for i in range(count):
-            event = log.append(_tick(i), wait=True)
+            event = log.append(numbered_tick(i), wait=True)
             assert event is not None
             committed[event.seq] = time.monotonic()
             pause = start + (i + 1) / rate - time.monotonic()
@@ -163,12 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     if len(given) == 5 and given[0] == "--consume":
         consume(given[1], given[2], int(given[3]), given[4])
         return
-    parser = bench_parser("scale_bridge", __doc__)
-    parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--rate", type=float, default=1_000.0)
-    args = parser.parse_args(given)
-    report(args.json, lambda: run(args))
+    parser = bench_parser("scale_bridge", __doc__, events=50_000, seconds=5.0, rate=1_000.0)
+    report(parser.parse_args(given), run)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -29,19 +29,12 @@ import tracemalloc
 from pathlib import Path
 from typing import Any, cast
 
-from bench.report import bench_parser, report
+from bench import bench_parser, report
 from engine.config import parse_config
 from engine.kernel import Kernel
 from persistence import EventLog, full_replay, restore
 from streams.events import TickReceived
-
-
-def rss_kib() -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from testkit.measure import rss_kib
 
 
 def open_fds() -> int:
@@ -76,12 +69,15 @@ def sample(ticks: int, started: float, kernel: Kernel | None = None) -> dict[str
 
 def main(argv: list[str] | None = None) -> int:
     """Print the figures; exit status 1 if a consistency check failed."""
-    parser = bench_parser("soak", __doc__)
-    parser.add_argument("--ticks", type=int, default=1_000_000)
-    parser.add_argument("--sample", type=int, default=100_000)
-    parser.add_argument("--warmup", type=int, default=200_000)
-    parser.add_argument("--snapshot-s", type=float, default=5.0)
-    parser.add_argument("--max-depth", type=int, default=20_000)
+    parser = bench_parser(
+        "soak",
+        __doc__,
+        ticks=1_000_000,
+        sample=100_000,
+        warmup=200_000,
+        snapshot_s=5.0,
+        max_depth=20_000,
+    )
     parser.add_argument("--keep", help="put the DuckDB file in this folder (kept)")
     parser.add_argument(
         "--memory-limit",
@@ -93,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="trace Python allocations and print the top growth from warm-up to the end (slow)",
     )
-    args = parser.parse_args(argv)
-    summary = report(args.json, lambda: run(args))
+    summary = report(parser.parse_args(argv), run)
     return 0 if summary["consistent"] else 1
 
 

@@ -37,8 +37,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.backtest import make_bars
-from bench.report import bench_parser, report
+from bench import bench_parser, report
 from engine.backtest import backtest_config
 from engine.kernel import Kernel, Mode
 from persistence import EventLog, full_replay, restore
@@ -46,7 +45,8 @@ from state import fold, model
 from streams.clock import NS_PER_S, ManualClock
 from streams.events import BarReceived
 from streams.sources import load_replay_table
-from testkit.stats import percentile
+from testkit.measure import percentile
+from testkit.workload import make_bars
 
 SYMBOL = "BENCH"
 GOAL_S = 0.300
@@ -246,8 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--steps", type=int, default=20, help="random slider positions")
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args(argv)
-    report(args.json, lambda: run(args))
+    report(parser.parse_args(argv), run)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -29,158 +29,16 @@ renderers otherwise take the server's CPU, which browsers on the users' machines
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import multiprocessing
-import shutil
 import statistics
-import tempfile
 import time
-import uuid
-from pathlib import Path
 from typing import Any
 
-from bench.report import bench_parser, report
-from testkit.dashboard import CHROMIUM_ARGS, chromium_path, engine_config
-from testkit.net import free_port
-from testkit.stats import percentile
-
-PROBE = """
-() => {
-  // Record when each fill id first appears on the last-trade badge. The badge lives in a
-  // shadow root (which a MutationObserver on the body does not see into): find that root
-  // once, observe it, and re-find it if the pane is re-rendered. No animation-frame polling
-  // (ten pages polling every frame would eat the CPU the server needs).
-  window.__seen = {};
-  let root = null, observer = null, table = null, tableObserver = null;
-  const find = (node) => {
-    if (node.querySelector('[data-testid=last-trade]')) return node;
-    for (const el of node.querySelectorAll('*')) {
-      if (el.shadowRoot) { const r = find(el.shadowRoot); if (r) return r; }
-    }
-    return null;
-  };
-  const mark = (fill, now) => { if (fill && !(fill in window.__seen)) window.__seen[fill] = now; };
-  const check = () => {
-    const el = root && root.querySelector('[data-testid=last-trade]');
-    if (!el) return false;
-    const now = Date.now();
-    mark(el.getAttribute('data-fill'), now);
-    // A fill that shares its push with a later one is not on the badge: find it in the
-    // newest rows of the recent-trades table (another shadow root, found once).
-    if (!table || !table.isConnected) table = findTable(document);
-    if (table) {
-      const rows = table.querySelectorAll('tbody tr[data-key]');
-      const n = Math.min(rows.length, 5);
-      for (let i = 0; i < n; i++) mark(rows[i].getAttribute('data-key'), now);
-    }
-    return true;
-  };
-  const findTable = (node) => {
-    const t = node.querySelector('[data-testid=recent-trades]');
-    if (t) return t;
-    for (const el of node.querySelectorAll('*')) {
-      if (el.shadowRoot) { const r = findTable(el.shadowRoot); if (r) return r; }
-    }
-    return null;
-  };
-  const attach = () => {
-    if (root && check() && table && table.isConnected) return;
-    if (observer) observer.disconnect();
-    if (tableObserver) tableObserver.disconnect();
-    root = find(document);
-    if (!root) return;
-    observer = new MutationObserver(check);
-    observer.observe(root, {subtree: true, childList: true, attributes: true,
-                            characterData: true});
-    table = findTable(document);
-    if (table) {
-      tableObserver = new MutationObserver(check);
-      tableObserver.observe(table.getRootNode(), {subtree: true, childList: true});
-    }
-    check();
-  };
-  attach();
-  setInterval(attach, 200);
-}
-"""
-
-
-def wait_seen(
-    pages: list[Any],
-    fill: str,
-    sent_ms: float,
-    timeout_s: float,
-    poll_s: float,
-    latencies: list[float],
-) -> int:
-    """Wait until every page has seen ``fill``, adding each page's latency (ms) to
-    ``latencies``; returns how many pages missed it within ``timeout_s``.
-
-    The times are taken in the pages; polling here only finds out when to go on. Poll gently:
-    the Playwright driver runs in this process and competes with the server's event loop for
-    the GIL (every evaluate is a round trip through it)."""
-    deadline = time.monotonic() + timeout_s
-    pending = list(pages)
-    while pending and time.monotonic() < deadline:
-        time.sleep(poll_s)
-        still = []
-        for page in pending:
-            seen = page.evaluate(f"() => window.__seen['{fill}'] || null")
-            if seen is None:
-                still.append(page)
-            else:
-                latencies.append(seen - sent_ms)
-        pending = still
-    return len(pending)
-
-
-def publish_probe(kernel: Any, prefix: str, i: int) -> tuple[str, float]:
-    """Publish a probe fill with a unique id; returns the id and the wall time (ms) it left."""
-    from streams.events import TradeExecuted
-
-    fill = f"{prefix}-{uuid.uuid4().hex[:10]}"
-    sent_ms = time.time() * 1000
-    kernel.publish(
-        TradeExecuted(
-            fill_id=fill,
-            order_id=f"o{i}",
-            strategy="bench",
-            symbol="AAPL",
-            side="buy" if i % 2 == 0 else "sell",
-            qty=1.0,
-            price=100.0,
-            ts_event=time.time_ns(),
-        )
-    )
-    return fill, sent_ms
-
-
-def launch_browser(pw: Any, idle: bool = False) -> Any:
-    """Headless Debian Chromium; with ``idle`` every Chromium process runs under the
-    ``SCHED_IDLE`` policy (``chrt --idle``, inherited by the renderers): the browsers then take
-    only the CPU the server leaves, the nearest this one host gets to browsers on the users'
-    own machines, while the pages still render here and are timed the same way. (A nice level
-    does not do it: Chromium sets its processes' own nice values, renderers back to 0.)"""
-    executable = chromium_path()
-    if idle:
-        wrapper = Path(tempfile.mkdtemp(prefix="seamless-chromium-")) / "chromium"
-        wrapper.write_text(f'#!/bin/sh\nexec chrt --idle 0 {executable} "$@"\n')
-        wrapper.chmod(0o755)
-        try:
-            return pw.chromium.launch(executable_path=str(wrapper), args=CHROMIUM_ARGS)
-        finally:  # the shell exec'd Chromium: the script is no longer needed
-            shutil.rmtree(wrapper.parent, ignore_errors=True)
-    return pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-
-
-def open_page(browser: Any, url: str) -> tuple[Any, Any, float]:
-    """A new browser context on the dashboard; returns (context, page, seconds to content)."""
-    ctx = browser.new_context(viewport={"width": 1300, "height": 900})
-    page = ctx.new_page()
-    start = time.monotonic()
-    page.goto(url, wait_until="domcontentloaded", timeout=60_000)
-    page.locator("[data-testid=last-trade]").first.wait_for(timeout=60_000)
-    return ctx, page, time.monotonic() - start
+from bench import bench_parser, report
+from bench.pages import PROBE, open_page, publish_probe, wait_seen
+from testkit import free_port
+from testkit.dashboard import launch_browser, remove_run_files, start_kernel
+from testkit.measure import percentile
 
 
 class EngineSide:
@@ -310,22 +168,13 @@ def start_server(
     (:func:`engine.process_tuning.tune_process`); False keeps CPython's defaults."""
     import panel as pn
 
-    from engine.kernel import Kernel
-    from engine.process_tuning import tune_process
     from panel_app.app import create_session
-    from panel_app.services import release_services, services_for
+    from panel_app.services import release_services
 
-    tmp = Path(tempfile.mkdtemp(prefix="seamless-bench-"))
     intervals: dict[str, Any] = {}
     if intervals_kind == "default":
         intervals = {"pnl_throttle_s": 5.0, "runner_throttle_s": 10.0, "market_sample_s": 1.0}
-    config = engine_config(tmp, **intervals)
-    if quiet:
-        config = dataclasses.replace(config, strategies=())
-    kernel = Kernel.from_config(config).start()
-    services_for(kernel)
-    if tuned:
-        tune_process(config.engine)
+    config, kernel = start_kernel("seamless-bench-", tuned=tuned, quiet=quiet, **intervals)
     sessions: list[Any] = []
 
     def app() -> Any:
@@ -350,7 +199,7 @@ def start_server(
         server.stop()
         release_services(kernel)
         kernel.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_run_files(config)
 
     return EngineSide(kernel, sessions), port, stop
 
@@ -372,8 +221,7 @@ def serve_in_child(conn: Any, intervals_kind: str, quiet: bool, tuned: bool) -> 
 
 def main(argv: list[str] | None = None) -> None:
     """Print the figures (no pass/fail)."""
-    parser = bench_parser("ui_latency", __doc__)
-    parser.add_argument("--events", type=int, default=200)
+    parser = bench_parser("ui_latency", __doc__, events=200)
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 10])
     parser.add_argument(
         "--event-timeout", type=float, default=2.0, help="seconds to wait for one event"
@@ -411,8 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         help="the server keeps CPython's defaults (GIL switch interval 5 ms, collector"
         " untouched) instead of what `seamless serve` sets",
     )
-    args = parser.parse_args(argv)
-    report(args.json, lambda: measure(args))
+    report(parser.parse_args(argv), measure)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:

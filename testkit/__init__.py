@@ -11,17 +11,17 @@ them imports ``testkit``. ``testkit`` may import every production package and ``
 
 Modules:
 
-- ``testkit.net``: a free loopback port.
-- ``testkit.stats``: the one percentile every benchmark reports.
+- ``testkit``: :func:`free_port`, the loopback port every server here is started on.
+- ``testkit.measure``: the one percentile every benchmark reports; CPU and memory from /proc.
+- ``testkit.workload``: numbered fills and ticks for event logs, random-walk bars for backtests.
 - ``testkit.services``: private ``nats-server`` (JetStream) and PostgreSQL servers.
-- ``testkit.engine_process``: the ``seamless`` CLI as a child process (crash-test config).
+- ``testkit.engine_process``: the ``seamless`` CLI as a child process (crash-test config) and
+  the systemd side of its ``$NOTIFY_SOCKET`` (messages with sender pids).
 - ``testkit.serve_target``: ``seamless serve`` with an SSE recorder, as a crash-loop target.
 - ``testkit.crash_loop``: SIGKILL a real engine at random moments and check the log after each.
 - ``testkit.access_server``: a dashboard server with known users and tokens, an HTTP client.
-- ``testkit.dashboard``: headless Chromium and a fast in-process engine config.
-- ``testkit.proc_cpu``: CPU time of child processes (by kind) and of the machine.
+- ``testkit.dashboard``: headless Chromium and a fast in-process engine for the dashboard.
 - ``testkit.loop_profile``: what occupies the server's asyncio event loop.
-- ``testkit.sd_notify``: the systemd side of ``$NOTIFY_SOCKET`` (messages with sender pids).
 - ``testkit.broker_contract``: the broker contract suite every broker adapter runs.
 
 It lives in the source tree beside ``tests/`` and ``bench/`` and, like them, is not part of the
@@ -30,3 +30,15 @@ pytest and apt-installed servers has no place in the wheel. It is imported from 
 root, where ``python -m pytest`` and ``python -m bench`` put it on ``sys.path``; mypy checks it
 with the rest of the project.
 """
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (another process may take it
+    before it is bound: callers start their server at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -2,7 +2,9 @@
 
 The server runs on a free loopback port in a background thread; tests talk to it over real
 HTTP with ``http.client``, and read what a page shows the way its browser would: the page's
-Bokeh document pulled over the server's websocket (:func:`pull_document`).
+Bokeh document pulled over the server's websocket (:func:`pull_document`). A test module that
+talks to one live server takes its ``kernel``, ``server`` and ``client`` fixtures from
+:func:`kernel_fixture`, :func:`server_fixture` and :func:`client_fixture`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.access import hash_password
 from engine.config import AccessConfig, ApiTokenConfig, UserConfig, parse_config
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
-from testkit.net import free_port
+from testkit import free_port
 
 PASSWORDS = {"alice": "alice-operator-pw", "bob": "bob-viewer-pw"}
 OPERATOR_TOKEN = "op-token-0123456789abcdef0123456789abcdef"
@@ -54,18 +58,20 @@ def make_access(**overrides: Any) -> AccessConfig:
     return AccessConfig(**values)
 
 
-def make_kernel(tmp_path: Path) -> Kernel:
-    """A started kernel on a DuckDB file in ``tmp_path``, no feed, runner not started."""
-    config = parse_config(
-        {
-            "storage": {"db_path": str(tmp_path / "seamless.duckdb")},
-            "feed": {"kind": "none"},
-            "runner": {"autostart": False},
-            "broker": {"account_path": str(tmp_path / "paper_broker.json")},
-        },
-        env={},
-    )
-    return Kernel.from_config(config).start()
+def make_kernel(tmp_path: Path, **sections: dict[str, Any]) -> Kernel:
+    """A started kernel on a DuckDB file in ``tmp_path``, no feed, runner not started.
+
+    ``sections`` are further config sections (``bus={"stall_warn_s": 0.3}``), for the tests
+    that need a setting more.
+    """
+    data: dict[str, Any] = {
+        "storage": {"db_path": str(tmp_path / "seamless.duckdb")},
+        "feed": {"kind": "none"},
+        "runner": {"autostart": False},
+        "broker": {"account_path": str(tmp_path / "paper_broker.json")},
+        **sections,
+    }
+    return Kernel.from_config(parse_config(data, env={})).start()
 
 
 def start_server(kernel: Kernel, access: AccessConfig) -> DashboardServer:
@@ -80,6 +86,45 @@ def start_server(kernel: Kernel, access: AccessConfig) -> DashboardServer:
 
     server = DashboardServer(kernel.config, port=free_port(), kernel=kernel, access=access, app=app)
     return server.start_background()
+
+
+def kernel_fixture(folder: str) -> Callable[..., Any]:
+    """A module-scoped ``kernel`` fixture: :func:`make_kernel` in a fresh temp folder named
+    ``folder``, stopped after the module. A test module assigns it:
+    ``kernel = kernel_fixture("api")``."""
+
+    @pytest.fixture(scope="module")
+    def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+        k = make_kernel(Path(tmp_path_factory.mktemp(folder)))
+        yield k
+        k.stop()
+
+    return kernel
+
+
+def server_fixture(**access: Any) -> Callable[..., Any]:
+    """A module-scoped ``server`` fixture: :func:`start_server` over the module's ``kernel``
+    fixture with ``make_access(**access)``; it stops after the module and leaves the engine to
+    the ``kernel`` fixture. A test module assigns it: ``server = server_fixture()``."""
+
+    @pytest.fixture(scope="module")
+    def server(kernel: Kernel) -> Iterator[DashboardServer]:
+        srv = start_server(kernel, make_access(**access))
+        yield srv
+        srv.stop(engine=False)
+
+    return server
+
+
+def client_fixture() -> Callable[..., Any]:
+    """A ``client`` fixture: a new :class:`Client` (no cookies yet) of the module's ``server``
+    fixture for each test. A test module assigns it: ``client = client_fixture()``."""
+
+    @pytest.fixture
+    def client(server: DashboardServer) -> Client:
+        return Client(server.port)
+
+    return client
 
 
 @dataclass

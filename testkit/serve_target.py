@@ -27,8 +27,8 @@ import yaml
 from engine.access import hash_token, new_api_token
 from streams.errors import EventError
 from streams.events.base import event_class
+from testkit import free_port
 from testkit.engine_process import SEAMLESS, env
-from testkit.net import free_port
 
 
 def write_serve_config(config: Path) -> tuple[Path, str]:

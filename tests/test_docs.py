@@ -75,3 +75,21 @@ def test_default_config_file_is_generated_from_the_code() -> None:
     assert (ROOT / "config" / "config.yaml").read_text() == render_yaml(), (
         "config/config.yaml is stale: run python -m engine.config.docs --yaml > config/config.yaml"
     )
+
+
+MAPPED_PACKAGES = ("streams", "state", "persistence", "engine", "panel_app", "testkit", "bench")
+
+
+def test_architecture_module_map_matches_the_tree() -> None:
+    """docs/architecture.md lists every module of the packages, and only modules that exist."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split("## Module map", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"^- `([\w/]+\.py)`: \S", section, flags=re.MULTILINE))
+    on_disk = {
+        path.relative_to(ROOT).as_posix()
+        for package in MAPPED_PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if path.name not in ("__init__.py", "__main__.py")
+    }
+    assert sorted(on_disk - listed) == [], "modules missing from the map"
+    assert sorted(listed - on_disk) == [], "the map names modules that do not exist"

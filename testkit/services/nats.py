@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit.net import free_port
+from testkit import free_port
 
 __all__ = ["NatsServer", "nats_server"]
 

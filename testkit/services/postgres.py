@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from testkit.net import free_port
+from testkit import free_port
 
 __all__ = ["PostgresServer", "find_bin_dir", "own_postgres_server", "pg_dsn", "postgres_server"]
 

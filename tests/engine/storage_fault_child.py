@@ -20,20 +20,12 @@ from engine.core import build_core
 from persistence import EventLog, full_replay
 from streams.clock import ManualClock
 from streams.events import Event, TradeExecuted
+from testkit.workload import numbered_fill
 
 
 def _fill(i: int) -> TradeExecuted:
-    return TradeExecuted(
-        fill_id=f"f{i}",
-        order_id=f"o{i}",
-        strategy="s",
-        symbol="AAPL",
-        side="buy" if i % 2 == 0 else "sell",
-        qty=1.0,
-        price=100.0 + i % 7,
-        event_id=f"fill-{i}",
-        ts_event=i + 1,
-    )
+    side = "buy" if i % 2 == 0 else "sell"
+    return numbered_fill(i, strategy="s", side=side, event_id=f"fill-{i}", ts_event=i + 1)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from streams.events import (
     OrderRejected,
     TradeExecuted,
 )
-from tests.factories import T0, order_cancelled, order_submitted, trading_rig
+from tests.factories import T0, TradingRig, order_cancelled, order_submitted, trading_rig
 
 
 def test_market_order_on_bars_fills_at_the_next_bar_open_not_the_current_one() -> None:
@@ -307,12 +307,20 @@ def test_a_fill_that_cannot_be_booked_is_not_published_and_retries(tmp_path: Pat
     assert rig.broker.account().position("AAPL") == 10.0
 
 
-def test_an_order_that_fills_at_once_is_saved_with_its_fill_in_one_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def quoted(tmp_path: Path) -> tuple[TradingRig, Path]:
+    """A rig whose broker keeps its account in ``account.json``, quoted at 99.9/100.1: a market
+    order fills at once."""
     path = tmp_path / "account.json"
     rig = trading_rig(account_path=path)
     rig.quote(bid=99.9, ask=100.1)
+    return rig, path
+
+
+def test_an_order_that_fills_at_once_is_saved_with_its_fill_in_one_write(
+    quoted: tuple[TradingRig, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig, path = quoted
     writes: list[str] = []
     real_save = BrokerLedger.save
 
@@ -334,11 +342,9 @@ def test_an_order_that_fills_at_once_is_saved_with_its_fill_in_one_write(
 
 
 def test_an_immediate_fill_that_cannot_be_saved_leaves_the_order_saved_and_working(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    quoted: tuple[TradingRig, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "account.json"
-    rig = trading_rig(account_path=path)
-    rig.quote(bid=99.9, ask=100.1)
+    rig, path = quoted
     real_save = BrokerLedger.save
     failures = [BrokerAccountError("disk full (injected)")]
 
@@ -361,11 +367,9 @@ def test_an_immediate_fill_that_cannot_be_saved_leaves_the_order_saved_and_worki
 
 
 def test_an_immediate_fill_and_its_order_that_cannot_be_saved_reject_the_order(
-    tmp_path: Path,
+    quoted: tuple[TradingRig, Path],
 ) -> None:
-    path = tmp_path / "account.json"
-    rig = trading_rig(account_path=path)
-    rig.quote(bid=99.9, ask=100.1)
+    rig, path = quoted
     before = rig.broker.account()
     path.mkdir()  # no file saved yet: a folder in its place makes every save fail
 

@@ -4,10 +4,8 @@ failures, backtest JSON, events/state with time travel, and a DB held by a runni
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,27 +17,24 @@ import yaml
 from persistence import EventLog, restore
 from state import state_to_dict
 from state.fold import replay
+from testkit.engine_process import SEAMLESS, env, seamless
 
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
 COMMANDS = ["demo", "events", "state", "report", "run", "backtest"]
+SMA_CLASS = "engine.strategies.sma_crossover.SmaCrossover"
 
 
-def env() -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_")}
-    clean["PYTHONUNBUFFERED"] = "1"
-    return clean
-
-
-def seamless(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SEAMLESS, *args],
-        cwd=cwd,
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+def backtest(
+    data: Path | str, symbol: str, strategy: str, *extra: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """``seamless backtest --data DATA --symbol SYMBOL --strategy STRATEGY EXTRA...``."""
+    return seamless(
+        "backtest", "--data", str(data), "--symbol", symbol, "--strategy", strategy, *extra, cwd=cwd
     )
+
+
+def params(**values: object) -> list[str]:
+    """``--param KEY=VALUE`` for each of ``values``."""
+    return [arg for key, value in values.items() for arg in ("--param", f"{key}={value}")]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *names: str) -> None:
@@ -75,28 +70,11 @@ def zigzag(n: int = 120) -> list[float]:
 @pytest.fixture(scope="module")
 def backtest_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("bt")
-    data = write_bars(folder / "bars.csv", zigzag())
-    result = seamless(
-        "backtest",
-        "--data",
-        str(data),
-        "--symbol",
-        "AAPL",
-        "--strategy",
-        "sma",
-        "--param",
-        "fast=2",
-        "--param",
-        "slow=5",
-        "--param",
-        "qty=10",
-        "--db",
-        str(folder / "bt.duckdb"),
-        "--json",
-        cwd=folder,
-    )
+    data, db = write_bars(folder / "bars.csv", zigzag()), folder / "bt.duckdb"
+    sma = params(fast=2, slow=5, qty=10)
+    result = backtest(data, "AAPL", "sma", *sma, "--db", str(db), "--json", cwd=folder)
     assert result.returncode == 0, result.stderr
-    return folder / "bt.duckdb"
+    return db
 
 
 # -- help and usage --------------------------------------------------------------------------------
@@ -135,9 +113,7 @@ def test_bad_arguments_exit_2_with_usage(args: list[str], tmp_path: Path) -> Non
 
 # -- one-line failures ---------------------------------------------------------------------------
 def test_a_missing_data_file_is_named(tmp_path: Path) -> None:
-    result = seamless(
-        "backtest", "--data", "missing.csv", "--symbol", "AAPL", "--strategy", "sma", cwd=tmp_path
-    )
+    result = backtest("missing.csv", "AAPL", "sma", cwd=tmp_path)
 
     assert_one_line_error(result, "seamless backtest: error:", "missing.csv")
 
@@ -167,20 +143,20 @@ def test_a_missing_event_log_is_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "names"),
+    ("strategy", "extra", "names"),
     [
-        (["--strategy", "sma", "--param", "fast=50"], ["fast (50) must be smaller than slow"]),
-        (["--strategy", "sma", "--param", "speed=3"], ["unknown parameter 'speed'"]),
-        (["--strategy", "sma", "--param", "fast"], ["--param expects KEY=VALUE", "'fast'"]),
-        (["--strategy", "no.such.Strategy"], ["no.such.Strategy"]),
+        ("sma", ["--param", "fast=50"], ["fast (50) must be smaller than slow"]),
+        ("sma", ["--param", "speed=3"], ["unknown parameter 'speed'"]),
+        ("sma", ["--param", "fast"], ["--param expects KEY=VALUE", "'fast'"]),
+        ("no.such.Strategy", [], ["no.such.Strategy"]),
     ],
 )
 def test_bad_strategy_arguments_are_named(
-    extra: list[str], names: list[str], tmp_path: Path
+    strategy: str, extra: list[str], names: list[str], tmp_path: Path
 ) -> None:
     data = write_bars(tmp_path / "bars.csv", zigzag(40))
 
-    result = seamless("backtest", "--data", str(data), "--symbol", "AAPL", *extra, cwd=tmp_path)
+    result = backtest(data, "AAPL", strategy, *extra, cwd=tmp_path)
 
     assert_one_line_error(result, *names)
 
@@ -188,24 +164,9 @@ def test_bad_strategy_arguments_are_named(
 # -- backtest --------------------------------------------------------------------------------------
 def test_backtest_json_prints_one_object_with_the_figures(tmp_path: Path) -> None:
     data = write_bars(tmp_path / "bars.csv", zigzag())
+    sma = params(fast=2, slow=5, qty=10)
 
-    result = seamless(
-        "backtest",
-        "--data",
-        str(data),
-        "--symbol",
-        "aapl",
-        "--strategy",
-        "engine.strategies.sma_crossover.SmaCrossover",
-        "--param",
-        "fast=2",
-        "--param",
-        "slow=5",
-        "--param",
-        "qty=10",
-        "--json",
-        cwd=tmp_path,
-    )
+    result = backtest(data, "aapl", SMA_CLASS, *sma, "--json", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
@@ -220,20 +181,7 @@ def test_backtest_json_prints_one_object_with_the_figures(tmp_path: Path) -> Non
 def test_backtest_text_report_names_the_figures(tmp_path: Path) -> None:
     data = write_bars(tmp_path / "bars.csv", zigzag())
 
-    result = seamless(
-        "backtest",
-        "--data",
-        str(data),
-        "--symbol",
-        "AAPL",
-        "--strategy",
-        "sma",
-        "--param",
-        "fast=2",
-        "--param",
-        "slow=5",
-        cwd=tmp_path,
-    )
+    result = backtest(data, "AAPL", "sma", *params(fast=2, slow=5), cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     for word in ("round trips", "realized P&L", "max drawdown", "Sharpe", "bars/s"):
@@ -241,17 +189,7 @@ def test_backtest_text_report_names_the_figures(tmp_path: Path) -> None:
 
 
 def test_backtest_on_the_bundled_sample_data(tmp_path: Path) -> None:
-    result = seamless(
-        "backtest",
-        "--data",
-        "sample",
-        "--symbol",
-        "MSFT",
-        "--strategy",
-        "zscore",
-        "--json",
-        cwd=tmp_path,
-    )
+    result = backtest("sample", "MSFT", "zscore", "--json", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["bars"] > 1000
@@ -375,17 +313,7 @@ def test_a_bad_row_in_a_backtest_is_named_and_the_other_rows_still_run(tmp_path:
         "2020-01-03,1,2,0.5,1.6\n"
     )
 
-    result = seamless(
-        "backtest",
-        "--data",
-        "bars.csv",
-        "--symbol",
-        "X",
-        "--strategy",
-        "sma",
-        "--json",
-        cwd=tmp_path,
-    )
+    result = backtest("bars.csv", "X", "sma", "--json", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     assert "close=abc" in result.stderr and "not a number" in result.stderr
@@ -414,18 +342,7 @@ def test_a_missing_feed_file_is_named_by_its_key_and_no_log_is_written(
 def test_a_backtest_never_overwrites_an_existing_log(tmp_path: Path) -> None:
     (tmp_path / "old.duckdb").write_bytes(b"an event log someone kept")
 
-    result = seamless(
-        "backtest",
-        "--data",
-        "sample",
-        "--symbol",
-        "AAPL",
-        "--strategy",
-        "sma",
-        "--db",
-        "old.duckdb",
-        cwd=tmp_path,
-    )
+    result = backtest("sample", "AAPL", "sma", "--db", "old.duckdb", cwd=tmp_path)
 
     assert result.returncode == 1
     assert "--db 'old.duckdb': the file exists" in result.stderr

@@ -5,7 +5,6 @@ holds open, and PostgreSQL streams named by ``--dsn/--stream`` or by a config fi
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,22 +16,10 @@ import yaml
 
 from persistence import EventLog
 from persistence.pg import PostgresEventLog
+from testkit.engine_process import env, seamless
 from tests.persistence.builders import fill, tick
 
 ROOT = Path(__file__).resolve().parents[2]
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
-
-
-def env() -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_")}
-    clean["PYTHONUNBUFFERED"] = "1"
-    return clean
-
-
-def seamless(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SEAMLESS, *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=120
-    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *names: str) -> None:

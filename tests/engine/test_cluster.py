@@ -38,10 +38,11 @@ from engine.access import new_api_token
 from persistence import restore
 from persistence.pg import PostgresEventLog
 from state import state_to_dict
+from testkit import free_port
 from testkit.dashboard import CHROMIUM_ARGS, chromium_path
-from testkit.net import free_port
+from testkit.engine_process import SEAMLESS, env
 from testkit.services.nats import NatsServer
-from tests.engine.test_takeover import SEAMLESS, WAIT_S, Node, child_env, write_config
+from tests.engine.test_takeover import WAIT_S, Node, write_config
 
 
 def node_config(
@@ -73,7 +74,7 @@ class Dashboard:
             self.proc = subprocess.Popen(
                 [SEAMLESS, "serve", "--mirror", "--config", str(path), "--port", str(self.port)],
                 cwd=folder,
-                env=child_env(),
+                env=env(),
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )

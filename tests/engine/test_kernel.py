@@ -16,21 +16,14 @@ from persistence import CLEAN, EventLog, full_replay
 from state import state_to_dict
 from streams.errors import ConfigError
 from streams.events import (
-    BUY,
     HALTED,
     BarReceived,
     OrderRejected,
-    OrderSubmitted,
     ReconciliationAdjusted,
     TradeExecuted,
 )
-
-NO_LIMITS = {
-    "max_position": 0,
-    "max_order_notional": 0,
-    "max_orders_per_second": 0,
-    "daily_loss_limit": 0,
-}
+from testkit.engine_process import NO_LIMITS, sma_strategy
+from tests.factories import order_submitted
 
 
 def kernel_config(tmp_path: Path, **sections: Any) -> SeamlessConfig:
@@ -39,14 +32,7 @@ def kernel_config(tmp_path: Path, **sections: Any) -> SeamlessConfig:
         "storage": {"db_path": str(tmp_path / "engine.duckdb")},
         "broker": {"account_path": str(tmp_path / "broker.json")},
         "feed": {"kind": "none", "symbols": ["AAPL"]},
-        "strategies": [
-            {
-                "name": "sma",
-                "strategy": "sma_crossover",
-                "symbols": ["AAPL"],
-                "params": {"fast": 2, "slow": 3, "qty": 10},
-            }
-        ],
+        "strategies": [sma_strategy("sma", "AAPL", fast=2, slow=3, qty=10)],
         "risk": dict(NO_LIMITS),
         "runner": {"heartbeat_interval_s": 0.05},
     }
@@ -73,14 +59,7 @@ def buy_ten(kernel: Kernel) -> None:
     """An order at 100 filled at the next bar's open (101)."""
     publish_bar(kernel, 100)
     kernel.publish(
-        OrderSubmitted(
-            order_id="manual-1",
-            strategy="manual",
-            symbol="AAPL",
-            side=BUY,
-            qty=10,
-            ts_event=kernel.clock.now_ns(),
-        )
+        order_submitted("manual-1", qty=10, strategy="manual", ts_event=kernel.clock.now_ns())
     )
     assert kernel.bus.join(10)
     publish_bar(kernel, 101)
@@ -90,13 +69,10 @@ def test_start_runs_the_runner_and_stop_writes_a_snapshot_and_ends_the_run_clean
     tmp_path: Path,
 ) -> None:
     config = kernel_config(tmp_path)
-    kernel = Kernel.from_config(config).start()
-    try:
+    with Kernel.from_config(config) as kernel:
         assert kernel.runner.status == "running"
         assert kernel.host.status == {"sma": "running"}
         run_id = kernel.run_id
-    finally:
-        kernel.stop()
 
     with EventLog(config.storage.db_path) as log:
         runs = log.runs()
@@ -185,13 +161,8 @@ def test_an_unreadable_broker_account_starts_the_engine_halted_and_it_does_not_t
         assert kernel.store.get_state("trading.state") == HALTED
         assert kernel.runner.status == "halted"
         assert kernel.health()["engine"]["trading"] == HALTED
-        buy_more = OrderSubmitted(
-            order_id="manual-2",
-            strategy="manual",
-            symbol="AAPL",
-            side=BUY,
-            qty=5,
-            ts_event=kernel.clock.now_ns(),
+        buy_more = order_submitted(
+            "manual-2", qty=5, strategy="manual", ts_event=kernel.clock.now_ns()
         )
         kernel.publish(buy_more)
         kernel.bus.join(10)
@@ -248,8 +219,7 @@ def test_operator_changes_risk_limits_at_run_time_and_they_survive_a_restart(
     tmp_path: Path,
 ) -> None:
     config = kernel_config(tmp_path)
-    kernel = Kernel.from_config(config).start()
-    try:
+    with Kernel.from_config(config) as kernel:
         kernel.command("set_risk_limits", "engine", limits={"max_position": 5.0})
         kernel.command("set_risk_limits", "engine", limits={"max_position": -1.0})
         kernel.command("set_risk_limits", "engine", limits={"warp_speed": 9})
@@ -260,8 +230,6 @@ def test_operator_changes_risk_limits_at_run_time_and_they_survive_a_restart(
         reasons = [e.reason for e in refused]  # type: ignore[attr-defined]
         assert any("risk.max_position" in r and "-1.0" in r for r in reasons)
         assert any("risk.warp_speed" in r for r in reasons)
-    finally:
-        kernel.stop()
     again = Kernel.from_config(config)
     try:
         assert again.risk.config.max_position == 5.0

@@ -12,6 +12,7 @@ from persistence import full_replay
 from state import state_to_dict
 from state.fold import replay
 from streams.events import BUY, SELL, BarReceived, OrderSubmitted
+from testkit.engine_process import NO_LIMITS
 
 
 def config(tmp_path: Path) -> SeamlessConfig:
@@ -23,12 +24,7 @@ def config(tmp_path: Path) -> SeamlessConfig:
             "feed": {"kind": "none", "symbols": ["AAPL"]},
             "strategies": [],
             "runner": {"heartbeat_interval_s": 3_600.0},  # no events but the test's
-            "risk": {
-                "max_position": 0,
-                "max_order_notional": 0,
-                "max_orders_per_second": 0,
-                "daily_loss_limit": 0,
-            },
+            "risk": dict(NO_LIMITS),
         },
         env={},
     )

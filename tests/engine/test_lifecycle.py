@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from engine.lifecycle import (
+from engine.runner import (
     FAULTED,
     HALTED,
     PAUSED,

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +33,8 @@ from engine.research.metrics import (
 )
 from persistence import EventLog, restore
 from streams.events import BUY, SELL, StateChanged, TradeExecuted
+from testkit.engine_process import seamless
 
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
 NS_PER_HOUR = 3_600 * 10**9
 DAY0 = pd.Timestamp("2024-03-04", tz="UTC").value  # a Monday
 
@@ -300,14 +298,7 @@ def test_seamless_backtest_json_prints_the_metrics_object(tmp_path: Path) -> Non
 
     args = ["--data", str(data), "--symbol", "AAPL", "--strategy", "sma", "--param", "fast=3"]
 
-    run = subprocess.run(
-        [SEAMLESS, "backtest", *args, "--param", "slow=12", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = seamless("backtest", *args, "--param", "slow=12", "--json", cwd=tmp_path)
 
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))

@@ -12,7 +12,7 @@ from engine.config import SeamlessConfig, parse_config
 from engine.core import Core, build_core
 from engine.mirror import Mirror, ReadOnlyMirror
 from persistence import EventLog
-from persistence.replica import ReplicaJournal
+from state.journal import ReplicaJournal
 from streams.errors import SeamlessError
 from streams.events import Event
 from tests import factories as f

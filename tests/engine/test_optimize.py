@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +25,9 @@ import pandas as pd
 import pytest
 
 from engine.cli import main as cli_main
-from engine.research.optimize import SearchSpec, TrialPool, run_search
+from engine.research.optimize import run_search
+from engine.research.optuna_study import SearchSpec
+from engine.research.pool import TrialPool
 from engine.research.search import (
     check_corners,
     parse_space,
@@ -36,20 +37,7 @@ from engine.research.studies import heatmap, read_json
 from engine.research.trials import RunSetup, TableWindow, load_table
 from engine.strategies import SmaCrossover
 from streams.errors import ConfigError, SeamlessError
-
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
-
-
-def env() -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_")}
-    clean["PYTHONUNBUFFERED"] = "1"
-    return clean
-
-
-def seamless(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SEAMLESS, *args], cwd=cwd, env=env(), capture_output=True, text=True, timeout=timeout
-    )
+from testkit.engine_process import SEAMLESS, env, seamless
 
 
 def daily_bars(n: int = 320, seed: int = 5) -> pd.DataFrame:

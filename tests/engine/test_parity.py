@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,10 @@ import yaml
 from engine.backtest import run_backtest
 from persistence import EventLog
 from streams.sources import load_sample_bars
+from testkit.engine_process import SEAMLESS
 from tests.engine.backtrader_reference import backtrader_sma_fills, plain_sma_fills
 
 SMA = {"fast": 10, "slow": 30, "qty": 100.0}
-SEAMLESS = str(Path(sys.executable).with_name("seamless"))
 
 
 def engine_fills(symbol: str) -> tuple[list[tuple[Any, str, float, float]], float]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,9 @@ from persistence import full_replay
 from persistence.pg import PostgresEventLog
 from state import state_to_dict
 from streams.events import Event
+from testkit.engine_process import sma_strategy
 from testkit.services.postgres import PostgresServer
-
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout} s")
-        time.sleep(0.05)
+from tests.streams.sources.helpers import wait_until
 
 
 @pytest.mark.slow
@@ -44,14 +37,7 @@ def test_kernel_holds_while_postgres_is_down_and_resumes_losing_nothing(
             "storage": {"backend": "postgres", "postgres_dsn": dsn, "stream": "restart"},
             "broker": {"account_path": str(tmp_path / "broker.json")},
             "feed": {"kind": "synthetic", "symbols": ["AAPL"], "rate": 200, "seed": 5},
-            "strategies": [
-                {
-                    "name": "sma",
-                    "strategy": "sma_crossover",
-                    "symbols": ["AAPL"],
-                    "params": {"fast": 2, "slow": 5, "qty": 10},
-                }
-            ],
+            "strategies": [sma_strategy("sma", "AAPL", fast=2, slow=5, qty=10)],
             "risk": {"max_position": 0, "max_order_notional": 0, "max_orders_per_second": 0},
         }
     )
@@ -71,16 +57,16 @@ def test_kernel_holds_while_postgres_is_down_and_resumes_losing_nothing(
     kernel.bus.subscribe(">", record, name="test.acked")
     kernel.start()
     try:
-        _wait(lambda: fills() >= 3, "fills before the outage")
+        assert wait_until(lambda: fills() >= 3, 60), "no fills before the outage"
         own_postgres_server.stop("immediate")
-        _wait(lambda: kernel.store.storage_fault is not None, "storage fault (engine held)")
+        assert wait_until(lambda: kernel.store.storage_fault is not None, 60), "engine not held"
         assert not kernel.log.healthy and kernel.log.last_error
         held_at = fills()
         time.sleep(2.0)  # the feed keeps publishing; nothing critical may get through
         assert fills() <= held_at + 1  # at most one round already past its commit
         own_postgres_server.start()
-        _wait(lambda: kernel.log.healthy and kernel.store.storage_fault is None, "recovery")
-        _wait(lambda: fills() > held_at + 2, "fills after the restart")
+        assert wait_until(lambda: kernel.log.healthy and kernel.store.storage_fault is None, 60)
+        assert wait_until(lambda: fills() > held_at + 2, 60), "no fills after the restart"
     finally:
         kernel.stop()
 

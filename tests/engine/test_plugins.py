@@ -4,6 +4,7 @@ importlib.metadata) run in ``seamless backtest``; broken ones are named, never c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -25,8 +26,7 @@ from engine.strategies import SmaCrossover, ZScoreReversion
 from engine.strategy_host import resolve_strategy_class
 from streams.clock import ManualClock
 from streams.errors import ConfigError, PluginError
-
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
+from testkit.engine_process import SEAMLESS
 
 HOLD_ONCE = '''
 import param
@@ -165,16 +165,24 @@ def plugin_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture
-def installed(plugin_root: Path) -> Iterator[Path]:
-    """The plugins on this process's path for one test (entry points read afresh)."""
-    sys.path.insert(0, str(plugin_root))
+@contextlib.contextmanager
+def plugins_on_path(root: Path) -> Iterator[Path]:
+    """The plugins in ``root`` on this process's path inside the block (entry points read
+    afresh on the way in and out)."""
+    sys.path.insert(0, str(root))
     plugins.clear_cache()
     try:
-        yield plugin_root
+        yield root
     finally:
-        sys.path.remove(str(plugin_root))
+        sys.path.remove(str(root))
         plugins.clear_cache()
+
+
+@pytest.fixture
+def installed(plugin_root: Path) -> Iterator[Path]:
+    """The plugins on this process's path for one test."""
+    with plugins_on_path(plugin_root):
+        yield plugin_root
 
 
 def seamless(

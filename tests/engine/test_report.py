@@ -5,8 +5,6 @@ one-line errors that name the argument."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -30,9 +28,8 @@ from engine.research.report import (
 )
 from persistence import EventLog
 from streams.errors import PersistenceError
+from testkit.engine_process import seamless
 from tests.engine.test_metrics import hourly_bars
-
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
 
 
 class Page(HTMLParser):
@@ -90,12 +87,6 @@ def backtest(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BacktestRe
         hourly_bars(70), strategy="sma", symbol="AAPL", params={"fast": 3, "slow": 12}, db_path=db
     )
     return db, result
-
-
-def seamless(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SEAMLESS, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def test_seamless_report_writes_a_standalone_page_next_to_the_db(

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from engine.config import RiskConfig
-from engine.lifecycle import FAULTED, HALTED, PAUSED, RUNNING, STOPPED
-from engine.runner import LiveStrategyRunner
+from engine.runner import FAULTED, HALTED, PAUSED, RUNNING, STOPPED, LiveStrategyRunner
 from engine.strategy_host import StrategyHost
 from state import MemoryJournal
 from streams.clock import ManualClock

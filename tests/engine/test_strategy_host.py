@@ -62,19 +62,20 @@ class NotAStrategy:
     """A class that is not a Strategy."""
 
 
-def host_on(rig: TradingRig, *strategies: Strategy) -> StrategyHost:
+def hosted(*strategies: Strategy) -> tuple[TradingRig, StrategyHost]:
+    """A fresh trading rig, and a started host of ``strategies`` on its bus."""
+    rig = trading_rig()
     host = StrategyHost(rig.core.publish, rig.store, rig.clock, list(strategies))
     host.attach(rig.core.bus)
     host.start()
-    return host
+    return rig, host
 
 
 # -- routing ---------------------------------------------------------------------------------------
 def test_each_strategy_gets_only_its_own_symbols_bars_and_ticks() -> None:
-    rig = trading_rig()
     apple = Recorder(name="apple", symbols=["AAPL"])
     micro = Recorder(name="micro", symbols=["MSFT"])
-    host_on(rig, apple, micro)
+    rig, _ = hosted(apple, micro)
 
     rig.bar("AAPL", open=100)
     rig.bar("MSFT", open=400)
@@ -88,10 +89,9 @@ def test_each_strategy_gets_only_its_own_symbols_bars_and_ticks() -> None:
 
 
 def test_fills_go_only_to_the_strategy_that_sent_the_order() -> None:
-    rig = trading_rig()
     apple = Recorder(name="apple", symbols=["AAPL"])
     other = Recorder(name="other", symbols=["AAPL"])
-    host = host_on(rig, apple, other)
+    rig, host = hosted(apple, other)
     rig.bar("AAPL", open=100)
 
     order_id = host.contexts["apple"].submit_order("AAPL", BUY, 3)
@@ -105,9 +105,8 @@ def test_fills_go_only_to_the_strategy_that_sent_the_order() -> None:
 
 
 def test_a_rejected_order_is_no_longer_in_flight() -> None:
-    rig = trading_rig()
     apple = Recorder(name="apple", symbols=["AAPL"])
-    host = host_on(rig, apple)
+    rig, host = hosted(apple)
     rig.risk.halt("operator", "test halt")
 
     host.contexts["apple"].submit_order("AAPL", BUY, 3)
@@ -116,8 +115,7 @@ def test_a_rejected_order_is_no_longer_in_flight() -> None:
 
 
 def test_submit_order_refuses_an_unknown_side() -> None:
-    rig = trading_rig()
-    host = host_on(rig, Recorder(name="apple", symbols=["AAPL"]))
+    _, host = hosted(Recorder(name="apple", symbols=["AAPL"]))
 
     with pytest.raises(ValueError, match="order side must be one of"):
         host.contexts["apple"].submit_order("AAPL", "hold", 3)
@@ -125,10 +123,9 @@ def test_submit_order_refuses_an_unknown_side() -> None:
 
 # -- isolation -------------------------------------------------------------------------------------
 def test_a_strategy_that_raises_is_disabled_and_reported_and_the_others_go_on() -> None:
-    rig = trading_rig()
     boom = Exploding(name="boom", symbols=["AAPL"])
     calm = Recorder(name="calm", symbols=["AAPL"])
-    host = host_on(rig, boom, calm)
+    rig, host = hosted(boom, calm)
 
     for price in (100, 101, 102, 103):
         rig.bar("AAPL", open=price)
@@ -152,9 +149,8 @@ def test_a_strategy_that_raises_in_on_start_never_runs() -> None:
         def on_start(self, ctx: Any) -> None:
             raise RuntimeError("cannot warm up")
 
-    rig = trading_rig()
     bad = BadStart(name="bad", symbols=["AAPL"])
-    host = host_on(rig, bad)
+    rig, host = hosted(bad)
 
     rig.bar("AAPL", open=100)
 
@@ -164,10 +160,9 @@ def test_a_strategy_that_raises_in_on_start_never_runs() -> None:
 
 
 def test_stop_calls_on_stop_of_running_strategies_only() -> None:
-    rig = trading_rig()
     boom = Exploding(name="boom", symbols=["AAPL"])
     calm = Recorder(name="calm", symbols=["AAPL"])
-    host = host_on(rig, boom, calm)
+    rig, host = hosted(boom, calm)
     rig.bar("AAPL", open=100)
     rig.bar("AAPL", open=100)
 
@@ -179,9 +174,8 @@ def test_stop_calls_on_stop_of_running_strategies_only() -> None:
 
 # -- pause -----------------------------------------------------------------------------------------
 def test_while_paused_strategies_see_no_data() -> None:
-    rig = trading_rig()
     apple = Recorder(name="apple", symbols=["AAPL"])
-    host = host_on(rig, apple)
+    rig, host = hosted(apple)
 
     host.paused = True
     rig.bar("AAPL", open=100)
@@ -195,9 +189,8 @@ def test_while_paused_strategies_see_no_data() -> None:
 
 # -- parameters ------------------------------------------------------------------------------------
 def test_set_params_applies_valid_values() -> None:
-    rig = trading_rig()
     sma = SmaCrossover(name="sma", symbols=["AAPL"], fast=3, slow=10, qty=5)
-    host = host_on(rig, sma)
+    _, host = hosted(sma)
 
     host.set_params("sma", {"fast": 4, "qty": 7.5})
 
@@ -216,9 +209,8 @@ def test_set_params_applies_valid_values() -> None:
 def test_set_params_with_one_bad_value_changes_nothing_and_names_it(
     params: dict[str, Any], named: str
 ) -> None:
-    rig = trading_rig()
     sma = SmaCrossover(name="sma", symbols=["AAPL"], fast=3, slow=10, qty=5)
-    host = host_on(rig, sma)
+    _, host = hosted(sma)
 
     with pytest.raises(ConfigError, match=named) as raised:
         host.set_params("sma", params)
@@ -228,9 +220,8 @@ def test_set_params_with_one_bad_value_changes_nothing_and_names_it(
 
 
 def test_set_params_refuses_values_that_break_the_strategys_own_rule() -> None:
-    rig = trading_rig()
     sma = SmaCrossover(name="sma", symbols=["AAPL"], fast=3, slow=10, qty=5)
-    host = host_on(rig, sma)
+    _, host = hosted(sma)
 
     with pytest.raises(ConfigError, match=r"fast \(12\) must be smaller than slow \(10\)"):
         host.set_params("sma", {"fast": 12})
@@ -239,8 +230,7 @@ def test_set_params_refuses_values_that_break_the_strategys_own_rule() -> None:
 
 
 def test_set_params_for_an_unknown_strategy_names_the_known_ones() -> None:
-    rig = trading_rig()
-    host = host_on(rig, Recorder(name="apple", symbols=["AAPL"]))
+    _, host = hosted(Recorder(name="apple", symbols=["AAPL"]))
 
     with pytest.raises(ConfigError, match=r"no strategy named 'pear' \(have \['apple'\]\)"):
         host.set_params("pear", {"threshold": 2})
@@ -319,9 +309,8 @@ def test_an_unknown_parameter_is_named_with_the_known_ones() -> None:
 
 
 def test_a_strategy_disabled_mid_run_leaves_no_orders_in_the_log() -> None:
-    rig = trading_rig()
     boom = Exploding(name="boom", symbols=["AAPL"])
-    host_on(rig, boom)
+    rig, _ = hosted(boom)
 
     for price in (100, 101, 102):
         rig.bar("AAPL", open=price)

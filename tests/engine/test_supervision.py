@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -17,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import parse_config
-from engine.kernel import Kernel
 from engine.supervision import (
     STARTING,
     SdNotifier,
@@ -27,8 +24,8 @@ from engine.supervision import (
     watchdog_interval_s,
 )
 from streams.events import Heartbeat
-from testkit.engine_process import SEAMLESS, env, write_config
-from testkit.sd_notify import NotifyListener
+from testkit.access_server import make_kernel
+from testkit.engine_process import NotifyListener, write_config
 
 
 @pytest.fixture
@@ -38,21 +35,6 @@ def listener(tmp_path: Path) -> Iterator[NotifyListener]:
     found.close()
 
 
-def stall_kernel(tmp_path: Path) -> Kernel:
-    """A started kernel whose dispatch rounds count as stalled after 0.3 s."""
-    config = parse_config(
-        {
-            "storage": {"db_path": str(tmp_path / "supervised.duckdb")},
-            "feed": {"kind": "none"},
-            "runner": {"autostart": False},
-            "broker": {"account_path": str(tmp_path / "broker.json")},
-            "bus": {"stall_warn_s": 0.3},
-        },
-        env={},
-    )
-    return Kernel.from_config(config).start()
-
-
 # -- the real process ---------------------------------------------------------------------------
 def test_seamless_run_sends_ready_watchdog_and_stopping_from_its_main_process(
     tmp_path: Path,
@@ -60,15 +42,7 @@ def test_seamless_run_sends_ready_watchdog_and_stopping_from_its_main_process(
     # The abstract namespace ('@'), as systemd itself uses.
     listener = NotifyListener(f"@seamless-test-{uuid.uuid4().hex}")
     config = write_config(tmp_path, rate=50)
-    child_env = {**env(), "NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "400000"}
-    with (tmp_path / "err.txt").open("wb") as err:
-        proc = subprocess.Popen(
-            [SEAMLESS, "run", "--config", str(config)],
-            cwd=tmp_path,
-            env=child_env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    proc = listener.start("run", "--config", str(config), folder=tmp_path, watchdog_usec=400_000)
     try:
         ready_at, ready_pid, ready = listener.wait_for("READY=1", timeout=60)
         listener.wait_for("WATCHDOG=1", timeout=5, after=ready_at)
@@ -94,7 +68,7 @@ def test_seamless_run_sends_ready_watchdog_and_stopping_from_its_main_process(
 def test_the_watchdog_stops_pinging_while_a_subscriber_blocks_the_dispatch_loop(
     tmp_path: Path, listener: NotifyListener
 ) -> None:
-    kernel = stall_kernel(tmp_path)
+    kernel = make_kernel(tmp_path, bus={"stall_warn_s": 0.3})  # stalled after 0.3 s
     release = threading.Event()
     kernel.bus.subscribe("system.stall_probe", lambda _e: release.wait(10), name="test.blocker")
     supervisor = Supervisor.from_env(

@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -39,9 +38,9 @@ from engine.node import EXIT_LEASE_LOST, LEASE_PATH
 from persistence import CLEAN, restore
 from persistence.pg import PostgresEventLog
 from state import state_to_dict
-from streams.events import Event
+from streams.events import Event, event_types
+from testkit.engine_process import NO_LIMITS, SEAMLESS, env, seamless, sma_strategy
 
-SEAMLESS = str(Path(sys.executable).parent / "seamless")
 TTL_S = 4.0  # renewals every TTL/3 must get through a busy CI machine: leave them room
 WAIT_S = 60.0  # generous: the CI machine is small and busy
 
@@ -57,7 +56,7 @@ class Node:
             self.proc = subprocess.Popen(
                 [SEAMLESS, "run", "--config", str(config), "--print-events", "all"],
                 cwd=folder,
-                env=child_env(),
+                env=env(),
                 stdout=stdout,
                 stderr=stderr,
             )
@@ -106,12 +105,6 @@ class Node:
         self.proc.wait(10)
 
 
-def child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEAMLESS_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def write_config(
     folder: Path, dsn: str, book: str, node: str, *, standby: bool = False, seed: int = 11
 ) -> Path:
@@ -126,20 +119,8 @@ def write_config(
         "cluster": {"node_id": node, "lease_ttl_s": TTL_S, "standby": standby},
         "broker": {"account_path": str(folder / f"{book}-broker.json")},
         "feed": {"kind": "synthetic", "symbols": ["AAPL"], "rate": 150, "seed": seed},
-        "strategies": [
-            {
-                "name": f"sma_{book}",
-                "strategy": "sma_crossover",
-                "symbols": ["AAPL"],
-                "params": {"fast": 2, "slow": 5, "qty": 10},
-            }
-        ],
-        "risk": {
-            "max_position": 0,
-            "max_order_notional": 0,
-            "max_orders_per_second": 0,
-            "daily_loss_limit": 0,
-        },
+        "strategies": [sma_strategy(f"sma_{book}", "AAPL", fast=2, slow=5, qty=10)],
+        "risk": NO_LIMITS,
         "runner": {"heartbeat_interval_s": 0.2},
     }
     path = folder / f"{node}.yaml"
@@ -203,21 +184,8 @@ def check_node_in_epoch(node: Node, events: list[Event], lo: int, hi: float) -> 
     return count
 
 
-CRITICAL_TYPES = {
-    "order_submitted",
-    "order_accepted",
-    "order_rejected",
-    "order_cancelled",
-    "trade_executed",
-    "position_updated",
-    "position_closed",
-    "state_changed",
-    "command_issued",
-    "runner_status_changed",
-    "trading_state_changed",
-    "reconciliation_adjusted",
-    "cash_adjusted",
-}
+#: The types a node prints only after their commit: an acknowledged one must be in the log.
+CRITICAL_TYPES = {name for name, cls in event_types().items() if cls.CRITICAL}
 
 
 def test_takeover_after_kill_and_fencing_after_pause(
@@ -236,14 +204,12 @@ def test_takeover_after_kill_and_fencing_after_pause(
     b1.wait_trade()
 
     # A second node for a leased book, not standby, refuses and names the holder.
-    refused = subprocess.run(
-        [SEAMLESS, "run", "--config", str(write_config(tmp_path, pg_dsn, "alpha", "ax"))],
+    refused = seamless(
+        "run",
+        "--config",
+        str(write_config(tmp_path, pg_dsn, "alpha", "ax")),
         cwd=tmp_path,
-        env=child_env(),
-        capture_output=True,
-        text=True,
         timeout=WAIT_S,
-        check=False,
     )
     assert refused.returncode == 1, refused.stderr
     assert "leased by node 'a1'" in refused.stderr and "cluster.standby" in refused.stderr

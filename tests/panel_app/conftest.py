@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from testkit import free_port
 from testkit.dashboard import CHROMIUM_ARGS, chromium_path, engine_config
-from testkit.net import free_port
 
 
 class ServedDashboard:

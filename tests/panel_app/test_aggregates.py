@@ -7,25 +7,16 @@ from typing import Any
 
 from panel_app.aggregates import TradeAggregator
 from streams.bus import EventBus
-from streams.events import PnlUpdated, PositionClosed, PositionUpdated, TradeExecuted
+from streams.events import PnlUpdated, PositionClosed, PositionUpdated
+from tests.factories import buy
 
 DAY1 = int(dt.datetime(2026, 1, 5, 15, tzinfo=dt.UTC).timestamp() * 1e9)
 DAY2 = int(dt.datetime(2026, 1, 6, 15, tzinfo=dt.UTC).timestamp() * 1e9)
 
 
 def fill(seq: int, symbol: str, ts: int, *, qty: float = 10.0, price: float = 100.0) -> Any:
-    return TradeExecuted(
-        fill_id=f"f{seq}",
-        order_id=f"o{seq}",
-        strategy="s",
-        symbol=symbol,
-        side="buy",
-        qty=qty,
-        price=price,
-        commission=1.0,
-        ts_event=ts,
-        seq=seq,
-    )
+    """A buy of ``qty`` at ``price`` with a commission of 1, stored at ``seq``."""
+    return buy(qty, price, symbol, commission=1.0, ts_event=ts, seq=seq)
 
 
 def test_by_symbol_and_by_day_fold_trades_and_realized_deltas() -> None:

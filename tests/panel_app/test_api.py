@@ -8,8 +8,6 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -21,31 +19,19 @@ from testkit.access_server import (
     VIEWER_TOKEN,
     Client,
     SseStream,
+    client_fixture,
+    kernel_fixture,
     make_access,
-    make_kernel,
+    server_fixture,
     start_server,
 )
 
 BEARER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    k = make_kernel(Path(tmp_path_factory.mktemp("api")))
-    yield k
-    k.stop()
-
-
-@pytest.fixture(scope="module")
-def server(kernel: Kernel) -> Iterator[DashboardServer]:
-    srv = start_server(kernel, make_access(sse_heartbeat_s=0.3, sse_queue_size=10))
-    yield srv
-    srv.stop(engine=False)
-
-
-@pytest.fixture
-def client(server: DashboardServer) -> Client:
-    return Client(server.port)
+kernel = kernel_fixture("api")
+server = server_fixture(sse_heartbeat_s=0.3, sse_queue_size=10)
+client = client_fixture()
 
 
 def publish_beats(kernel: Kernel, component: str, n: int) -> list[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,18 +26,19 @@ from engine.config import COOKIE_SECRET_ENV, AccessConfig, UserConfig, build
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
 from streams.errors import ConfigError
+from testkit import free_port
 from testkit.access_server import (
     PASSWORDS,
     SECRET,
     SESSIONS_SEEN,
     Client,
+    client_fixture,
     document_models,
+    kernel_fixture,
     make_access,
-    make_kernel,
     pull_document,
-    start_server,
+    server_fixture,
 )
-from testkit.net import free_port
 
 
 # -- hashing --------------------------------------------------------------------------------
@@ -201,23 +201,9 @@ def test_api_token_keys_must_be_hashes() -> None:
 
 
 # -- the live server -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    k = make_kernel(Path(tmp_path_factory.mktemp("auth")))
-    yield k
-    k.stop()
-
-
-@pytest.fixture(scope="module")
-def server(kernel: Kernel) -> Iterator[DashboardServer]:
-    srv = start_server(kernel, make_access())
-    yield srv
-    srv.stop(engine=False)
-
-
-@pytest.fixture
-def client(server: DashboardServer) -> Client:
-    return Client(server.port)
+kernel = kernel_fixture("auth")
+server = server_fixture()
+client = client_fixture()
 
 
 def test_the_dashboard_redirects_to_login_without_a_session(client: Client) -> None:

@@ -31,8 +31,8 @@ from engine.access import DEV_COOKIE_SECRET, hash_password
 from engine.config import COOKIE_SECRET_ENV
 from panel_app import cli
 from panel_app.bootstrap import CONFIG_ENV, LOOPBACK_ONLY, SERVE_HOOKS_FLAGS
+from testkit import free_port
 from testkit.access_server import Client, document_models, pull_document
-from testkit.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PANEL = Path(sys.executable).parent / "panel"

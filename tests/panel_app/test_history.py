@@ -10,7 +10,7 @@ import pytest
 
 from panel_app.aggregates import TradeAggregator
 from panel_app.history import TRADE_COLUMNS, HistoryService, TtlCache
-from streams.events import TradeExecuted
+from testkit.workload import numbered_fill
 
 
 def test_ttl_cache_hits_within_ttl_and_recomputes_after() -> None:
@@ -63,19 +63,8 @@ class FakeLog:
 
 
 def make(n: int) -> tuple[HistoryService, FakeLog]:
-    trades = [
-        TradeExecuted(
-            fill_id=f"f{i}",
-            order_id=f"o{i}",
-            strategy="s",
-            symbol="AAPL",
-            side="buy" if i % 2 else "sell",
-            qty=1.0,
-            price=100.0 + i,
-            ts_event=1_700_000_000_000_000_000 + i,
-            seq=i * 3,  # seqs with gaps: other events sit in between
-        )
-        for i in range(1, n + 1)
+    trades = [  # seqs with gaps: other events sit in between
+        numbered_fill(i, strategy="s", price=100.0 + i, seq=i * 3) for i in range(1, n + 1)
     ]
     agg = TradeAggregator()
     for t in trades:

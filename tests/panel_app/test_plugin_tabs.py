@@ -4,7 +4,6 @@ a configured tab plugin that cannot be imported stops the engine's start-up, nam
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,9 @@ from typing import Any
 import panel as pn
 import pytest
 
-from engine import plugins
 from streams.errors import PluginError
 from testkit.dashboard import engine_config
-from tests.engine.test_plugins import _distribution
+from tests.engine.test_plugins import _distribution, plugins_on_path
 
 TABS = """
 import panel as pn
@@ -61,13 +59,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             }
         },
     )
-    sys.path.insert(0, str(root))
-    plugins.clear_cache()
-    try:
+    with plugins_on_path(root):
         yield root
-    finally:
-        sys.path.remove(str(root))
-        plugins.clear_cache()
 
 
 def test_configured_tabs_follow_the_built_in_ones(installed: Path, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ Prometheus text with the engine's figures."""
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -16,22 +15,21 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.config import parse_config
 from engine.kernel import Kernel
 from panel_app.server import DashboardServer
 from streams.events import Heartbeat
+from testkit import free_port
 from testkit.access_server import (
     OPERATOR_TOKEN,
     PASSWORDS,
     VIEWER_TOKEN,
     Client,
     SseStream,
-    make_access,
-    start_server,
+    client_fixture,
+    make_kernel,
+    server_fixture,
 )
-from testkit.engine_process import SEAMLESS, env, write_config
-from testkit.net import free_port
-from testkit.sd_notify import NotifyListener
+from testkit.engine_process import NotifyListener, write_config
 
 BEARER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 PROBE_WORDS = {
@@ -49,38 +47,22 @@ PROBE_WORDS = {
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     """A started kernel whose dispatch rounds count as stalled after 0.3 s, with a webhook
     channel whose receiver is down (its lag and failures show in ``/metrics``)."""
-    folder = Path(tmp_path_factory.mktemp("probes"))
-    config = parse_config(
-        {
-            "storage": {"db_path": str(folder / "probes.duckdb")},
-            "feed": {"kind": "none"},
-            "runner": {"autostart": False},
-            "broker": {"account_path": str(folder / "broker.json")},
-            "bus": {"stall_warn_s": 0.3},
-            "notify": {
-                "webhooks": [{"url": f"http://127.0.0.1:{free_port()}/hook"}],
-                "retry_initial_s": 0.05,
-                "retry_max_s": 0.3,
-                "poll_interval_s": 0.05,
-            },
+    k = make_kernel(
+        Path(tmp_path_factory.mktemp("probes")),
+        bus={"stall_warn_s": 0.3},
+        notify={
+            "webhooks": [{"url": f"http://127.0.0.1:{free_port()}/hook"}],
+            "retry_initial_s": 0.05,
+            "retry_max_s": 0.3,
+            "poll_interval_s": 0.05,
         },
-        env={},
     )
-    k = Kernel.from_config(config).start()
     yield k
     k.stop()
 
 
-@pytest.fixture(scope="module")
-def server(kernel: Kernel) -> Iterator[DashboardServer]:
-    srv = start_server(kernel, make_access())
-    yield srv
-    srv.stop(engine=False)
-
-
-@pytest.fixture
-def client(server: DashboardServer) -> Client:
-    return Client(server.port)
+server = server_fixture()
+client = client_fixture()
 
 
 def metrics(client: Client) -> dict[str, Any]:
@@ -231,16 +213,9 @@ def test_seamless_serve_is_ready_for_systemd_when_readyz_is_and_says_stopping(
 ) -> None:
     listener = NotifyListener(f"@seamless-serve-test-{uuid.uuid4().hex}")
     port = free_port()
-    child_env = {**env(), "NOTIFY_SOCKET": listener.address, "WATCHDOG_USEC": "1000000"}
     config = write_config(tmp_path, rate=50)
-    with (tmp_path / "err.txt").open("wb") as err:
-        proc = subprocess.Popen(
-            [SEAMLESS, "serve", "--config", str(config), "--port", str(port)],
-            cwd=tmp_path,
-            env=child_env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
+    args = ("serve", "--config", str(config), "--port", str(port))
+    proc = listener.start(*args, folder=tmp_path, watchdog_usec=1_000_000)
     try:
         ready_at, ready_pid, _ = listener.wait_for("READY=1", timeout=90)
         client = Client(port)

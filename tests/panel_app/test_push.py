@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 from bokeh.document import Document
 
-from panel_app.push import SessionBridge, Toast, merge_toasts, once_per_event
-from state.observables import watcher_count
+from panel_app.push import SessionBridge
+from panel_app.push_support import once_per_event
+from panel_app.push_toasts import Toast, merge_toasts
+from state.read_model import watcher_count
+from tests.factories import buy
 
 
 class CapturingDoc(Document):
@@ -174,25 +177,13 @@ def test_a_drain_stops_after_max_passes_and_schedules_the_rest() -> None:
 def test_posts_on_the_dispatch_thread_drain_once_per_round(kernel: Any) -> None:
     """A fill and the position/P&L events derived from it in the same dispatch round reach
     the session in one drain (one message), scheduled when the round ends."""
-    from streams.events import TradeExecuted
-
     bridge, doc, _ = make_bridge()
     bridge.follow_rounds(kernel.bus)
     seen: list[str] = []
     bridge.on_bus(kernel.bus, "fills.*", lambda e: seen.append(e.type), key="fills")
     bridge.on_bus(kernel.bus, "positions.*", lambda e: seen.append(e.type), key="positions")
     bridge.on_bus(kernel.bus, "pnl", lambda e: seen.append(e.type), key="pnl")
-    kernel.publish(
-        TradeExecuted(
-            fill_id="f-round",
-            order_id="o1",
-            strategy="t",
-            symbol="AAPL",
-            side="buy",
-            qty=1.0,
-            price=100.0,
-        )
-    )
+    kernel.publish(buy(1.0, 100.0, fill_id="f-round", order_id="o1", strategy="t"))
     assert kernel.bus.join(10)
     assert len(doc.pending) == 1, "one drain for the whole round"
     doc.run_pending()

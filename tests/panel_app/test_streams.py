@@ -14,7 +14,7 @@ from reactivex.testing import TestScheduler
 from engine.config import DashboardConfig
 from engine.core import Core, build_core
 from panel_app.services import build_streams
-from state.observables import view_changes, watcher_count
+from state.read_model import view_changes, watcher_count
 from streams.clock import NS_PER_S, ManualClock
 from streams.events import PnlUpdated, RunnerStatusChanged, TickReceived
 from tests.streams.operators._support import nexts, run

@@ -25,6 +25,7 @@ from engine.kernel import Kernel
 from streams import topics
 from streams.events import ErrorRaised, Event, Heartbeat, TickReceived
 from streams.sources import FeedBase
+from tests.streams.sources.helpers import wait_until
 
 
 class ScriptedFeed(FeedBase):
@@ -78,15 +79,6 @@ def _kernel(
     return kernel.start()
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
-
-
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
@@ -97,29 +89,29 @@ def test_a_stalled_feed_goes_stale_then_halts_trading(tmp: Path) -> None:
     kernel = _kernel(tmp, feed={"stale_after_s": 0.3, "halt_after_s": 2.0})
     try:
         kernel.command("start", "engine")
-        assert _wait(lambda: kernel.health()["feed"].get("published", 0) > 20)
+        assert wait_until(lambda: kernel.health()["feed"].get("published", 0) > 20)
         feed = kernel.runner.feed
         assert isinstance(feed, ScriptedFeed)
         assert not kernel.health()["feed"]["stale"]
         feed.gate.clear()  # the feed stalls
-        assert _wait(lambda: kernel.health()["feed"]["stale"], 3)
+        assert wait_until(lambda: kernel.health()["feed"]["stale"], 3)
         age = kernel.health()["feed"]["last_event_age_s"]
         assert age >= 0.3 and kernel.store.get_state("trading.state") == "active"
-        assert _wait(lambda: kernel.store.get_state("trading.state") == "halted", 5)
+        assert wait_until(lambda: kernel.store.get_state("trading.state") == "halted", 5)
         assert "feed stalled" in kernel.store.get_state("trading.reason")
         assert kernel.health()["feed"]["halted_by_stall"]
-        assert _wait(lambda: kernel.runner.status == "halted")
+        assert wait_until(lambda: kernel.runner.status == "halted")
         halts = kernel.log.read(types=["trading_state_changed"])
         assert (
             getattr(halts[-1], "actor", None) == "engine"
         )  # committed and audited like an operator halt
         # Data again: no longer stale, but trading stays halted until an operator resets.
         feed.gate.set()
-        assert _wait(lambda: not kernel.health()["feed"]["stale"])
+        assert wait_until(lambda: not kernel.health()["feed"]["stale"])
         time.sleep(0.3)
         assert kernel.store.get_state("trading.state") == "halted"
         kernel.command("reset", "engine")
-        assert _wait(lambda: kernel.store.get_state("trading.state") == "active")
+        assert wait_until(lambda: kernel.store.get_state("trading.state") == "active")
     finally:
         kernel.stop()
 
@@ -128,9 +120,9 @@ def test_no_stall_halt_when_switched_off(tmp: Path) -> None:
     kernel = _kernel(tmp, feed={"stale_after_s": 0.2})  # halt_after_s: 0 (default)
     try:
         kernel.command("start", "engine")
-        assert _wait(lambda: kernel.health()["feed"].get("published", 0) > 5)
+        assert wait_until(lambda: kernel.health()["feed"].get("published", 0) > 5)
         kernel.runner.feed.gate.clear()  # type: ignore[union-attr]
-        assert _wait(lambda: kernel.health()["feed"]["stale"], 3)
+        assert wait_until(lambda: kernel.health()["feed"]["stale"], 3)
         time.sleep(0.6)
         assert kernel.store.get_state("trading.state") == "active"
     finally:
@@ -141,7 +133,7 @@ def _flood(kernel: Kernel) -> tuple[ScriptedFeed, list[int]]:
     """Start the feed as fast as its thread goes against a slow subscriber for 1.5 s; the
     inbox depths seen meanwhile. The feed is stopped and the engine drained on return."""
     kernel.command("start", "engine")
-    assert _wait(lambda: kernel.runner.feed is not None)
+    assert wait_until(lambda: kernel.runner.feed is not None)
     feed = kernel.runner.feed
     assert isinstance(feed, ScriptedFeed)
     feed.interval_s = 0  # as fast as the feed thread can go
@@ -219,7 +211,7 @@ def test_garbage_data_becomes_counted_data_rejected_events(tmp: Path) -> None:
     kernel = _kernel(tmp, make=_garbage)
     try:
         kernel.command("start", "engine")
-        assert _wait(lambda: kernel.health()["feed"].get("rejected", 0) >= 100, 10)
+        assert wait_until(lambda: kernel.health()["feed"].get("rejected", 0) >= 100, 10)
         kernel.runner.feed.gate.clear()  # type: ignore[union-attr]
         time.sleep(0.1)
         kernel.bus.join(10)
@@ -278,8 +270,8 @@ def test_a_blocking_subscriber_is_reported_by_the_watchdog_and_producers_wait(
             target=lambda: [kernel.bus.publish(_tick(i)) for i in range(5_000)]
         )
         producer.start()
-        assert _wait(lambda: kernel.bus.inbox.blocked_puts > 0, 3)
-        assert _wait(lambda: kernel.health()["bus"]["stalled"], 3)
+        assert wait_until(lambda: kernel.bus.inbox.blocked_puts > 0, 3)
+        assert wait_until(lambda: kernel.health()["bus"]["stalled"], 3)
         assert kernel.health()["bus"]["dispatch_busy_s"] >= 0.3
         time.sleep(0.6)  # the watchdog looks every 0.25 s
         assert producer.is_alive() and len(kernel.bus.inbox) <= 256
@@ -296,7 +288,7 @@ def test_a_blocking_subscriber_is_reported_by_the_watchdog_and_producers_wait(
                 if isinstance(e, ErrorRaised) and e.component == "kernel.watchdog"
             ]
 
-        assert _wait(lambda: len(reports()) == 1, 3)
+        assert wait_until(lambda: len(reports()) == 1, 3)
         time.sleep(0.5)
         assert len(reports()) == 1 and reports()[0].error_type == "DispatchStalled"
     finally:

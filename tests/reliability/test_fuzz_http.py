@@ -26,9 +26,8 @@ from streams.events import Heartbeat
 from testkit.access_server import (
     OPERATOR_TOKEN,
     VIEWER_TOKEN,
-    make_access,
     make_kernel,
-    start_server,
+    server_fixture,
 )
 
 HTTP = settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
@@ -130,11 +129,7 @@ def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
     k.stop()
 
 
-@pytest.fixture(scope="module")
-def server(kernel: Kernel) -> Iterator[DashboardServer]:
-    srv = start_server(kernel, make_access(sse_heartbeat_s=0.2))
-    yield srv
-    srv.stop(engine=False)
+server = server_fixture(sse_heartbeat_s=0.2)
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,8 @@ from testkit.access_server import (
     PASSWORDS,
     VIEWER_TOKEN,
     Client,
-    make_access,
-    make_kernel,
-    start_server,
+    kernel_fixture,
+    server_fixture,
 )
 from tests.reliability.test_fuzz_http import SQLI, raw_request
 
@@ -42,18 +41,8 @@ COMMAND = json.dumps({"command": "pause", "args": {}}).encode()
 JSON_CT = {"Content-Type": "application/json"}
 
 
-@pytest.fixture(scope="module")
-def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    k = make_kernel(Path(tmp_path_factory.mktemp("security")))
-    yield k
-    k.stop()
-
-
-@pytest.fixture(scope="module")
-def server(kernel: Kernel) -> Iterator[DashboardServer]:
-    srv = start_server(kernel, make_access(sse_heartbeat_s=0.2))
-    yield srv
-    srv.stop(engine=False)
+kernel = kernel_fixture("security")
+server = server_fixture(sse_heartbeat_s=0.2)
 
 
 def _refusals(kernel: Kernel) -> int:

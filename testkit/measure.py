@@ -1,20 +1,43 @@
-"""CPU time of this process's descendants (by kind) and of the whole machine, from ``/proc``.
+"""What the benchmarks measure with: the one percentile they all report, and the CPU time and
+memory of processes, read from ``/proc``.
 
-A bench that runs the server, its clients and headless browsers on one host needs to say who
-had the CPU: the pages only keep up if the cores left beside the server and the stand-in
-clients cover what they need (``bench/page_cost.py`` measures one page's need). Used by
-``bench/page_cost.py`` (the whole browser of one page) and ``bench/load.py`` (the budget of a
-load run: server, SSE clients, page driver, Chromium, machine idle).
+One percentile so that p50/p95/p99 mean the same on every page. CPU by process kind because a
+bench that runs the server, its clients and headless browsers on one host needs to say who had
+the CPU: the pages only keep up if the cores left beside the server and the stand-in clients
+cover what they need (``bench/page_cost.py`` measures one page's need; ``bench/load.py`` the
+budget of a load run: server, SSE clients, page driver, Chromium, machine idle).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 #: Kinds of descendant process, by the start of their command name (``/proc/<pid>/comm``).
 BROWSER = "Chromium"
 DRIVER = "page driver"
+
+
+def percentile(values: Iterable[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0-100) of ``values``: the sorted value at index
+    ``round(q / 100 * (n - 1))``, so p50 of an odd count is the median and p100 the maximum.
+    NaN for no values (a run that measured nothing says so instead of failing)."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile q={q!r}: expected a value from 0 to 100")
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def rss_kib() -> int:
+    """This process's resident memory in KiB (``VmRSS`` of ``/proc/self/status``; 0 if absent)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 def _processes() -> dict[int, tuple[int, str, float]]:

@@ -1,18 +1,45 @@
-"""testkit/proc_cpu.py: the CPU of descendant processes, by kind, and of the whole machine."""
+"""testkit/measure.py: the one percentile every benchmark reports; the CPU of descendant
+processes, by kind, and of the whole machine; this process's resident memory."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
-from testkit.proc_cpu import (
+import pytest
+
+from testkit.measure import (
     BROWSER,
     DRIVER,
     default_kind,
     descendants_cpu_by_kind,
     descendants_cpu_s,
     machine_cpu_s,
+    percentile,
+    rss_kib,
 )
+
+
+def test_nearest_rank_of_the_sorted_values() -> None:
+    values = [5.0, 1.0, 4.0, 2.0, 3.0]  # unsorted on purpose
+
+    assert percentile(values, 50) == 3.0  # the median of an odd count
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 5.0
+    assert percentile(values, 75) == 4.0  # index round(0.75 * 4) = 3
+    assert percentile(range(1, 101), 99) == 99  # index round(0.99 * 99) = 98
+
+
+def test_no_values_gives_nan() -> None:
+    assert math.isnan(percentile([], 50))
+
+
+@pytest.mark.parametrize("q", [-1, 100.5, 150])
+def test_q_outside_0_to_100_is_refused_naming_it(q: float) -> None:
+    with pytest.raises(ValueError, match=rf"q={q!r}"):
+        percentile([1.0], q)
+
 
 #: Spins until it has used 0.5 s of CPU, says so, then waits (alive) for its stdin to close.
 BURNER = """
@@ -54,3 +81,7 @@ def test_chromium_processes_are_one_kind() -> None:
     assert default_kind("headless_shell") == BROWSER
     assert default_kind("node") == DRIVER
     assert default_kind("python3") == DRIVER
+
+
+def test_rss_is_this_process_resident_memory() -> None:
+    assert rss_kib() > 1024  # an interpreter with pytest loaded holds more than a MiB
