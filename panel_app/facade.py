@@ -17,61 +17,17 @@ imports ``persistence``). Two kinds of names live here:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.config import DashboardConfig, SeamlessConfig
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from engine.kernel import Authorizer
+    from state.journal import EventLogReader
     from state.store import StateStore
     from streams.bus import EventBus
-    from streams.events import CommandIssued, Event
-
-
-class EventLogReader(Protocol):
-    """The reads the dashboard makes of the engine's event log (DuckDB, PostgreSQL or a
-    mirror's replica): pages of events, raw frames for charts, and its write health."""
-
-    @property
-    def healthy(self) -> bool: ...
-
-    def read(
-        self,
-        since_seq: int = 0,
-        until_seq: int | None = None,
-        topic: str | None = None,
-        types: Iterable[str] | None = None,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        limit: int | None = None,
-    ) -> list[Event]: ...
-
-    def read_df(
-        self,
-        since_seq: int = 0,
-        until_seq: int | None = None,
-        topic: str | None = None,
-        types: Iterable[str] | None = None,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        limit: int | None = None,
-        *,
-        newest: bool = False,
-    ) -> pd.DataFrame: ...
-
-    def iter_batches(
-        self,
-        since_seq: int = 0,
-        until_seq: int | None = None,
-        topic: str | None = None,
-        types: Iterable[str] | None = None,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        batch_size: int = 50_000,
-    ) -> Iterator[list[Event]]: ...
+    from streams.events import CommandIssued
 
 
 class RunnerView(Protocol):
@@ -183,6 +139,7 @@ _EXPORTS = {
     "engine_status": "engine.supervision",
     "view_changes": "state.read_model",
     "StateStore": "state.store",
+    "EventLogReader": "state.journal",
     "EventBus": "streams.bus",
 }
 #: Names that are modules themselves (``from engine import cli as engine_cli``).

@@ -37,11 +37,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from persistence.chain import ChainReport
-from state.journal import Journal
-from streams.events import Event
+from state.journal import EventLogReader, Journal
 
 if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only reads as frames need it
-    import pandas as pd
+    pass
 
 #: Backends selectable with ``storage.backend``.
 BACKENDS = ("duckdb", "postgres")
@@ -95,8 +94,9 @@ class RunRecord:
 
 
 @runtime_checkable
-class Recorder(Journal, Protocol):
-    """An event log: a :class:`~state.journal.Journal` plus reads, snapshots and runs.
+class Recorder(Journal, EventLogReader, Protocol):
+    """An event log: a :class:`~state.journal.Journal` and its reads
+    (:class:`~state.journal.EventLogReader`), plus counts, snapshots and runs.
 
     ``path`` says where the log lives, for messages: a file path, or for PostgreSQL the DSN
     without its password plus ``#<stream>``.
@@ -123,59 +123,12 @@ class Recorder(Journal, Protocol):
         ...
 
     @property
-    def healthy(self) -> bool:
-        """False while writes fail (the engine must halt trading)."""
-        ...
-
-    @property
     def last_error(self) -> str | None:
         """Why the last write failed (None once a write succeeds again)."""
         ...
 
     def stats(self) -> dict[str, Any]:
         """Counters for the health endpoint and benchmarks."""
-        ...
-
-    def read(
-        self,
-        since_seq: int = 0,
-        until_seq: int | None = None,
-        topic: str | None = None,
-        types: Iterable[str] | None = None,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        limit: int | None = None,
-    ) -> list[Event]:
-        """Stored events with ``since_seq < seq <= until_seq`` matching the filters, by seq."""
-        ...
-
-    def read_df(
-        self,
-        since_seq: int = 0,
-        until_seq: int | None = None,
-        topic: str | None = None,
-        types: Iterable[str] | None = None,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        limit: int | None = None,
-        *,
-        newest: bool = False,
-    ) -> pd.DataFrame:
-        """The same rows as ``read``, as a DataFrame of the stored columns (with ``newest``,
-        the newest ``limit`` of them, oldest first)."""
-        ...
-
-    def iter_batches(
-        self,
-        since_seq: int = 0,
-        until_seq: int | None = None,
-        topic: str | None = None,
-        types: Iterable[str] | None = None,
-        start_ns: int | None = None,
-        end_ns: int | None = None,
-        batch_size: int = 50_000,
-    ) -> Iterator[list[Event]]:
-        """``read`` in bounded batches (for replays that must not hold the whole log)."""
         ...
 
     def count(

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from streams.errors import SeamlessError
 from streams.events import Event
+
+if TYPE_CHECKING:  # pandas costs ~0.4 s to import: only reads as frames need it
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,59 @@ class Journal(Protocol):
     @property
     def last_seq(self) -> int:
         """The highest seq assigned so far (0 for an empty journal)."""
+        ...
+
+
+class EventLogReader(Protocol):
+    """The reads of a journal that keeps its events (the event logs of ``persistence``, and a
+    mirror's): what the dashboard, notebooks and replays read, defined once here so that the
+    readers need not import persistence. ``healthy`` is False while writes fail."""
+
+    @property
+    def healthy(self) -> bool:
+        """False while writes fail (the engine must halt trading)."""
+        ...
+
+    def read(
+        self,
+        since_seq: int = 0,
+        until_seq: int | None = None,
+        topic: str | None = None,
+        types: Iterable[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Stored events with ``since_seq < seq <= until_seq`` matching the filters, by seq."""
+        ...
+
+    def read_df(
+        self,
+        since_seq: int = 0,
+        until_seq: int | None = None,
+        topic: str | None = None,
+        types: Iterable[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int | None = None,
+        *,
+        newest: bool = False,
+    ) -> pd.DataFrame:
+        """The same rows as ``read``, as a DataFrame of the stored columns (with ``newest``,
+        the newest ``limit`` of them, oldest first)."""
+        ...
+
+    def iter_batches(
+        self,
+        since_seq: int = 0,
+        until_seq: int | None = None,
+        topic: str | None = None,
+        types: Iterable[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        batch_size: int = 50_000,
+    ) -> Iterator[list[Event]]:
+        """``read`` in bounded batches (for replays that must not hold the whole log)."""
         ...
 
 
