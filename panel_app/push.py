@@ -20,7 +20,7 @@ later) go out together; and updates or toasts that the drain's own updates raise
 toast) are applied in the same drain instead of scheduling another one. Each drain is one
 Bokeh patch message, whose cost grows with the size of the session's document.
 
-Toasts are merged and rate limited by the bridge's :class:`~panel_app.push_toasts.ToastGate`;
+Toasts are merged and rate limited by the bridge's :class:`~panel_app.toasts.ToastGate`;
 work that is the same for every session (formatting an event into a table row) is done once
 per event with :func:`~panel_app.push_support.once_per_event`.
 """
@@ -39,7 +39,7 @@ from tornado.ioloop import IOLoop
 
 from panel_app.facade import EventBus, StateStore
 from panel_app.push_support import DEADLINES, BridgeStats, one_message
-from panel_app.push_toasts import Notifier, Toast, ToastGate, panel_notify
+from panel_app.toasts import Notifier, Toast, ToastGate, notify
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class SessionBridge:
             doc=doc,
             stats=self.stats,
             name=name,
-            notifier=notifier if notifier is not None else panel_notify,
+            notifier=notifier if notifier is not None else notify,
             interval_s=toast_interval_s,
             timer=held_toast_timer,
         )

@@ -1,25 +1,35 @@
-"""A cheap toast stack for pushed notifications.
+"""A session's toasts: which events raise them, how a drain's toasts merge, and a cheap stack
+that shows them.
 
-Panel's notification area adds a new Bokeh model for every toast, and adding a model makes
-Bokeh walk every model of the session's document (``DocumentModelManager.recompute``): with
-a dashboard of tables and charts that is the most expensive thing a push can do, and a busy
-engine raises several toasts a second in every session. Here the toasts are one HTML pane
-whose text is re-rendered: a string property change, no model walk. Each toast is hidden by
-CSS when its duration is over: a zero-length animation whose delay is computed from when the
-toast was raised, so re-rendering does not restart it (a fade would cost every open page
-frames to draw in software); sticky toasts (duration 0, e.g. a daily-loss breach) stay until the
-user dismisses them with the "Dismiss" button.
+:func:`event_toast` says which engine events raise a toast in every session. A session's bridge
+(:class:`~panel_app.push.SessionBridge`) queues toasts with its updates; each drain hands them
+to its :class:`ToastGate`, which shows at most one per interval: the most severe, with the
+newest others and a count of the rest (:func:`merge_toasts`).
+
+Why :class:`ToastStack` and not Panel's notification area: Panel's area adds a new Bokeh model
+for every toast, and adding a model makes Bokeh walk every model of the session's document
+(``DocumentModelManager.recompute``): with a dashboard of tables and charts that is the most
+expensive thing a push can do, and a busy engine raises several toasts a second in every
+session. Here the toasts are one HTML pane whose text is re-rendered: a string property change,
+no model walk. Each toast is hidden by CSS when its duration is over: a zero-length animation
+whose delay is computed from when the toast was raised, so re-rendering does not restart it (a
+fade would cost every open page frames to draw in software); sticky toasts (duration 0, e.g. a
+daily-loss breach) stay until the user dismisses them with the "Dismiss" button.
 """
 
 from __future__ import annotations
 
 import html
+import logging
 import time
 from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import panel as pn
 
+from panel_app.push_support import BridgeStats, one_message
 from panel_app.views.live_panes import LiveHTML
 from streams.events import (
     CommandRefused,
@@ -33,13 +43,15 @@ from streams.events import (
     TradingStateChanged,
 )
 
+log = logging.getLogger(__name__)
+
 #: How long a toast stays (ms); 0 = until dismissed.
 SHORT, LONG, STICKY = 4_000, 10_000, 0
 
 
 def notify(kind: str, message: str, duration: int = SHORT) -> None:
-    """A toast in the current session, for what a user's own action caused (no-op outside a
-    served session)."""
+    """A toast in the current Panel session: what a user's own action caused, and the default
+    notifier of a session's bridge (no-op outside a served session)."""
     area = pn.state.notifications
     if area is None:
         return
@@ -86,6 +98,119 @@ def event_toast(event: Event) -> tuple[str, str, int] | None:
             SHORT,
         )
     return None
+
+
+#: Toast kinds, least to most severe (the merged toast of a drain takes the most severe).
+TOAST_SEVERITY = {"info": 0, "success": 1, "warning": 2, "error": 3}
+
+Notifier = Callable[[str, str, int], None]
+
+
+class Toast:
+    """A queued notification: ``kind`` is info/success/warning/error; duration 0 = sticky."""
+
+    __slots__ = ("duration", "kind", "message")
+
+    def __init__(self, kind: str, message: str, duration: int) -> None:
+        self.kind = kind
+        self.message = message
+        self.duration = duration
+
+
+def merge_toasts(toasts: list[Toast], *, lines: int = 4) -> Toast | None:
+    """One toast for many: the kind of the most severe, its newest message first, then the
+    newest of the others (at most ``lines`` messages in all, then a count of the rest).
+
+    A sticky toast (duration 0) among them keeps the merged toast sticky.
+    """
+    if not toasts:
+        return None
+    if len(toasts) == 1:
+        return toasts[0]
+    top = max(TOAST_SEVERITY.get(t.kind, 0) for t in toasts)
+    chosen = [t for t in toasts if TOAST_SEVERITY.get(t.kind, 0) == top][-1]
+    rest = [t for t in reversed(toasts) if t is not chosen]
+    shown = [chosen.message, *(t.message for t in rest[: max(0, lines - 1)])]
+    hidden = len(toasts) - len(shown)
+    if hidden:
+        shown.append(f"+{hidden} more")
+    sticky = any(t.duration == 0 for t in toasts)
+    durations = [t.duration for t in toasts if t.duration > 0]
+    duration = 0 if sticky else max(durations, default=chosen.duration)
+    return Toast(chosen.kind, " | ".join(shown), duration)
+
+
+@dataclass(eq=False, kw_only=True)
+class ToastGate:
+    """Shows one session's toasts through ``notifier`` (:func:`notify`, or a session's
+    :meth:`ToastStack.show`).
+
+    Adding a toast adds a model to the document, which makes Bokeh walk all of the
+    document's models: so at most one toast per ``interval_s``; the ones in between are held
+    and merged (errors and sticky toasts are never held). Held toasts are shown by a timer of
+    their own (one more message) when ``timer`` is set; otherwise the session calls
+    :meth:`flush` from a periodic tick of its own. Without a document (``doc`` None: tests,
+    notebooks) nothing is held. Used on the session's loop only.
+    """
+
+    doc: Any
+    stats: BridgeStats
+    name: str
+    notifier: Notifier
+    interval_s: float
+    timer: bool
+    closed: bool = field(default=False, init=False)
+    _held: list[Toast] = field(default_factory=list, init=False)
+    _next_at: float = field(default=0.0, init=False)
+    _timer_set: bool = field(default=False, init=False)
+
+    def show(self, toasts: list[Toast]) -> None:
+        """Show ``toasts`` (and any held ones) merged into one, or hold them all for later."""
+        toasts = [*self._held, *toasts]
+        self._held = []
+        if not toasts:
+            return
+        now = time.monotonic()
+        urgent = any(t.kind == "error" or t.duration == 0 for t in toasts)
+        if self.doc is not None and not urgent and now < self._next_at:
+            self._held = toasts
+            if self.timer and not self._timer_set:
+                self._timer_set = True
+                delay_ms = max(1, int((self._next_at - now) * 1000))
+                try:
+                    self.doc.add_timeout_callback(self._flush_on_timer, delay_ms)
+                except Exception as exc:  # the session is going away
+                    log.debug("cannot schedule held toasts for %s: %s", self.name, exc)
+            return
+        self._next_at = now + self.interval_s
+        toast = merge_toasts(toasts)
+        if toast is None:
+            return
+        try:
+            self.notifier(toast.kind, toast.message, toast.duration)
+            self.stats.toasts_shown += 1
+        except Exception:
+            log.exception("notification failed in %s", self.name)
+
+    def _flush_on_timer(self) -> None:
+        self._timer_set = False
+        if self.closed or not self._held:
+            return
+        with one_message(self.doc):
+            self.flush()
+
+    def flush(self) -> None:
+        """Show the held toasts now, merged into one (call inside the caller's ``hold``; a
+        no-op when none are held)."""
+        if self.closed or not self._held:
+            return
+        self._next_at = 0.0
+        self.show([])
+
+    def close(self) -> None:
+        """Drop the held toasts and show nothing more (the session is going away)."""
+        self.closed = True
+        self._held = []
 
 
 TOAST_CSS = """

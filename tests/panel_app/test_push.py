@@ -10,7 +10,7 @@ from bokeh.document import Document
 
 from panel_app.push import SessionBridge
 from panel_app.push_support import once_per_event
-from panel_app.push_toasts import Toast, merge_toasts
+from panel_app.toasts import Toast, merge_toasts
 from state.read_model import watcher_count
 from tests.factories import buy
 
