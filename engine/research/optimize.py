@@ -191,7 +191,15 @@ def run_search(
         interrupted = True
     if interrupted or broken:
         with sigint_ignored():
-            pool.terminate()
+            if interrupted:
+                pool.terminate()
+            else:
+                # A task that raised in its worker (most often: the worker could not start) ends
+                # the search; the few queued trials are let to finish. terminate() here could
+                # kill a worker that is sending a result, which leaves the pool's result-queue
+                # lock taken and terminate() waiting on it forever (a multiprocessing.Pool race
+                # seen in the broken-worker test, where results come back at once).
+                pool.close()
             for trial, _params, pending in inflight:
                 result = _finished_result(pending)
                 if result is None:
